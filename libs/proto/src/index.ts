@@ -1,0 +1,5 @@
+// The hand-written side of @adco/proto: the tensor codec (typed arrays <-> Tensor messages) and the
+// descriptor set for server reflection. The generated messages and services are imported per file:
+// `@adco/proto/common`, `@adco/proto/adversary_bank`, ...
+export { fileDescriptorSetBase64 } from "./gen/descriptor.js";
+export { decodeTensor, encodeTensor, TensorError, type DecodedTensor, type TypedArray } from "./tensor.js";

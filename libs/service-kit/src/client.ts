@@ -1,0 +1,46 @@
+// Client side of the kit: channel options that match the servers' message limits, and a deadline on
+// every call (a call without one can hang forever on a dead peer).
+import * as grpc from "@grpc/grpc-js";
+
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+
+export function channelOptions(maxMessageBytes = 64 << 20): grpc.ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+  };
+}
+
+/** Call options with a deadline `timeoutMs` from now. */
+export function deadline(timeoutMs = DEFAULT_CALL_TIMEOUT_MS): grpc.CallOptions {
+  return { deadline: new Date(Date.now() + timeoutMs) };
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (error: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
+/** Promise form of a generated unary client method, always with a deadline. */
+export function unaryCall<Req, Res>(
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(request, new grpc.Metadata(), deadline(timeoutMs), (error, response) =>
+      error ? reject(error) : resolve(response),
+    );
+  });
+}
+
+/** Resolves when the channel is ready, or rejects after timeoutMs. */
+export function waitForReady(client: grpc.Client, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.waitForReady(Date.now() + timeoutMs, (error) => (error ? reject(error) : resolve())),
+  );
+}

@@ -1,0 +1,197 @@
+// Small typed handlers over grpc-js, in the style of connect-es: a unary handler is an async function
+// of the request; a streaming handler is an async generator. The kit turns them into grpc-js handlers
+// that map thrown errors to status codes, answer undecodable requests with INVALID_ARGUMENT (grpc-js
+// itself would say INTERNAL), write with backpressure, and record metrics and logs for every call.
+import { once } from "node:events";
+import type * as grpc from "@grpc/grpc-js";
+import { invalidArgument, RpcError, status, toRpcError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { Metrics } from "./metrics.js";
+
+/** What a handler knows about its call. */
+export interface CallContext {
+  /** Aborted when the client cancels, the deadline passes, or the server shuts down. */
+  readonly signal: AbortSignal;
+  /** Aborted only when the server shuts down: long streams end themselves on it. */
+  readonly shutdown: AbortSignal;
+  readonly log: Logger;
+  readonly metadata: grpc.Metadata;
+  readonly peer: string;
+  readonly deadline: grpc.Deadline;
+}
+
+interface MethodDefinition {
+  readonly path: string;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+  requestDeserialize(value: Buffer): unknown;
+}
+
+type Req<M> = M extends { requestDeserialize: (value: Buffer) => infer R } ? R : never;
+type Res<M> = M extends { responseSerialize: (value: infer R) => Buffer } ? R : never;
+
+export type Handler<M> = M extends { requestStream: false; responseStream: false }
+  ? (request: Req<M>, ctx: CallContext) => Promise<Res<M>>
+  : M extends { requestStream: false; responseStream: true }
+    ? (request: Req<M>, ctx: CallContext) => AsyncIterable<Res<M>>
+    : M extends { requestStream: true; responseStream: false }
+      ? (requests: AsyncIterable<Req<M>>, ctx: CallContext) => Promise<Res<M>>
+      : (requests: AsyncIterable<Req<M>>, ctx: CallContext) => AsyncIterable<Res<M>>;
+
+/** The handlers of one generated service definition (e.g. DataWorkerService), one per method. */
+export type ServiceHandlers<S> = { [K in keyof S]: Handler<S[K]> };
+
+/** A request that did not decode: the handler adapter answers INVALID_ARGUMENT for it. */
+class MalformedRequest {
+  constructor(readonly error: Error) {}
+}
+
+export interface HandlerEnvironment {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly shutdown: AbortSignal;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuplexStream<unknown, unknown>>;
+type AnyHandler = (input: unknown, ctx: CallContext) => Promise<unknown> | AsyncIterable<unknown>;
+
+function contextFor(call: AnyCall, env: HandlerEnvironment, method: string): CallContext {
+  const cancelled = new AbortController();
+  call.on("cancelled", () => cancelled.abort(new RpcError(status.CANCELLED, "cancelled by the client")));
+  return {
+    signal: AbortSignal.any([cancelled.signal, env.shutdown]),
+    shutdown: env.shutdown,
+    log: env.log.child({ method }),
+    metadata: call.metadata,
+    peer: call.getPeer(),
+    deadline: call.getDeadline(),
+  };
+}
+
+function checked(message: unknown): unknown {
+  if (message instanceof MalformedRequest) {
+    throw invalidArgument(`malformed request: ${message.error.message}`);
+  }
+  return message;
+}
+
+async function* incoming(call: grpc.ServerReadableStream<unknown, unknown>): AsyncIterable<unknown> {
+  for await (const message of call) yield checked(message);
+}
+
+async function writeAll(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  messages: AsyncIterable<unknown>,
+  signal: AbortSignal,
+) {
+  for await (const message of messages) {
+    if (signal.aborted) break;
+    if (!call.write(message)) await once(call, "drain", { signal });
+  }
+}
+
+/** Wraps one friendly handler as a grpc-js handler. */
+function adapt(
+  method: MethodDefinition,
+  handler: AnyHandler,
+  env: HandlerEnvironment,
+): grpc.UntypedHandleCall {
+  const name = method.path;
+  const finish = (ctx: CallContext, started: number, error: unknown) => {
+    let rpcError = error === undefined ? undefined : toRpcError(error);
+    // A call ended by shutdown tells the client to retry elsewhere, not that the request was bad.
+    if (rpcError && env.shutdown.aborted && ctx.signal.aborted && !(error instanceof RpcError)) {
+      rpcError = new RpcError(status.UNAVAILABLE, "server is shutting down; retry");
+    }
+    const code = rpcError ? rpcError.code : status.OK;
+    env.metrics.handled.inc({ method: name, code: status[code] });
+    env.metrics.handlingSeconds.observe({ method: name }, (performance.now() - started) / 1000);
+    if (rpcError?.code === status.INTERNAL) ctx.log.error({ err: error }, "handler failed");
+    else if (rpcError) ctx.log.debug({ code: status[code], details: rpcError.message }, "call failed");
+    return rpcError;
+  };
+  const asStatus = (e: RpcError): Partial<grpc.StatusObject> => ({ code: e.code, details: e.message });
+
+  if (!method.responseStream) {
+    return ((call: AnyCall, callback: grpc.sendUnaryData<unknown>) => {
+      const started = performance.now();
+      const ctx = contextFor(call, env, name);
+      const input = method.requestStream
+        ? incoming(call as grpc.ServerReadableStream<unknown, unknown>)
+        : call.request;
+      Promise.resolve()
+        .then(() => handler(method.requestStream ? input : checked(input), ctx) as Promise<unknown>)
+        .then(
+          (response) => {
+            finish(ctx, started, undefined);
+            callback(null, response);
+          },
+          (error: unknown) => callback(asStatus(finish(ctx, started, error)!)),
+        );
+    }) as grpc.UntypedHandleCall;
+  }
+
+  return ((call: AnyCall) => {
+    const started = performance.now();
+    const ctx = contextFor(call, env, name);
+    const stream = call as unknown as grpc.ServerWritableStream<unknown, unknown>;
+    Promise.resolve()
+      .then(() => {
+        const input = method.requestStream
+          ? incoming(call as grpc.ServerReadableStream<unknown, unknown>)
+          : checked(call.request);
+        return writeAll(stream, handler(input, ctx) as AsyncIterable<unknown>, ctx.signal);
+      })
+      .then(
+        () => {
+          const error = env.shutdown.aborted
+            ? new RpcError(status.UNAVAILABLE, "server is shutting down")
+            : undefined;
+          finish(ctx, started, error);
+          if (error) stream.emit("error", { code: error.code, details: error.message });
+          else stream.end();
+        },
+        (error: unknown) => {
+          const rpcError = finish(ctx, started, error)!;
+          stream.emit("error", { code: rpcError.code, details: rpcError.message });
+        },
+      );
+  }) as grpc.UntypedHandleCall;
+}
+
+/**
+ * The grpc-js definition and implementation of a service: the definition's request decoders are
+ * wrapped so that undecodable bytes reach the adapter (and become INVALID_ARGUMENT).
+ */
+export function toGrpcService<S extends Record<string, MethodDefinition>>(
+  definition: S,
+  handlers: ServiceHandlers<S>,
+  env: HandlerEnvironment,
+): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
+  const patched: Record<string, unknown> = {};
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const [key, method] of Object.entries(definition)) {
+    const decode = method.requestDeserialize.bind(method);
+    patched[key] = {
+      ...method,
+      requestDeserialize: (value: Buffer) => {
+        try {
+          return decode(value);
+        } catch (e) {
+          return new MalformedRequest(e instanceof Error ? e : new Error(String(e)));
+        }
+      },
+    };
+    const handler = (handlers as Record<string, AnyHandler>)[key];
+    if (!handler) throw new Error(`no handler for ${method.path}`);
+    implementation[key] = adapt(method, handler, env);
+  }
+  return { definition: patched as grpc.ServiceDefinition, implementation };
+}
+
+/** "/adco.v1.DataWorker/StreamViews" -> "adco.v1.DataWorker" (the name health checks use). */
+export function serviceNameOf(definition: Record<string, MethodDefinition>): string {
+  const first = Object.values(definition)[0];
+  if (!first) throw new Error("empty service definition");
+  return first.path.split("/")[1]!;
+}

@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
+import { TrainerClient, TrainerService, type RunEvent } from "@adco/proto/trainer";
+import { unaryCall, channelOptions } from "./client.js";
+import { loadConfig } from "./config.js";
+import { failedPrecondition, status } from "./errors.js";
+import { createLogger } from "./logger.js";
+import { commonConfig, register, ServiceHost } from "./server.js";
+
+// A trainer definition with test handlers: each method exercises one path of the kit.
+function testHandlers(streamStarted: () => void) {
+  return register(TrainerService, {
+    async startRun() {
+      throw failedPrecondition("precondition says no");
+    },
+    async stopRun() {
+      throw new Error("a bug");
+    },
+    async listRuns() {
+      return { runs: [] };
+    },
+    async getRun(request) {
+      return {
+        runId: request.runId,
+        state: 0,
+        step: 7,
+        epoch: 0,
+        totalSteps: 0,
+        createdUnixMs: 0,
+        error: "",
+      };
+    },
+    async *watchRun(request, ctx) {
+      let sequence = 0;
+      streamStarted();
+      while (!ctx.signal.aborted) {
+        yield { runId: request.runId, sequence: ++sequence, unixMs: Date.now() } satisfies RunEvent;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async checkpointNow() {
+      return { runId: "r", step: 0 };
+    },
+  });
+}
+
+describe("ServiceHost", () => {
+  let host: ServiceHost;
+  let address: string;
+  let client: InstanceType<typeof TrainerClient>;
+  let streamStarted!: () => void;
+  const started = new Promise<void>((resolve) => (streamStarted = resolve));
+
+  before(async () => {
+    const config = loadConfig(commonConfig({ grpcPort: 0, metricsPort: 0 }), {
+      env: { ADCO_GRPC_PORT: "0" },
+    });
+    host = await ServiceHost.start({
+      name: "test",
+      config: { ...config, shutdownGraceMs: 2000 },
+      log: createLogger("test", "silent"),
+      services: [testHandlers(streamStarted)],
+    });
+    address = `127.0.0.1:${host.grpcPort}`;
+    client = new TrainerClient(address, grpc.credentials.createInsecure(), channelOptions());
+  });
+  after(async () => {
+    client.close();
+    await host.shutdown("test over");
+  });
+
+  it("answers health checks for the server and each service", async () => {
+    const Health = grpc.makeGenericClientConstructor(healthService, "Health");
+    const health = new Health(address, grpc.credentials.createInsecure());
+    for (const name of ["", "adco.v1.Trainer"]) {
+      const reply = await new Promise<{ status: string }>((resolve, reject) =>
+        health.check({ service: name }, (e: Error | null, r: { status: string }) =>
+          e ? reject(e) : resolve(r),
+        ),
+      );
+      assert.equal(reply.status, "SERVING");
+    }
+    health.close();
+  });
+
+  it("serves a unary call", async () => {
+    const run = await unaryCall(client.getRun.bind(client), { runId: "abc" });
+    assert.equal(run.runId, "abc");
+    assert.equal(run.step, 7);
+  });
+
+  it("sends a thrown RpcError as its status code", async () => {
+    await assert.rejects(unaryCall(client.startRun.bind(client), { runId: "" }), (e: grpc.ServiceError) => {
+      return e.code === status.FAILED_PRECONDITION && e.details === "precondition says no";
+    });
+  });
+
+  it("sends any other error as INTERNAL and keeps serving", async () => {
+    await assert.rejects(unaryCall(client.stopRun.bind(client), { runId: "x" }), (e: grpc.ServiceError) => {
+      return e.code === status.INTERNAL && /a bug/.test(e.details);
+    });
+    await unaryCall(client.listRuns.bind(client), {});
+  });
+
+  it("answers undecodable request bytes with INVALID_ARGUMENT, not INTERNAL", async () => {
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+    // Field 1 (run_id), length-delimited, claims 5 bytes but carries 1.
+    const truncated = Buffer.from([0x0a, 0x05, 0x61]);
+    const error = await new Promise<grpc.ServiceError>((resolve) =>
+      raw.makeUnaryRequest(
+        "/adco.v1.Trainer/GetRun",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        truncated,
+        (e) => resolve(e!),
+      ),
+    );
+    assert.equal(error.code, status.INVALID_ARGUMENT);
+    assert.match(error.details, /malformed request/);
+    raw.close();
+  });
+
+  it("exposes Prometheus metrics, counting calls by method and code", async () => {
+    const body = await (await fetch(`http://127.0.0.1:${host.metricsPort}/metrics`)).text();
+    assert.match(
+      body,
+      /adco_grpc_server_handled_total\{method="\/adco.v1.Trainer\/StartRun",code="FAILED_PRECONDITION",service="test"\} 1/,
+    );
+    assert.match(body, /adco_process_cpu_seconds_total/);
+  });
+
+  it("ends open streams on shutdown with UNAVAILABLE and drains", async () => {
+    const events: RunEvent[] = [];
+    const stream = client.watchRun({ runId: "r1", replay: false });
+    stream.on("data", (e: RunEvent) => events.push(e));
+    const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+      stream.on("error", (e: grpc.ServiceError) => resolve(e));
+      stream.on("end", () => resolve(undefined));
+    });
+    await started;
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    await host.shutdown("test");
+    const error = await ended;
+    assert.ok(performance.now() - t0 < 1500, "shutdown drained within the grace period");
+    assert.ok(events.length >= 2, `got ${events.length} events before shutdown`);
+    assert.equal(error?.code, status.UNAVAILABLE);
+  });
+});

@@ -1,0 +1,6 @@
+import { commonConfig } from "@adco/service-kit";
+
+/** Every key the adversary bank reads (env ADCO_<KEY>, or a file named by ADCO_CONFIG). */
+export const adversaryBankConfig = {
+  ...commonConfig({ grpcPort: 50053, metricsPort: 9403 }),
+};

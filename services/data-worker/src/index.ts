@@ -1,0 +1,2 @@
+export { dataWorkerConfig } from "./config.js";
+export { checkOpenStream, dataWorkerHandlers } from "./handlers.js";

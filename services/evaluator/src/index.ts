@@ -1,0 +1,2 @@
+export { evaluatorConfig } from "./config.js";
+export { checkEvaluateRequest, evaluatorHandlers } from "./handlers.js";

@@ -1,0 +1,2 @@
+export { trainerConfig } from "./config.js";
+export { checkRunConfig, trainerHandlers } from "./handlers.js";
