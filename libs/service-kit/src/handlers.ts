@@ -75,8 +75,23 @@ function checked(message: unknown): unknown {
   return message;
 }
 
-async function* incoming(call: grpc.ServerReadableStream<unknown, unknown>): AsyncIterable<unknown> {
-  for await (const message of call) yield checked(message);
+/** The client's messages; ends the handler's loop with UNAVAILABLE on shutdown (or CANCELLED). */
+async function* incoming(
+  call: grpc.ServerReadableStream<unknown, unknown>,
+  signal: AbortSignal,
+): AsyncIterable<unknown> {
+  const messages = call[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+  const aborted = new Promise<never>((_, reject) => {
+    const stop = () => reject(toRpcError(signal.reason));
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
+  aborted.catch(() => undefined);
+  for (;;) {
+    const next = await Promise.race([messages.next(), aborted]);
+    if (next.done) return;
+    yield checked(next.value);
+  }
 }
 
 async function writeAll(
@@ -117,7 +132,7 @@ function adapt(
       const started = performance.now();
       const ctx = contextFor(call, env, name);
       const input = method.requestStream
-        ? incoming(call as grpc.ServerReadableStream<unknown, unknown>)
+        ? incoming(call as grpc.ServerReadableStream<unknown, unknown>, ctx.signal)
         : call.request;
       Promise.resolve()
         .then(() => handler(method.requestStream ? input : checked(input), ctx) as Promise<unknown>)
@@ -138,7 +153,7 @@ function adapt(
     Promise.resolve()
       .then(() => {
         const input = method.requestStream
-          ? incoming(call as grpc.ServerReadableStream<unknown, unknown>)
+          ? incoming(call as grpc.ServerReadableStream<unknown, unknown>, ctx.signal)
           : checked(call.request);
         return writeAll(stream, handler(input, ctx) as AsyncIterable<unknown>, ctx.signal);
       })

@@ -6,6 +6,7 @@ import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { fileDescriptorSetBase64 } from "@adco/proto";
+import { unavailable } from "./errors.js";
 import { ConfigError, field, loadConfig, type ConfigOf, type ConfigSpec } from "./config.js";
 import { serviceNameOf, toGrpcService, type ServiceHandlers } from "./handlers.js";
 import { createLogger, LOG_LEVELS, type Logger } from "./logger.js";
@@ -173,7 +174,7 @@ export class ServiceHost {
       const grace = this.options.config.shutdownGraceMs;
       this.log.info({ reason, graceMs: grace }, "shutting down");
       for (const n of ["", ...this.serviceNames]) this.health.setStatus(n, "NOT_SERVING");
-      this.shutdownController.abort();
+      this.shutdownController.abort(unavailable("server is shutting down; retry"));
       const drained = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), grace);
         this.server.tryShutdown(() => {
