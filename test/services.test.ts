@@ -5,13 +5,12 @@ import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { service as healthService } from "grpc-health-check";
 import { AdversaryBankClient, BankUpdate, type StepResponse } from "@adco/proto/adversary_bank";
 import { BankKind, DataType } from "@adco/proto/common";
 import { DataWorkerClient, type ViewsResponse } from "@adco/proto/data_worker";
 import { EvaluateRequest, EvaluatorClient, type EvaluateEvent } from "@adco/proto/evaluator";
 import { RunConfig, TrainerClient } from "@adco/proto/trainer";
-import { channelOptions, unaryCall } from "@adco/service-kit";
+import { channelOptions, checkHealth, unaryCall } from "@adco/service-kit";
 import {
   failedStart,
   SERVICES,
@@ -36,24 +35,6 @@ const ONE_UNARY_METHOD: Record<ServiceName, string> = {
   "adversary-bank": "/adco.v1.AdversaryBank/GetStats",
   evaluator: "/adco.v1.Evaluator/Evaluate",
 };
-
-function healthCheck(address: string, service: string): Promise<string> {
-  const Health = grpc.makeGenericClientConstructor(healthService, "Health");
-  const client = new Health(address, insecure) as unknown as grpc.Client & {
-    check(
-      request: { service: string },
-      options: grpc.CallOptions,
-      callback: (e: Error | null, r: { status: string }) => void,
-    ): void;
-  };
-  return new Promise<string>((resolve, reject) =>
-    client.check({ service }, { deadline: Date.now() + 5000 }, (e: Error | null, r: { status: string }) => {
-      client.close();
-      if (e) reject(e);
-      else resolve(r.status);
-    }),
-  );
-}
 
 function reflectedServices(address: string): Promise<string[]> {
   const require = createRequire(import.meta.url);
@@ -114,10 +95,10 @@ for (const name of SERVICES) {
     });
 
     it("answers grpc.health.v1.Health/Check with SERVING, for the server and its service", async () => {
-      assert.equal(await healthCheck(service.grpcAddress, ""), "SERVING");
-      assert.equal(await healthCheck(service.grpcAddress, SERVICE_NAMES[name]), "SERVING");
+      assert.equal(await checkHealth(service.grpcAddress, ""), "SERVING");
+      assert.equal(await checkHealth(service.grpcAddress, SERVICE_NAMES[name]), "SERVING");
       await assert.rejects(
-        healthCheck(service.grpcAddress, "adco.v1.Nope"),
+        checkHealth(service.grpcAddress, "adco.v1.Nope"),
         hasStatus(grpc.status.NOT_FOUND, /.*/),
       );
     });
@@ -141,7 +122,7 @@ for (const name of SERVICES) {
         Buffer.from([0x0a, 0x05, 0x61]),
       );
       assert.equal(error.code, grpc.status.INVALID_ARGUMENT, error.details);
-      assert.equal(await healthCheck(service.grpcAddress, ""), "SERVING");
+      assert.equal(await checkHealth(service.grpcAddress, ""), "SERVING");
     });
 
     it("writes structured JSON logs", () => {
@@ -274,7 +255,7 @@ describe("SIGTERM", () => {
   for (const name of SERVICES) {
     it(`${name} exits 0 within 5 s`, async () => {
       const service = await startService(name);
-      assert.equal(await healthCheck(service.grpcAddress, ""), "SERVING");
+      assert.equal(await checkHealth(service.grpcAddress, ""), "SERVING");
       const { code, ms } = await service.stop("SIGTERM");
       assert.equal(code, 0, service.stderr());
       assert.ok(ms < 5000, `exit took ${ms.toFixed(0)} ms`);

@@ -1,6 +1,7 @@
 // Client side of the kit: channel options that match the servers' message limits, and a deadline on
 // every call (a call without one can hang forever on a dead peer).
 import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
@@ -42,5 +43,32 @@ export function unaryCall<Req, Res>(
 export function waitForReady(client: grpc.Client, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Promise<void> {
   return new Promise((resolve, reject) =>
     client.waitForReady(Date.now() + timeoutMs, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+type HealthClient = grpc.Client & {
+  check(
+    request: { service: string },
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+  ): void;
+};
+const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService, "Health");
+
+/**
+ * grpc.health.v1.Health/Check of `service` ("" = the whole server) at host:port. Resolves with the
+ * status name (SERVING, NOT_SERVING); rejects with the gRPC error (NOT_FOUND for an unknown service).
+ */
+export function checkHealth(address: string, service = "", timeoutMs = 5000): Promise<string> {
+  const client = new HealthClientConstructor(
+    address,
+    grpc.credentials.createInsecure(),
+  ) as unknown as HealthClient;
+  return new Promise<string>((resolve, reject) =>
+    client.check({ service }, deadline(timeoutMs), (error, response) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(response.status);
+    }),
   );
 }
