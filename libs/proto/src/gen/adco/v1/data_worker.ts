@@ -91,6 +91,7 @@ export function pipelineToJSON(object: Pipeline): string {
 
 /** Why a lease ended. */
 export enum LeaseEndReason {
+  /** LEASE_END_REASON_UNSPECIFIED - Never sent. */
   LEASE_END_REASON_UNSPECIFIED = 0,
   /** LEASE_END_REASON_COMPLETED - Every record was sent (or skipped as unreadable). */
   LEASE_END_REASON_COMPLETED = 1,

@@ -81,6 +81,7 @@ export function methodToJSON(object: Method): string {
 
 /** Lifecycle of a run. */
 export enum RunState {
+  /** RUN_STATE_UNSPECIFIED - Never sent. */
   RUN_STATE_UNSPECIFIED = 0,
   /** RUN_STATE_STARTING - Accepted; loading data plan and models. */
   RUN_STATE_STARTING = 1,
