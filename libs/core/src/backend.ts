@@ -1,0 +1,91 @@
+// Choosing the tfjs backend: the best one available, or the one asked for (config `backend`, env
+// ADCO_BACKEND). "tensorflow" is libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU);
+// both are optional dependencies whose native part is often absent, so they are tried, not assumed.
+// "wasm" is XNNPACK with SIMD (single-threaded in Node); "cpu" is plain JavaScript, the slowest.
+import { createRequire } from "node:module";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+
+export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "cpu"] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+export interface ActiveBackend {
+  /** tfjs backend name: "tensorflow", "wasm" or "cpu". */
+  readonly name: string;
+  /** Where it came from, for the start-up log line (e.g. "@tensorflow/tfjs-node-gpu"). */
+  readonly detail: string;
+  /** Why better backends were passed over (empty when the first choice loaded). */
+  readonly skipped: readonly string[];
+}
+
+const require = createRequire(import.meta.url);
+
+/** Loads tfjs-node-gpu or tfjs-node; returns the package name, or the reason neither loads. */
+function loadTensorflow(): { loaded?: string; reasons: string[] } {
+  const reasons: string[] = [];
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    try {
+      require(pkg);
+      return { loaded: pkg, reasons };
+    } catch (e) {
+      const message = (e as Error).message.split("\n")[0] ?? "";
+      reasons.push(`${pkg}: ${/Cannot find module/.test(message) ? "not installed" : message}`);
+    }
+  }
+  return { reasons };
+}
+
+let active: ActiveBackend | undefined;
+
+/**
+ * Initialises tfjs on the chosen backend once per process and returns it; later calls return the same
+ * backend (and throw if a different one is asked for, since tensors cannot move between them).
+ */
+export async function initBackend(choice: BackendChoice = "auto"): Promise<ActiveBackend> {
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new Error(`backend: must be one of ${BACKEND_CHOICES.join(", ")}, got ${JSON.stringify(choice)}`);
+  }
+  if (active) {
+    if (choice !== "auto" && choice !== active.name) {
+      throw new Error(
+        `backend: ${active.name} is already active in this process; cannot switch to ${choice}`,
+      );
+    }
+    return active;
+  }
+  const skipped: string[] = [];
+  if (choice === "auto" || choice === "tensorflow") {
+    const { loaded, reasons } = loadTensorflow();
+    if (loaded && (await tf.setBackend("tensorflow"))) {
+      active = { name: "tensorflow", detail: loaded, skipped };
+      return active;
+    }
+    if (choice === "tensorflow")
+      throw new Error(`backend tensorflow is not available: ${reasons.join("; ")}`);
+    skipped.push(...reasons);
+  }
+  if (choice === "auto" || choice === "wasm") {
+    if (await tf.setBackend("wasm")) {
+      await tf.ready();
+      active = { name: "wasm", detail: "@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, 1 thread)", skipped };
+      return active;
+    }
+    if (choice === "wasm") throw new Error("backend wasm failed to initialise");
+    skipped.push("wasm: failed to initialise");
+  }
+  if (!(await tf.setBackend("cpu"))) throw new Error("backend cpu failed to initialise");
+  active = { name: "cpu", detail: "@tensorflow/tfjs-backend-cpu (plain JavaScript)", skipped };
+  return active;
+}
+
+/** The backend choice from ADCO_BACKEND (for command-line tools; services read it as config). */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendChoice {
+  const value = env.ADCO_BACKEND ?? "auto";
+  if (!(BACKEND_CHOICES as readonly string[]).includes(value)) {
+    throw new Error(
+      `ADCO_BACKEND: must be one of ${BACKEND_CHOICES.join(", ")}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as BackendChoice;
+}
