@@ -57,6 +57,14 @@ describe("AdCo step against golden cases", () => {
     },
     { n: 64, dim: 128, size: 1024, seed: 4 },
     { n: 64, dim: 128, size: 2048, seed: 5, aligned: true },
+    // A dominant positive at a low temperature: dLoss/dq is ~1e-3 of its scale.
+    {
+      n: 64,
+      dim: 64,
+      size: 1024,
+      seed: 13,
+      hyper: { t: 0.07, mem_t: 0.01, mem_lr: 3, momentum: 0.9, wd: 1e-4 },
+    },
   ];
   for (const shape of shapes) {
     it(`agrees with a generated case N=${shape.n} D=${shape.dim} K=${shape.size}${shape.aligned ? " (aligned)" : ""}`, () => {

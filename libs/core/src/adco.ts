@@ -123,15 +123,17 @@ export function contrastLoss(
       tf.Tensor2D,
       tf.Tensor2D,
     ];
-    // dLoss/dq_i = (sum_j p_ij k_j + sum_j p_i,N+j d_j - k_i) / (N t). The positive is subtracted
-    // as (sum_j p_ij) k_i rather than k_i: equal in exact arithmetic, but the rounding of the
-    // probabilities then cancels when the weighted mean of the negatives nearly equals k_i (aligned
-    // adversaries), instead of surviving at the scale of k.
-    const mass = tf.sum(probs, 1, true);
+    // dLoss/dq_i = sum over negatives v_j of p_ij (v_j - k_i) / (N t), the same as
+    // (sum_j p_ij v_j - k_i) / (N t) since the probabilities sum to 1, but without the positive's
+    // term p_ii k_i, which nearly cancels -k_i: when the positive dominates (p_ii ~ 1) or the
+    // negatives' mean nearly equals k_i (aligned adversaries), forming it loses the small result to
+    // rounding at the scale of k.
+    const negativeKeyProbs = tf.mul(keyProbs, tf.sub(1, tf.eye(batch)));
+    const negativeMass = tf.add(tf.sum(negativeKeyProbs, 1, true), tf.sum(adversaryProbs, 1, true));
     const queryGrad = tf.div(
       tf.sub(
-        tf.add(tf.matMul(keyProbs, k), tf.matMul(adversaryProbs, tf.transpose(directions))),
-        tf.mul(mass, k),
+        tf.add(tf.matMul(negativeKeyProbs, k), tf.matMul(adversaryProbs, tf.transpose(directions))),
+        tf.mul(negativeMass, k),
       ),
       batch * temperature,
     ) as tf.Tensor2D;
