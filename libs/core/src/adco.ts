@@ -90,16 +90,12 @@ export function normalizeColumns(weights: tf.Tensor2D): { directions: tf.Tensor2
   });
 }
 
-/** logits = [q k^T, q d^T] / temperature, N x (N + K). */
-function contrastLogits(
-  q: tf.Tensor2D,
-  k: tf.Tensor2D,
-  directions: tf.Tensor2D,
-  temperature: number,
-): tf.Tensor2D {
-  return tf.tidy(() =>
-    tf.div(tf.concat([tf.matMul(q, k, false, true), tf.matMul(q, directions)], 1), temperature),
-  );
+/**
+ * Cosine similarities [q k^T, q d^T], N x (N + K): the step's largest product (q d^T) is computed
+ * once and shared by the encoder's loss and the bank's gradient, which only scale it differently.
+ */
+export function similarities(q: tf.Tensor2D, k: tf.Tensor2D, directions: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.concat([tf.matMul(q, k, false, true), tf.matMul(q, directions)], 1) as tf.Tensor2D);
 }
 
 /**
@@ -110,11 +106,12 @@ export function contrastLoss(
   q: tf.Tensor2D,
   k: tf.Tensor2D,
   directions: tf.Tensor2D,
+  cosines: tf.Tensor2D,
   temperature: number,
 ): ContrastResult {
   return tf.tidy(() => {
     const batch = q.shape[0];
-    const logits = contrastLogits(q, k, directions, temperature);
+    const logits = tf.div(cosines, temperature);
     const logNormalizer = tf.logSumExp(logits, 1);
     const positives = tf.div(tf.sum(tf.mul(q, k), 1), temperature);
     const loss = tf.mean(tf.sub(logNormalizer, positives));
@@ -156,14 +153,14 @@ export function contrastLoss(
  */
 export function bankGradient(
   q: tf.Tensor2D,
-  k: tf.Tensor2D,
   directions: tf.Tensor2D,
   norms: tf.Tensor2D,
+  cosines: tf.Tensor2D,
   memoryTemperature: number,
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const batch = q.shape[0];
-    const logits = contrastLogits(q, k, directions, memoryTemperature);
+    const logits = tf.div(cosines, memoryTemperature);
     const probs = tf.softmax(logits, 1);
     const adversaryProbs = tf.slice(probs, [0, batch], [batch, directions.shape[1]]);
     // g = dL/dd, D x K: sum_i p_i,N+j q_i / (N t_mem)
@@ -209,12 +206,12 @@ export function adcoStep(
   checkHyperparameters(h);
   checkContrastInputs(q, k, bank);
   const { directions, norms } = normalizeColumns(bank.weights);
+  const cosines = similarities(q, k, directions);
   try {
-    const result = contrastLoss(q, k, directions, h.temperature);
-    const bankGrad = bankGradient(q, k, directions, norms, h.memoryTemperature);
+    const result = contrastLoss(q, k, directions, cosines, h.temperature);
+    const bankGrad = bankGradient(q, directions, norms, cosines, h.memoryTemperature);
     return { ...result, bankGrad, bank: ascend(bank, bankGrad, h) };
   } finally {
-    directions.dispose();
-    norms.dispose();
+    tf.dispose([directions, norms, cosines]);
   }
 }
