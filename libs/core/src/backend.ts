@@ -4,8 +4,12 @@
 // "wasm" is XNNPACK with SIMD (single-threaded in Node); "cpu" is plain JavaScript, the slowest.
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs-core";
+// The umbrella package registers every op's gradient (tfjs-core's Node bundle registers none) and
+// brings tfjs-layers for the standard model format; ops still come from the one tfjs-core.
+import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
+import { registerWasmConvGradients } from "./wasm-kernels.js";
 
 export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -68,6 +72,7 @@ export async function initBackend(choice: BackendChoice = "auto"): Promise<Activ
   if (choice === "auto" || choice === "wasm") {
     if (await tf.setBackend("wasm")) {
       await tf.ready();
+      registerWasmConvGradients();
       active = { name: "wasm", detail: "@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, 1 thread)", skipped };
       return active;
     }

@@ -1,0 +1,231 @@
+// The shared trainer of AdCo and MoCo v2: a query encoder trained by SGD, a momentum key encoder, and
+// the method's negatives. One call of `step` is one training step of the official code:
+//   k = normalize(f_k(key view))                         (no gradient; keys shuffled for split-BN)
+//   q = normalize(f_q(query view))
+//   loss, dLoss/dq = negatives.contrast(q, k)             (AdCo: the adversaries then ascend)
+//   SGD step of f_q with dLoss/dq pulled back through f_q (vector-Jacobian product)
+//   f_k <- m f_k + (1 - m) f_q
+import * as tf from "@tensorflow/tfjs-core";
+import { type AdcoHyperparameters, PAPER_HYPERPARAMETERS } from "./adco.js";
+import { checkInRange, checkPositive, CoreInputError } from "./checks.js";
+import { Encoder, type EncoderArch, encoderSpec } from "./encoder.js";
+import {
+  type ContrastPair,
+  type ContrastStats,
+  type Negatives,
+  AdversaryNegatives,
+  QueueNegatives,
+} from "./methods.js";
+import { SeededRandom } from "./random.js";
+import { Sgd } from "./sgd.js";
+
+export interface PretrainConfig {
+  readonly method: "adco" | "moco";
+  readonly arch: EncoderArch;
+  readonly projectionDim: number;
+  readonly batchSize: number;
+  /** Peak learning rate; cosine-annealed to `finalLr` over `totalSteps` (official: 0.03 -> 0.0006). */
+  readonly lr: number;
+  readonly finalLr: number;
+  readonly sgdMomentum: number;
+  readonly weightDecay: number;
+  /** Key encoder EMA momentum m (0.999). */
+  readonly encoderMomentum: number;
+  /** Split-batch BatchNorm groups (keys are shuffled across groups). 1 = plain BN. */
+  readonly bnGroups: number;
+  /** Both views as queries, losses and bank gradients averaged. */
+  readonly symmetric: boolean;
+  /** K: adversaries (AdCo) or queue length (MoCo). */
+  readonly negatives: number;
+  /** AdCo's temperatures and adversary optimiser (ignored by MoCo except `temperature`). */
+  readonly adco: AdcoHyperparameters;
+  /** MoCo v2's temperature (0.2). */
+  readonly mocoTemperature: number;
+  readonly seed: number;
+}
+
+export const PAPER_CONFIG: PretrainConfig = {
+  method: "adco",
+  arch: "resnet50",
+  projectionDim: 128,
+  batchSize: 256,
+  lr: 0.03,
+  finalLr: 0.0006,
+  sgdMomentum: 0.9,
+  weightDecay: 1e-4,
+  encoderMomentum: 0.999,
+  bnGroups: 8,
+  symmetric: false,
+  negatives: 65536,
+  adco: PAPER_HYPERPARAMETERS,
+  mocoTemperature: 0.2,
+  seed: 0,
+};
+
+export function checkPretrainConfig(c: PretrainConfig): void {
+  if (c.method !== "adco" && c.method !== "moco") {
+    throw new CoreInputError("method", `must be adco or moco, got ${String(c.method)}`);
+  }
+  for (const key of ["batchSize", "negatives", "bnGroups", "projectionDim"] as const) {
+    if (!Number.isInteger(c[key]) || c[key] < 1) {
+      throw new CoreInputError(key, `must be a positive integer, got ${c[key]}`);
+    }
+  }
+  if (c.batchSize % c.bnGroups !== 0) {
+    throw new CoreInputError("bnGroups", `${c.bnGroups} does not divide batchSize ${c.batchSize}`);
+  }
+  if (c.negatives < c.batchSize) {
+    throw new CoreInputError("negatives", `K = ${c.negatives} is smaller than batchSize ${c.batchSize}`);
+  }
+  checkPositive(c.lr, "lr");
+  if (!(c.finalLr >= 0 && c.finalLr <= c.lr))
+    throw new CoreInputError("finalLr", `must be in [0, lr], got ${c.finalLr}`);
+  checkInRange(c.sgdMomentum, "sgdMomentum", 0, 1);
+  checkInRange(c.encoderMomentum, "encoderMomentum", 0, 1);
+  if (!(c.weightDecay >= 0)) throw new CoreInputError("weightDecay", `must be >= 0, got ${c.weightDecay}`);
+  checkPositive(c.mocoTemperature, "mocoTemperature");
+}
+
+/** Cosine annealing from lr to finalLr over totalSteps (the official schedule, per step). */
+export function cosineLr(
+  config: Pick<PretrainConfig, "lr" | "finalLr">,
+  step: number,
+  totalSteps: number,
+): number {
+  const progress = Math.min(1, Math.max(0, step / Math.max(1, totalSteps)));
+  return config.finalLr + (config.lr - config.finalLr) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+export interface StepStats extends ContrastStats {
+  readonly lr: number;
+}
+
+export class Pretrainer {
+  readonly query: Encoder;
+  readonly key: Encoder;
+  readonly negatives: Negatives;
+  readonly optimizer: Sgd;
+  private readonly shuffle: SeededRandom;
+  step = 0;
+
+  constructor(readonly config: PretrainConfig) {
+    checkPretrainConfig(config);
+    const spec = encoderSpec(config.arch, config.projectionDim);
+    this.query = new Encoder(spec, config.seed);
+    this.key = new Encoder(spec, config.seed);
+    this.key.copyFrom(this.query);
+    this.negatives =
+      config.method === "adco"
+        ? new AdversaryNegatives(config.projectionDim, config.negatives, config.adco, config.seed + 1)
+        : new QueueNegatives(config.projectionDim, config.negatives, config.mocoTemperature, config.seed + 1);
+    this.optimizer = new Sgd(this.query.params, config.sgdMomentum, config.weightDecay);
+    this.shuffle = new SeededRandom(config.seed + 2);
+  }
+
+  /** Keys of a batch: f_k in training-mode BN, on a random permutation split into BN groups, unshuffled. */
+  keys(view: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const n = view.shape[0];
+      const order = this.permutation(n);
+      const inverse = new Int32Array(n);
+      order.forEach((j, i) => (inverse[j] = i));
+      const shuffled = tf.gather(view, tf.tensor1d(order, "int32"));
+      const k = this.key.embed(shuffled, { training: true, bnGroups: this.config.bnGroups });
+      return tf.gather(k, tf.tensor1d(inverse, "int32"));
+    });
+  }
+
+  private permutation(n: number): Int32Array {
+    const order = Int32Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(this.shuffle.next() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    return order;
+  }
+
+  /**
+   * One training step. views[0] and views[1] are the two global views of the same images; further
+   * views (multi-crop) are extra queries against the key of views[1], their losses summed.
+   */
+  trainStep(views: readonly tf.Tensor4D[], lr: number): StepStats {
+    return this.runStep(views, lr);
+  }
+
+  /**
+   * The official init_memory, one batch of it: train f_q with the plain contrastive loss against the
+   * bank as it is (the adversaries do not move), then write this batch's keys into bank columns
+   * [start, start + N). Run K/N such batches before epoch 0, then call finishInit.
+   */
+  initStep(views: readonly tf.Tensor4D[], lr: number, start: number): StepStats {
+    if (this.config.method !== "adco") throw new CoreInputError("method", "initStep is for AdCo only");
+    return this.runStep(views, lr, start);
+  }
+
+  private runStep(views: readonly tf.Tensor4D[], lr: number, initColumn?: number): StepStats {
+    if (views.length < 2) throw new CoreInputError("views", `need at least 2 views, got ${views.length}`);
+    const n = views[0]!.shape[0];
+    views.forEach((v, i) => {
+      if (v.shape[0] !== n) throw new CoreInputError(`views[${i}]`, `batch ${v.shape[0]} differs from ${n}`);
+    });
+    const symmetric = this.config.symmetric;
+    const keyOfView1 = this.keys(views[1]!);
+    const keyOfView0 = symmetric ? this.keys(views[0]!) : undefined;
+    // (query view, key) pairs: view0 against key1; symmetric adds view1 against key0; crops against key1.
+    const plan: { view: tf.Tensor4D; key: tf.Tensor2D }[] = [{ view: views[0]!, key: keyOfView1 }];
+    if (keyOfView0) plan.push({ view: views[1]!, key: keyOfView0 });
+    for (const crop of views.slice(2)) plan.push({ view: crop, key: keyOfView1 });
+    const reduction = views.length > 2 ? "sum" : "mean";
+    const updateNegatives = initColumn === undefined;
+
+    let stats: ContrastStats | undefined;
+    const batchStats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();
+    const { grads, value } = tf.variableGrads(
+      () => {
+        const queries = plan.map(({ view }, i) =>
+          this.query.embed(view, {
+            training: true,
+            bnGroups: this.config.bnGroups,
+            // Running statistics follow the first query view only, as a single forward would.
+            batchStats: i === 0 ? batchStats : undefined,
+          }),
+        );
+        // The contrast is a custom op: its forward runs the method (loss, dLoss/dq, negatives update),
+        // its backward hands dLoss/dq to autodiff, so only f_q is differentiated.
+        const contrast = tf.customGrad((...args: unknown[]) => {
+          const save = args.pop() as tf.GradSaveFunc;
+          const qs = args as tf.Tensor2D[];
+          const pairs: ContrastPair[] = qs.map((q, i) => ({ query: q, key: plan[i]!.key }));
+          const outcome = this.negatives.contrast(pairs, reduction, updateNegatives);
+          stats = outcome;
+          save(outcome.queryGrads);
+          return {
+            value: tf.scalar(outcome.loss),
+            gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => saved.map((g) => tf.mul(dy, g)),
+          };
+        });
+        return contrast(...queries) as tf.Scalar;
+      },
+      [...this.query.params.values()] as tf.Variable[],
+    );
+    this.optimizer.apply(grads, lr);
+    if (initColumn !== undefined) this.negatives.write(keyOfView1, initColumn);
+    tf.dispose([value, ...Object.values(grads), keyOfView1, ...(keyOfView0 ? [keyOfView0] : [])]);
+    this.query.updateRunningStats(batchStats);
+    this.key.momentumUpdate(this.query, this.config.encoderMomentum);
+    this.step++;
+    return { ...stats!, lr };
+  }
+
+  /** End of init_memory: f_k starts equal to f_q. */
+  finishInit(): void {
+    this.key.copyFrom(this.query);
+  }
+
+  dispose(): void {
+    this.query.dispose();
+    this.key.dispose();
+    this.negatives.dispose();
+    this.optimizer.dispose();
+  }
+}
