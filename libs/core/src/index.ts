@@ -9,3 +9,4 @@ export * from "./random.js";
 export * from "./reference.js";
 export * from "./sgd.js";
 export * from "./wasm-kernels.js";
+export * from "./export.js";

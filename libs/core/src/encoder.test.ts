@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as tfjs from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "./backend.js";
+import { CoreInputError } from "./checks.js";
+import { Encoder, encoderSpec } from "./encoder.js";
+import { artifactsFromFiles, artifactsToFiles, encoderArtifacts, encoderFromArtifacts } from "./export.js";
+
+before(async () => {
+  await initBackend("auto");
+});
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+/** Random running statistics, so inference-mode BN is not the identity and the export must carry them. */
+function randomizeRunningStats(encoder: Encoder): void {
+  let seed = 10;
+  for (const [name, v] of encoder.runningStats) {
+    const values = tf.randomUniform(
+      v.shape,
+      name.endsWith("variance") ? 0.5 : -0.2,
+      name.endsWith("variance") ? 1.5 : 0.2,
+      "float32",
+      seed++,
+    );
+    v.assign(values);
+    values.dispose();
+  }
+}
+
+describe("encoders", () => {
+  it("ResNet-18 (CIFAR stem) and ResNet-50 have torchvision's parameter counts plus the MLP head", () => {
+    // torchvision resnet18 without fc: 11,176,512 with its 7x7 stem; the CIFAR 3x3 stem has 7,680 fewer.
+    // Head: d x d + d, then d x 128 + 128.
+    const r18 = new Encoder(encoderSpec("resnet18-cifar"));
+    assert.equal(r18.parameterCount, 11_176_512 - 7_680 + (512 * 512 + 512) + (512 * 128 + 128));
+    r18.dispose();
+    const r50 = new Encoder(encoderSpec("resnet50"));
+    // torchvision resnet50 without fc: 23,508,032.
+    assert.equal(r50.parameterCount, 23_508_032 + (2048 * 2048 + 2048) + (2048 * 128 + 128));
+    const features = tf.tidy(() => r50.features(tf.zeros([1, 64, 64, 3])));
+    assert.deepEqual(features.shape, [1, 2048]);
+    features.dispose();
+    r50.dispose();
+  });
+
+  it("split-batch BN normalises each group with its own statistics", () => {
+    const encoder = new Encoder(encoderSpec("resnet-mini"), 3);
+    tf.tidy(() => {
+      const images = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 4) as tf.Tensor4D;
+      const split = encoder.embed(images, { training: true, bnGroups: 2 });
+      const firstHalf = encoder.embed(tf.slice(images, 0, 4), { training: true, bnGroups: 1 });
+      const whole = encoder.embed(images, { training: true, bnGroups: 1 });
+      assert.ok(maxAbsDiff(tf.slice(split, 0, 4), firstHalf) < 1e-5);
+      assert.ok(maxAbsDiff(tf.slice(whole, 0, 4), firstHalf) > 1e-3, "plain BN should differ");
+      const norms = tf.norm(split, 2, 1).dataSync();
+      for (const n of norms) assert.ok(Math.abs(n - 1) < 1e-5);
+    });
+    encoder.dispose();
+  });
+
+  it("rejects images with the wrong channel count and groups that do not divide the batch", () => {
+    const encoder = new Encoder(encoderSpec("resnet-mini"));
+    const rgb = tf.zeros([4, 28, 28, 3]) as tf.Tensor4D;
+    assert.throws(
+      () => encoder.embed(rgb, { training: false }),
+      (e: Error) => e instanceof CoreInputError && e.message.startsWith("images:"),
+    );
+    const gray = tf.zeros([6, 28, 28, 1]) as tf.Tensor4D;
+    assert.throws(() => encoder.embed(gray, { training: true, bnGroups: 4 }), /bnGroups/);
+    tf.dispose([rgb, gray]);
+    encoder.dispose();
+  });
+
+  it("exports to the standard tfjs format that tf.loadLayersModel reads, with equal outputs", async () => {
+    const encoder = new Encoder(encoderSpec("resnet-mini"), 5);
+    randomizeRunningStats(encoder);
+    const images = tf.randomUniform([5, 28, 28, 1], 0, 1, "float32", 6) as tf.Tensor4D;
+    const ours = encoder.features(images);
+
+    const files = artifactsToFiles(await encoderArtifacts(encoder), 64 * 1024);
+    const shards = [...files.keys()].filter((f) => f.endsWith(".bin"));
+    assert.ok(shards.length >= 2, `expected several 64 KiB shards, got ${shards.join(", ")}`);
+    for (const s of shards) assert.ok(files.get(s)!.byteLength <= 64 * 1024);
+    const artifacts = await artifactsFromFiles(async (path) => files.get(path)!);
+
+    const model = await tfjs.loadLayersModel(tf.io.fromMemory(artifacts));
+    const theirs = model.predict(images) as tf.Tensor;
+    assert.ok(maxAbsDiff(ours, theirs) < 1e-4, `tfjs model differs by ${maxAbsDiff(ours, theirs)}`);
+
+    const reloaded = await encoderFromArtifacts(artifacts);
+    const again = reloaded.features(images);
+    assert.ok(maxAbsDiff(ours, again) < 1e-6);
+    tf.dispose([images, ours, theirs, again]);
+    model.dispose();
+    encoder.dispose();
+    reloaded.dispose();
+  });
+
+  it("exports the projection head as a second output on request", async () => {
+    const encoder = new Encoder(encoderSpec("resnet-mini"), 7);
+    const artifacts = await encoderArtifacts(encoder, true);
+    const model = await tfjs.loadLayersModel(tf.io.fromMemory(artifacts));
+    const images = tf.randomUniform([2, 28, 28, 1]) as tf.Tensor4D;
+    const [, projection] = model.predict(images) as tf.Tensor[];
+    const ours = tf.tidy(() => encoder.run(images, ["projection"], { training: false })[0]!);
+    assert.ok(maxAbsDiff(ours, projection!) < 1e-4);
+    tf.dispose([images, projection!, ours]);
+    model.dispose();
+    encoder.dispose();
+  });
+
+  it("refuses a model.json that is not an adco encoder", async () => {
+    await assert.rejects(encoderFromArtifacts({ modelTopology: {} }), /not an adco encoder/);
+  });
+});
