@@ -10,3 +10,6 @@ export * from "./reference.js";
 export * from "./sgd.js";
 export * from "./wasm-kernels.js";
 export * from "./export.js";
+export * from "./knn.js";
+export * from "./loop.js";
+export * from "./presets.js";

@@ -7,7 +7,8 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
 
 type Pad = "same" | "valid" | number;
-const CASES: [string, number[], number[], number, Pad][] = [
+type Shape4 = [number, number, number, number];
+const CASES: [string, Shape4, Shape4, number, Pad][] = [
   ["3x3 stride 1 same, 1 input channel", [3, 12, 12, 1], [3, 3, 1, 8], 1, "same"],
   ["3x3 stride 2 same, even size", [2, 14, 14, 6], [3, 3, 6, 10], 2, "same"],
   ["1x1 stride 2 projection", [2, 14, 14, 6], [1, 1, 6, 10], 2, "same"],
@@ -17,7 +18,7 @@ const CASES: [string, number[], number[], number, Pad][] = [
 ];
 
 /** dL/dx and dL/dW of L = sum(conv(x, W) * dy) on the current backend. */
-function convGrads(xShape: number[], wShape: number[], stride: number, pad: Pad) {
+function convGrads(xShape: Shape4, wShape: Shape4, stride: number, pad: Pad) {
   return tf.tidy(() => {
     const x = tf.randomNormal(xShape, 0, 1, "float32", 1) as tf.Tensor4D;
     const w = tf.randomNormal(wShape, 0, 0.3, "float32", 2) as tf.Tensor4D;

@@ -1,0 +1,63 @@
+// The in-process training loop: init_memory (AdCo), then steps with a cosine learning rate. Data comes
+// from a callback, so the loop is the same whether views are made here or by data workers.
+import * as tf from "@tensorflow/tfjs-core";
+import { cosineLr, type Pretrainer, type StepStats } from "./pretrainer.js";
+
+export interface LoopProgress extends StepStats {
+  readonly phase: "init" | "train";
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly imagesPerSecond: number;
+  readonly elapsedSeconds: number;
+}
+
+export interface LoopOptions {
+  readonly trainer: Pretrainer;
+  /** Training steps after init_memory. */
+  readonly steps: number;
+  /** The views of batch `index` (0-based over the whole run), each batchSize x H x W x C. */
+  readonly batch: (index: number) => tf.Tensor4D[];
+  readonly onStep?: (progress: LoopProgress) => void;
+  /** Checked between steps; true ends the loop early. */
+  readonly shouldStop?: () => boolean;
+}
+
+/** Number of init_memory batches: enough keys to fill the bank (AdCo only). */
+export function initSteps(trainer: Pretrainer): number {
+  return trainer.config.method === "adco"
+    ? Math.ceil(trainer.config.negatives / trainer.config.batchSize)
+    : 0;
+}
+
+export function runPretraining(options: LoopOptions): { steps: number; seconds: number } {
+  const { trainer } = options;
+  const init = initSteps(trainer);
+  const total = init + options.steps;
+  const started = performance.now();
+  let done = 0;
+  for (let index = 0; index < total && !options.shouldStop?.(); index++) {
+    const views = options.batch(index);
+    try {
+      const phase = index < init ? "init" : "train";
+      const lr = cosineLr(trainer.config, index - init, options.steps);
+      const stats =
+        phase === "init"
+          ? trainer.initStep(views, trainer.config.lr, index * trainer.config.batchSize)
+          : trainer.trainStep(views, lr);
+      if (index === init - 1) trainer.finishInit();
+      done++;
+      const elapsedSeconds = (performance.now() - started) / 1000;
+      options.onStep?.({
+        ...stats,
+        phase,
+        step: index + 1,
+        totalSteps: total,
+        elapsedSeconds,
+        imagesPerSecond: (done * trainer.config.batchSize) / elapsedSeconds,
+      });
+    } finally {
+      tf.dispose(views);
+    }
+  }
+  return { steps: done, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,2 @@
+export * from "./fashion-mnist.js";
+export * from "./idx.js";

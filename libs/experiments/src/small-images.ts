@@ -1,0 +1,134 @@
+// Pre-train an encoder on a labelled set of small grayscale images held in memory, and measure kNN
+// accuracy (k=200, weighted, the MoCo monitor) of its frozen features against the same encoder at
+// random init. Used by `npm run experiment:fashion-mnist` and the learning test.
+import { normalizeSmallGray, twoViewBatch, SMALL_GRAY_DEFAULTS } from "@adco/augment";
+import {
+  type Encoder,
+  type LoopProgress,
+  type PretrainConfig,
+  KNN_DEFAULTS,
+  knnClassify,
+  Pretrainer,
+  runPretraining,
+  SeededRandom,
+} from "@adco/core";
+import type { LabelledImages } from "@adco/datasets";
+import * as tf from "@tensorflow/tfjs-core";
+
+export interface SmallImageExperiment {
+  readonly config: PretrainConfig;
+  readonly train: LabelledImages;
+  readonly test: LabelledImages;
+  readonly classes: number;
+  /** Training steps after init_memory. */
+  readonly steps: number;
+  readonly onStep?: (p: LoopProgress) => void;
+}
+
+export interface ExperimentResult {
+  readonly method: string;
+  readonly steps: number;
+  readonly initSteps: number;
+  readonly epochs: number;
+  readonly trainSeconds: number;
+  readonly imagesPerSecond: number;
+  readonly knnRandomInit: number;
+  readonly knnTrained: number;
+  readonly perClassTrained: number[];
+  readonly finalLoss: number;
+  readonly finalContrastAccuracy: number;
+}
+
+/** Normalised, un-augmented images as an N x H x W x 1 tensor. */
+export function evaluationImages(set: LabelledImages): tf.Tensor4D {
+  const pixels = set.height * set.width;
+  const out = new Float32Array(set.count * pixels);
+  for (let i = 0; i < set.count; i++) {
+    normalizeSmallGray(
+      set.images.subarray(i * pixels, (i + 1) * pixels),
+      out.subarray(i * pixels, (i + 1) * pixels),
+    );
+  }
+  return tf.tensor4d(out, [set.count, set.height, set.width, 1]);
+}
+
+export function knnAccuracy(encoder: Encoder, train: LabelledImages, test: LabelledImages, classes: number) {
+  const trainImages = evaluationImages(train);
+  const testImages = evaluationImages(test);
+  const trainFeatures = encoder.features(trainImages);
+  const testFeatures = encoder.features(testImages);
+  try {
+    return knnClassify(
+      trainFeatures,
+      Int32Array.from(train.labels),
+      testFeatures,
+      Int32Array.from(test.labels),
+      {
+        ...KNN_DEFAULTS,
+        classes,
+      },
+    );
+  } finally {
+    tf.dispose([trainImages, testImages, trainFeatures, testFeatures]);
+  }
+}
+
+export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResult {
+  const trainer = new Pretrainer(e.config);
+  try {
+    const knnRandomInit = knnAccuracy(trainer.query, e.train, e.test, e.classes).top1;
+    const batchSize = e.config.batchSize;
+    const stepsPerEpoch = Math.floor(e.train.count / batchSize);
+    const size = SMALL_GRAY_DEFAULTS.size;
+    let order: number[] = [];
+    let epoch = -1;
+    let last: LoopProgress | undefined;
+    let init = 0;
+    const run = runPretraining({
+      trainer,
+      steps: e.steps,
+      batch: (index) => {
+        const inEpoch = index % stepsPerEpoch;
+        if (inEpoch === 0) {
+          epoch++;
+          order = permutation(e.train.count, e.config.seed * 1000 + epoch);
+        }
+        const ids = order.slice(inEpoch * batchSize, (inEpoch + 1) * batchSize);
+        return twoViewBatch(e.train.images, e.train.height, e.train.width, ids, e.config.seed, epoch).map(
+          (v) => tf.tensor4d(v, [ids.length, size, size, 1]),
+        );
+      },
+      onStep: (p) => {
+        last = p;
+        if (p.phase === "init") init = p.step;
+        e.onStep?.(p);
+      },
+    });
+    const trained = knnAccuracy(trainer.query, e.train, e.test, e.classes);
+    return {
+      method: e.config.method,
+      steps: run.steps,
+      initSteps: init,
+      epochs: (run.steps * batchSize) / e.train.count,
+      trainSeconds: run.seconds,
+      imagesPerSecond: (run.steps * batchSize) / run.seconds,
+      knnRandomInit,
+      knnTrained: trained.top1,
+      perClassTrained: trained.perClass,
+      finalLoss: last?.loss ?? NaN,
+      finalContrastAccuracy: last?.accuracy ?? NaN,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+function permutation(n: number, seed: number): number[] {
+  const random = new SeededRandom(seed);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random.next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
