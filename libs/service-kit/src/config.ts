@@ -97,6 +97,11 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Path of a JSON (.json) or YAML (.yaml/.yml) file; defaults to $ADCO_CONFIG. */
   file?: string;
+  /**
+   * Skip ADCO_* variables the spec does not know (for a CLI that shares an environment with
+   * services); services keep the default and reject them, so a typo never passes silently.
+   */
+  ignoreUnknownEnv?: boolean;
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -148,6 +153,7 @@ export function loadConfig<S extends ConfigSpec>(spec: S, options: LoadOptions =
     if (!name.startsWith("ADCO_") || name === CONFIG_FILE_ENV || raw === undefined) continue;
     const key = byEnv.get(name);
     if (!key) {
+      if (options.ignoreUnknownEnv) continue;
       problems.push(`environment: unknown variable ${name} (known: ${[...byEnv.keys()].join(", ")})`);
       continue;
     }

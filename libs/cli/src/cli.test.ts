@@ -1,0 +1,101 @@
+// The adco CLI as a user runs it: a child process against an S3 server process on loopback.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { BUNDLED_FASHION_MNIST } from "@adco/datasets";
+import { ObjectStore, readManifest, readShard } from "@adco/storage";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+
+const MAIN = join(import.meta.dirname, "main.ts");
+let server: S3ServerProcess;
+
+before(async () => {
+  server = await startS3Server();
+});
+after(async () => {
+  await server.stop();
+});
+
+function adco(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ["--conditions=development", "--import", "tsx", MAIN, ...args], {
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      ADCO_S3_ENDPOINT: server.settings.endpoint,
+      ADCO_S3_ACCESS_KEY: server.settings.accessKey,
+      ADCO_S3_SECRET_KEY: server.settings.secretKey,
+      ...env,
+    },
+  });
+}
+
+describe("adco dataset", () => {
+  it("imports IDX files, then ls and inspect show what is stored; a re-import is safe", () => {
+    for (let run = 0; run < 2; run++) {
+      const result = adco([
+        "dataset",
+        "import",
+        "--format",
+        "idx",
+        "--name",
+        "fmnist-small",
+        "--shard-mib",
+        "1",
+        BUNDLED_FASHION_MNIST,
+      ]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /train: 6000 samples in 5 shards/);
+      assert.match(result.stdout, /test: 1000 samples in 1 shards/);
+      assert.match(result.stderr, /import train \[#+\] 6000\/6000/);
+    }
+    const ls = adco(["dataset", "ls"]);
+    assert.equal(ls.status, 0, ls.stderr);
+    assert.match(ls.stdout, /^fmnist-small\tgray8\t10 classes\ttrain 6000, test 1000$/m);
+    const inspect = adco(["dataset", "inspect", "fmnist-small"]);
+    assert.match(inspect.stdout, /gray8 28x28, 10 classes/);
+  });
+
+  it("stores every record with its label, readable and verified", async () => {
+    const store = new ObjectStore(server.settings);
+    const manifest = await readManifest(store, "adco-datasets", "fmnist-small");
+    assert.deepEqual(manifest.classes.slice(0, 2), ["T-shirt/top", "Trouser"]);
+    const ids = new Set<number>();
+    for (const shard of manifest.splits.train!.shards)
+      for (const r of await readShard(store, shard)) ids.add(r.sampleId);
+    assert.equal(ids.size, 6000);
+    assert.deepEqual(manifest.splits.train!.classCounts, new Array(10).fill(600));
+  });
+
+  it("counts and reports a corrupt CIFAR batch instead of dying", () => {
+    const dir = mkdtempSync(join(tmpdir(), "adco-cifar-"));
+    const record = new Uint8Array(3073).fill(7);
+    record[0] = 3;
+    writeFileSync(join(dir, "data_batch_1.bin"), Buffer.concat([record, record]));
+    writeFileSync(join(dir, "data_batch_2.bin"), new Uint8Array(100));
+    const result = adco(["dataset", "import", "--format", "cifar10", "--name", "tiny-cifar", dir]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /train: 2 samples/);
+    assert.match(
+      result.stdout,
+      /skipped: 1\n.*data_batch_2\.bin: 100 bytes is not a whole number of 3073-byte records/,
+    );
+  });
+
+  it("gives clear errors: wrong credentials, unknown data set, bad usage", () => {
+    const denied = adco(["dataset", "ls"], { ADCO_S3_ACCESS_KEY: "nobody" });
+    assert.equal(denied.status, 1);
+    assert.match(denied.stderr, /refused the credentials.*check the access key and secret/);
+    const missing = adco(["dataset", "inspect", "nope"]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /dataset nope: no manifest/);
+    const usage = adco(["dataset", "import", "--format", "tiff", "--name", "x", "/tmp"]);
+    assert.equal(usage.status, 2);
+    assert.match(usage.stderr, /--format: one of idx, cifar10, cifar100/);
+    const noDir = adco(["dataset", "import", "--format", "idx", "--name", "x", "/nonexistent"]);
+    assert.equal(noDir.status, 1);
+    assert.match(noDir.stderr, /\/nonexistent: no such directory/);
+  });
+});

@@ -1,0 +1,3 @@
+export * from "./config.js";
+export * from "./dataset.js";
+export * from "./object-store.js";
