@@ -75,7 +75,7 @@ export async function startService(
     stderr: () => stderr,
     async stop(signal = "SIGTERM") {
       const t0 = performance.now();
-      if (child.exitCode !== null) return { code: child.exitCode, ms: 0 };
+      if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, ms: 0 };
       const exited = once(child, "exit") as Promise<[number | null]>;
       child.kill(signal);
       const [code] = await exited;

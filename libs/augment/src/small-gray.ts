@@ -174,3 +174,20 @@ export function twoViewBatch(
     return out;
   });
 }
+
+/**
+ * One augmented view as uint8 pixels (0..255, not normalised): what a data worker sends on the wire;
+ * the trainer normalises. Same random choices as augmentSmallGray for the same `random`.
+ */
+export function augmentSmallGrayBytes(
+  image: Uint8Array,
+  height: number,
+  width: number,
+  random: ViewRandom,
+  out: Uint8Array,
+  options: SmallGrayOptions = SMALL_GRAY_DEFAULTS,
+): void {
+  const floats = new Float32Array(options.size * options.size);
+  augmentSmallGray(image, height, width, random, floats, options, 0, 1);
+  for (let i = 0; i < floats.length; i++) out[i] = Math.round(floats[i]! * 255);
+}

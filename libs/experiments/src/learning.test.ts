@@ -19,7 +19,7 @@ it("AdCo pre-training raises kNN accuracy clearly above random init", () => {
     train,
     test,
     classes: FASHION_MNIST_CLASSES.length,
-    steps: 32,
+    steps: 40,
   });
   console.log(
     `kNN top-1: random init ${(result.knnRandomInit * 100).toFixed(1)}% -> trained ${(result.knnTrained * 100).toFixed(1)}% ` +

@@ -6,6 +6,7 @@ import {
   type Encoder,
   type LoopProgress,
   type PretrainConfig,
+  initSteps,
   KNN_DEFAULTS,
   knnClassify,
   Pretrainer,
@@ -20,7 +21,7 @@ export interface SmallImageExperiment {
   readonly train: LabelledImages;
   readonly test: LabelledImages;
   readonly classes: number;
-  /** Training steps after init_memory. */
+  /** Budget in steps, init_memory included (AdCo spends K/B of them filling the bank). */
   readonly steps: number;
   readonly onStep?: (p: LoopProgress) => void;
 }
@@ -83,10 +84,11 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
     let order: number[] = [];
     let epoch = -1;
     let last: LoopProgress | undefined;
-    let init = 0;
+    const init = initSteps(trainer);
+    if (e.steps <= init) throw new Error(`steps: ${e.steps} is not more than the ${init} init_memory steps`);
     const run = runPretraining({
       trainer,
-      steps: e.steps,
+      steps: e.steps - init,
       batch: (index) => {
         const inEpoch = index % stepsPerEpoch;
         if (inEpoch === 0) {
@@ -100,7 +102,6 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
       },
       onStep: (p) => {
         last = p;
-        if (p.phase === "init") init = p.step;
         e.onStep?.(p);
       },
     });

@@ -1,8 +1,13 @@
-// DataWorker handlers. Describe is complete; StreamViews checks its requests and answers
-// UNIMPLEMENTED until the data plane lands (issue 4).
+// DataWorker handlers: StreamViews serves shard leases of a dataset in object storage as batches of
+// augmented views, under the consumer's credit; Describe reports what this worker does.
+// open.dataset.name is "NAME" (split train) or "NAME:SPLIT".
 import { availableParallelism, hostname } from "node:os";
 import type { DataWorkerService } from "@adco/proto/data_worker";
 import { Pipeline, type OpenStream, type ViewsRequest } from "@adco/proto/data_worker";
+import { type ObjectStore, readManifest, StorageError } from "@adco/storage";
+import { preparePipeline, SUPPORTED_PIPELINES } from "./pipelines.js";
+import { StreamSession, type WorkerStats } from "./session.js";
+import { ShardCache } from "./shards.js";
 import {
   invalidArgument,
   requireEnum,
@@ -10,7 +15,9 @@ import {
   requireNonEmpty,
   requirePresent,
   requireRange,
-  unimplemented,
+  failedPrecondition,
+  notFound,
+  unavailable,
   VERSION,
   type ServiceHandlers,
 } from "@adco/service-kit";
@@ -42,25 +49,72 @@ export function checkOpenStream(first: ViewsRequest | undefined): OpenStream {
   return open;
 }
 
-export function dataWorkerHandlers(): ServiceHandlers<typeof DataWorkerService> {
+export interface DataWorkerDeps {
+  readonly store: ObjectStore;
+  /** Decoded shards kept in memory, shared by all streams. */
+  readonly shardCacheSize: number;
+}
+
+export function dataWorkerHandlers(deps: DataWorkerDeps): ServiceHandlers<typeof DataWorkerService> {
   const workerId = `${hostname()}:${process.pid}`;
+  const cache = new ShardCache(deps.store, deps.shardCacheSize);
+  const stats: WorkerStats = { openStreams: 0, activeLeases: 0, samplesSent: 0 };
+  const started = performance.now();
   return {
-    async *streamViews(requests) {
+    async *streamViews(requests, ctx) {
       const iterator = requests[Symbol.asyncIterator]();
       const first = await iterator.next();
-      checkOpenStream(first.done ? undefined : first.value);
-      yield* [];
-      throw unimplemented("StreamViews: the data plane is not built yet (issue 4)");
+      const open = checkOpenStream(first.done ? undefined : first.value);
+      const { bucket, name } = open.dataset!;
+      const [datasetName, split = "train"] = name.split(":");
+      let manifest;
+      try {
+        manifest = await readManifest(deps.store, bucket, datasetName!);
+      } catch (e) {
+        if (e instanceof StorageError && (e.kind === "not-found" || e.kind === "no-bucket"))
+          throw notFound(e.message);
+        if (e instanceof StorageError && e.kind === "unavailable") throw unavailable(e.message);
+        if (e instanceof StorageError) throw failedPrecondition(e.message);
+        throw e;
+      }
+      const splitManifest = manifest.splits[split];
+      if (!splitManifest) {
+        throw notFound(
+          `dataset ${datasetName} has no split ${split} (splits: ${Object.keys(manifest.splits).join(", ")})`,
+        );
+      }
+      const session = new StreamSession(
+        cache.source(splitManifest.shards),
+        preparePipeline(open.augment!, manifest),
+        open.batchSize,
+        stats,
+        manifest,
+      );
+      ctx.log.info({ consumer: open.consumerId, dataset: name }, "stream opened");
+      void (async () => {
+        try {
+          for (;;) {
+            const next = await iterator.next();
+            if (next.done) break;
+            session.onRequest(next.value);
+          }
+        } catch {
+          // The call was cancelled or broke; the producer sees the abort signal.
+        }
+        session.endOfRequests();
+      })();
+      yield* session.responses(ctx.signal);
     },
     async describe() {
+      const seconds = (performance.now() - started) / 1000;
       return {
         workerId,
         version: VERSION,
         cores: availableParallelism(),
-        pipelines: [],
-        openStreams: 0,
-        activeLeases: 0,
-        samplesPerSecond: 0,
+        pipelines: SUPPORTED_PIPELINES,
+        openStreams: stats.openStreams,
+        activeLeases: stats.activeLeases,
+        samplesPerSecond: stats.samplesSent / Math.max(seconds, 1e-9),
       };
     },
   };

@@ -1,0 +1,2 @@
+export * from "./feeder.js";
+export * from "./plan.js";
