@@ -1,7 +1,7 @@
 // The adco CLI as a user runs it: a child process against an S3 server process on loopback.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -82,6 +82,44 @@ describe("adco dataset", () => {
       result.stdout,
       /skipped: 1\n.*data_batch_2\.bin: 100 bytes is not a whole number of 3073-byte records/,
     );
+  });
+
+  it("imports an ImageFolder tree, skipping and naming a JPEG of random bytes and a truncated PNG", async () => {
+    const sharp = (await import("sharp")).default;
+    const root = mkdtempSync(join(tmpdir(), "adco-folder-"));
+    for (const [split, cls, n] of [
+      ["train", "cat", 3],
+      ["train", "dog", 2],
+      ["val", "cat", 1],
+      ["val", "dog", 1],
+    ] as const) {
+      mkdirSync(join(root, split, cls), { recursive: true });
+      for (let i = 0; i < n; i++) {
+        const raw = Buffer.alloc(40 * 30 * 3, (i * 40 + cls.length * 13) % 256);
+        writeFileSync(
+          join(root, split, cls, `${i}.jpg`),
+          await sharp(raw, { raw: { width: 40, height: 30, channels: 3 } })
+            .jpeg()
+            .toBuffer(),
+        );
+      }
+    }
+    writeFileSync(
+      join(root, "train", "cat", "noise.jpg"),
+      Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 37) % 256)),
+    );
+    const png = await sharp(Buffer.alloc(40 * 30 * 3, 9), { raw: { width: 40, height: 30, channels: 3 } })
+      .png()
+      .toBuffer();
+    writeFileSync(join(root, "train", "dog", "cut.png"), png.subarray(0, png.length - 20));
+    const result = adco(["dataset", "import", "--format", "imagefolder", "--name", "folder", root]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /folder: encoded, 2 classes/);
+    assert.match(result.stdout, /train: 5 samples/);
+    assert.match(result.stdout, /val: 2 samples/);
+    assert.match(result.stdout, /skipped: 2/);
+    assert.match(result.stdout, /noise\.jpg: .*cannot decode/);
+    assert.match(result.stdout, /cut\.png: .*cannot decode/);
   });
 
   it("gives clear errors: wrong credentials, unknown data set, bad usage", () => {

@@ -2,15 +2,19 @@
 //   idx      MNIST / Fashion-MNIST IDX files (train-* and t10k-*, gzipped or not)
 //   cifar10  CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
 //   cifar100 CIFAR-100 binary (train.bin, test.bin; fine labels)
+//   imagefolder  DIR/<split>/<class>/*.jpg|png (ImageNet layout; splits train, val, test), or
+//                DIR/<class>/* as one train split. Files are stored as they are, after a full decode
+//                check; the ones that do not decode are skipped and listed.
 // Unreadable inputs are counted, reported by path and skipped; the manifest is written last, so an
 // import that dies leaves no manifest that lies, and re-running it rewrites the same objects.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
+import { decodeRgb } from "@adco/augment";
 import { FASHION_MNIST_CLASSES, idxPair, parseIdx } from "@adco/datasets";
 import { type DatasetManifest, DatasetWriter, type ObjectStore } from "@adco/storage";
 import { Progress } from "./progress.js";
 
-export const IMPORT_FORMATS = ["idx", "cifar10", "cifar100"] as const;
+export const IMPORT_FORMATS = ["idx", "cifar10", "cifar100", "imagefolder"] as const;
 export type ImportFormat = (typeof IMPORT_FORMATS)[number];
 
 export interface ImportOptions {
@@ -53,6 +57,8 @@ export async function importDataset(store: ObjectStore, o: ImportOptions): Promi
     case "cifar10":
     case "cifar100":
       return importCifar(store, o);
+    case "imagefolder":
+      return importImageFolder(store, o);
   }
 }
 
@@ -198,4 +204,63 @@ export function describeManifest(m: DatasetManifest): string {
   for (const s of m.skipped.slice(0, 20)) lines.push(`    ${s.path}: ${s.reason}`);
   if (m.skipped.length > 20) lines.push(`    ... and ${m.skipped.length - 20} more`);
   return lines.join("\n");
+}
+
+const IMAGE_FILE = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
+const SPLIT_DIRS = ["train", "val", "test"];
+
+function subdirs(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((d) => statSync(join(dir, d)).isDirectory())
+    .sort();
+}
+
+async function importImageFolder(store: ObjectStore, o: ImportOptions): Promise<DatasetManifest> {
+  const top = subdirs(o.source);
+  const splits = top.some((d) => SPLIT_DIRS.includes(d))
+    ? top.filter((d) => SPLIT_DIRS.includes(d)).map((d) => [d, join(o.source, d)] as const)
+    : ([["train", o.source]] as const);
+  const classes = [...(o.classes ?? subdirs(splits[0]![1]))];
+  if (classes.length === 0)
+    throw new ImportError(
+      `${o.source}: no class directories (expected DIR/<class>/*.jpg or DIR/train/<class>/*.jpg)`,
+    );
+  const writer = new DatasetWriter(store, {
+    name: o.name,
+    bucket: o.bucket,
+    source: o.source,
+    encoding: "encoded",
+    classes,
+    shardBytes: o.shardBytes,
+  });
+  let sampleId = 0;
+  for (const [split, dir] of splits) {
+    const files: [string, number][] = [];
+    for (const cls of subdirs(dir)) {
+      const label = classes.indexOf(cls);
+      const names = readdirSync(join(dir, cls))
+        .filter((f) => IMAGE_FILE.test(f))
+        .sort();
+      if (label < 0) {
+        for (const f of names) writer.skip(join(dir, cls, f), `class ${cls} is not in the class list`);
+        continue;
+      }
+      for (const f of names) files.push([join(dir, cls, f), label]);
+    }
+    const progress = o.quiet ? undefined : new Progress(`import ${split}`, files.length);
+    for (const [path, label] of files) {
+      const id = sampleId++;
+      progress?.tick();
+      let bytes: Uint8Array;
+      try {
+        bytes = readFileSync(path);
+        await decodeRgb(bytes, path);
+      } catch (e) {
+        writer.skip(path, (e as Error).message);
+        continue;
+      }
+      await writer.add(split, { sampleId: id, label, data: bytes });
+    }
+  }
+  return writer.publish();
 }

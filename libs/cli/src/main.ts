@@ -8,7 +8,7 @@ import { describeManifest, IMPORT_FORMATS, type ImportFormat, importDataset, Imp
 const HELP = `adco: self-supervised pre-training with Adversarial Contrast
 
 Usage:
-  adco dataset import --format idx|cifar10|cifar100 --name NAME DIR   store a local data set
+  adco dataset import --format idx|cifar10|cifar100|imagefolder --name NAME DIR   store a local data set
   adco dataset ls                                                     list stored data sets
   adco dataset inspect NAME                                           classes, splits, shards, skipped inputs
 

@@ -13,8 +13,8 @@ import { type ObjectStore, type StoredObject, StorageError, MAX_OBJECT_BYTES } f
 export const DATASET_FORMAT = "adco-dataset/1";
 const SHARD_MAGIC = "ADCOSHD1";
 
-/** How a record's bytes encode its image. */
-export type ImageEncoding = "gray8" | "rgb8" | "jpeg" | "png";
+/** How a record's bytes encode its image: raw pixels, or an image file (JPEG, PNG, ...) as imported. */
+export type ImageEncoding = "gray8" | "rgb8" | "encoded";
 
 export interface ShardRef extends StoredObject {
   readonly records: number;
@@ -32,7 +32,7 @@ export interface DatasetManifest {
   readonly createdAt: string;
   readonly source: string;
   readonly encoding: ImageEncoding;
-  /** Image size for raw encodings (gray8 / rgb8); for jpeg/png the size of each image may vary. */
+  /** Image size for raw encodings (gray8 / rgb8); encoded images each have their own size. */
   readonly height?: number;
   readonly width?: number;
   readonly classes: string[];
