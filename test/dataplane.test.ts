@@ -1,6 +1,9 @@
 // The data plane end to end: a dataset imported into an S3 server process, data-worker processes
 // reading it, and the feeder consuming an epoch over real gRPC streams.
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { importDataset } from "@adco/cli";
@@ -66,6 +69,49 @@ after(async () => {
   await Promise.all(workers.map((w) => w.stop("SIGKILL")));
   await s3.stop();
 });
+
+async function photoDataset(): Promise<number[]> {
+  const sharp = (await import("sharp")).default;
+  const root = mkdtempSync(join(tmpdir(), "adco-photos-"));
+  for (const cls of ["a", "b"]) {
+    mkdirSync(join(root, cls));
+    for (let i = 0; i < 6; i++) {
+      const raw = Buffer.from(
+        Array.from({ length: 64 * 48 * 3 }, (_, j) => (j * (i + 3) + cls.charCodeAt(0)) % 256),
+      );
+      writeFileSync(
+        join(root, cls, `${i}.jpg`),
+        await sharp(raw, { raw: { width: 64, height: 48, channels: 3 } })
+          .jpeg()
+          .toBuffer(),
+      );
+    }
+  }
+  await importDataset(store, {
+    format: "imagefolder",
+    source: root,
+    name: "photos",
+    bucket: BUCKET,
+    quiet: true,
+  });
+  return (await readManifest(store, BUCKET, "photos")).splits.train!.shards.map((s) => s.records);
+}
+
+async function collect(f: ViewFeeder): Promise<Map<number, Buffer[]>> {
+  const views = new Map<number, Buffer[]>();
+  for await (const { batch } of f.batches()) {
+    batch.sampleIds.forEach((id, i) =>
+      views.set(
+        id,
+        batch.views.map((v) => {
+          const per = v.data.byteLength / batch.sampleIds.length;
+          return Buffer.from(v.data.subarray(i * per, (i + 1) * per));
+        }),
+      ),
+    );
+  }
+  return views;
+}
 
 describe("data plane", () => {
   it("delivers every sample of an epoch exactly once while a worker is SIGKILLed and another joins", async () => {
@@ -191,5 +237,51 @@ describe("data plane", () => {
     assert.equal(s.code, grpc.status.NOT_FOUND);
     assert.match(s.details, /dataset missing: no manifest/);
     client.close();
+  });
+});
+
+describe("photo pipelines", () => {
+  it("serve MoCo v2 two-view and multi-crop views of JPEGs, the same from any worker", async () => {
+    const counts = await photoDataset();
+    const [w1, w2] = await Promise.all([worker(), worker()]);
+    const crops = [
+      { size: 32, minScale: 0.2, maxScale: 1, count: 2 },
+      { size: 16, minScale: 0.1, maxScale: 0.5, count: 3 },
+    ];
+    const open = (address: string, pipeline: Pipeline) => {
+      const f = new ViewFeeder({
+        consumerId: "photos",
+        dataset: { bucket: BUCKET, name: "photos" },
+        augment: {
+          pipeline,
+          outputSize: 32,
+          crops: pipeline === Pipeline.PIPELINE_MULTI_CROP ? crops : [],
+          seed: 3,
+        },
+        batchSize: 4,
+        recordCounts: counts,
+        epoch: 0,
+      });
+      f.addWorker(address);
+      return f;
+    };
+    const fromFirst = await collect(open(w1!.grpcAddress, Pipeline.PIPELINE_MULTI_CROP));
+    const fromSecond = await collect(open(w2!.grpcAddress, Pipeline.PIPELINE_MULTI_CROP));
+    assert.equal(fromFirst.size, 12);
+    const [id, views] = [...fromFirst][0]!;
+    assert.deepEqual(
+      views.map((v) => v.length),
+      [32 * 32 * 3, 32 * 32 * 3, 16 * 16 * 3, 16 * 16 * 3, 16 * 16 * 3],
+    );
+    assert.ok(!views[0]!.equals(views[1]!), "two crops of one image differ");
+    assert.ok(
+      fromSecond.get(id)!.every((v, i) => v.equals(views[i]!)),
+      "another worker makes the same views",
+    );
+    const twoView = await collect(open(w1!.grpcAddress, Pipeline.PIPELINE_TWO_VIEW));
+    assert.deepEqual(
+      [...twoView.values()][0]!.map((v) => v.length),
+      [32 * 32 * 3, 32 * 32 * 3],
+    );
   });
 });

@@ -1,6 +1,16 @@
-// The augmentation a stream asked for, applied to one decoded record. Every random choice comes
-// from (run seed, epoch, sample id, view), so any worker makes the same views of a sample.
-import { augmentSmallGrayBytes, SMALL_GRAY_DEFAULTS, ViewRandom, viewSeed } from "@adco/augment";
+// The augmentation a stream asked for, applied to one record. Every random choice comes from
+// (run seed, epoch, sample id, view), so any worker makes the same views of a sample.
+import {
+  augmentRgb,
+  augmentSmallGrayBytes,
+  type CropOptions,
+  decodeRgb,
+  MOCO_V2_COLOR,
+  type Pixels,
+  SMALL_GRAY_DEFAULTS,
+  ViewRandom,
+  viewSeed,
+} from "@adco/augment";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
 import type { DatasetManifest } from "@adco/storage";
 import { failedPrecondition, unimplemented } from "@adco/service-kit";
@@ -14,16 +24,71 @@ export interface ViewShape {
 export interface PreparedPipeline {
   /** Shape of each view, in order. */
   readonly views: readonly ViewShape[];
-  /** Writes view `view` of a record into out (height x width x channels bytes). */
-  make(data: Uint8Array, sampleId: number, epoch: number, view: number, out: Uint8Array): void;
+  /** Turns a record's bytes into pixels (decoding images); throws on a corrupt record. */
+  decode(data: Uint8Array, label: string): Promise<Pixels> | Pixels;
+  /** Writes view `view` of decoded pixels into out (height x width x channels bytes). */
+  make(pixels: Pixels, sampleId: number, epoch: number, view: number, out: Uint8Array): void;
 }
 
-export const SUPPORTED_PIPELINES = [Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL, Pipeline.PIPELINE_NONE];
+export const SUPPORTED_PIPELINES = [
+  Pipeline.PIPELINE_TWO_VIEW,
+  Pipeline.PIPELINE_MULTI_CROP,
+  Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL,
+  Pipeline.PIPELINE_NONE,
+];
+
+/** RGB pixels of a record, whatever the dataset stores (gray is replicated to three channels). */
+function rgbDecoder(
+  manifest: DatasetManifest,
+): (data: Uint8Array, label: string) => Promise<Pixels> | Pixels {
+  const { height, width } = manifest;
+  switch (manifest.encoding) {
+    case "encoded":
+      return (data, label) => decodeRgb(data, label);
+    case "rgb8":
+      return (data) => ({ data, height: height!, width: width! });
+    case "gray8":
+      return (data) => {
+        const rgb = new Uint8Array(data.length * 3);
+        for (let i = 0; i < data.length; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i]!;
+        return { data: rgb, height: height!, width: width! };
+      };
+  }
+}
+
+function rgbCrops(crops: readonly CropOptions[], manifest: DatasetManifest, seed: number): PreparedPipeline {
+  return {
+    views: crops.map((c) => ({ height: c.size, width: c.size, channels: 3 })),
+    decode: rgbDecoder(manifest),
+    make(pixels, sampleId, epoch, view, out) {
+      out.set(
+        augmentRgb(
+          pixels,
+          crops[view]!,
+          MOCO_V2_COLOR,
+          new ViewRandom(viewSeed(seed, epoch, sampleId, view)),
+        ),
+      );
+    },
+  };
+}
 
 export function preparePipeline(spec: AugmentSpec, manifest: DatasetManifest): PreparedPipeline {
   const { height, width } = manifest;
-  const seed = Number(spec.seed % 2 ** 32);
+  const seed = spec.seed >>> 0;
   switch (spec.pipeline) {
+    case Pipeline.PIPELINE_TWO_VIEW: {
+      const crop = { size: spec.outputSize, scale: [0.2, 1.0] as const };
+      return rgbCrops([crop, crop], manifest, seed);
+    }
+    case Pipeline.PIPELINE_MULTI_CROP:
+      return rgbCrops(
+        spec.crops.flatMap((c) =>
+          Array.from({ length: c.count }, () => ({ size: c.size, scale: [c.minScale, c.maxScale] as const })),
+        ),
+        manifest,
+        seed,
+      );
     case Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL: {
       if (manifest.encoding !== "gray8" || !height || !width) {
         throw failedPrecondition(
@@ -34,9 +99,10 @@ export function preparePipeline(spec: AugmentSpec, manifest: DatasetManifest): P
       const shape = { height: spec.outputSize, width: spec.outputSize, channels: 1 };
       return {
         views: [shape, shape],
-        make(data, sampleId, epoch, view, out) {
+        decode: (data) => ({ data, height, width }),
+        make(pixels, sampleId, epoch, view, out) {
           augmentSmallGrayBytes(
-            data,
+            pixels.data,
             height,
             width,
             new ViewRandom(viewSeed(seed, epoch, sampleId, view)),
@@ -48,18 +114,19 @@ export function preparePipeline(spec: AugmentSpec, manifest: DatasetManifest): P
     }
     case Pipeline.PIPELINE_NONE: {
       if ((manifest.encoding !== "gray8" && manifest.encoding !== "rgb8") || !height || !width) {
-        throw failedPrecondition(`PIPELINE_NONE needs raw pixels; ${manifest.name} is ${manifest.encoding}`);
+        throw failedPrecondition(
+          `PIPELINE_NONE needs raw pixels of one size; ${manifest.name} is ${manifest.encoding}`,
+        );
       }
       return {
         views: [{ height, width, channels: manifest.encoding === "gray8" ? 1 : 3 }],
-        make(data, _id, _epoch, _view, out) {
-          out.set(data);
+        decode: (data) => ({ data, height, width }),
+        make(pixels, _id, _epoch, _view, out) {
+          out.set(pixels.data);
         },
       };
     }
     default:
-      throw unimplemented(
-        `pipeline ${Pipeline[spec.pipeline]} is not built yet; this worker serves ${SUPPORTED_PIPELINES.map((p) => Pipeline[p]).join(", ")}`,
-      );
+      throw unimplemented(`pipeline ${Pipeline[spec.pipeline]} is not served by this worker`);
   }
 }

@@ -155,7 +155,7 @@ export class StreamSession {
         return;
       }
       const end = Math.min(lease.records.length, position + this.batchSize);
-      const batch = this.makeBatch(lease, records, position, end, skipped);
+      const batch = await this.makeBatch(lease, records, position, end, skipped);
       this.credit--;
       sent += batch.sampleIds.length;
       this.stats.samplesSent += batch.sampleIds.length;
@@ -165,7 +165,7 @@ export class StreamSession {
     yield this.ended(lease, LeaseEndReason.LEASE_END_REASON_COMPLETED, sent, skipped);
   }
 
-  private makeBatch(
+  private async makeBatch(
     lease: ShardLease,
     records: DatasetRecord[],
     start: number,
@@ -177,13 +177,22 @@ export class StreamSession {
     const outputs = shapes.map((_, v) => new Uint8Array((end - start) * viewBytes[v]!));
     const sampleIds: number[] = [];
     const labels: number[] = [];
-    for (let p = start; p < end; p++) {
-      const record = records[lease.records[p]!]!;
+    const batchRecords = lease.records.slice(start, end).map((r) => records[r]!);
+    // Decode the batch concurrently (sharp works on its own threads), then augment in order.
+    const decoded = await Promise.allSettled(
+      batchRecords.map((r) => this.pipeline.decode(r.data, `sample ${r.sampleId}`)),
+    );
+    batchRecords.forEach((record, i) => {
+      const pixels = decoded[i]!;
+      if (pixels.status === "rejected") {
+        skipped.push({ sampleId: record.sampleId, reason: (pixels.reason as Error).message });
+        return;
+      }
       const slot = sampleIds.length;
       try {
         shapes.forEach((_, v) => {
           this.pipeline.make(
-            record.data,
+            pixels.value,
             record.sampleId,
             lease.epoch,
             v,
@@ -195,7 +204,7 @@ export class StreamSession {
       } catch (e) {
         skipped.push({ sampleId: record.sampleId, reason: (e as Error).message });
       }
-    }
+    });
     const n = sampleIds.length;
     return {
       leaseId: lease.leaseId,
