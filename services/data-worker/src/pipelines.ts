@@ -1,8 +1,9 @@
 // The augmentation a stream asked for, applied to one record. Every random choice comes from
 // (run seed, epoch, sample id, view), so any worker makes the same views of a sample.
 import {
-  augmentRgb,
+  augmentRgbSharp,
   augmentSmallGrayBytes,
+  meanGrey,
   type CropOptions,
   decodeRgb,
   MOCO_V2_COLOR,
@@ -27,7 +28,7 @@ export interface PreparedPipeline {
   /** Turns a record's bytes into pixels (decoding images); throws on a corrupt record. */
   decode(data: Uint8Array, label: string): Promise<Pixels> | Pixels;
   /** Writes view `view` of decoded pixels into out (height x width x channels bytes). */
-  make(pixels: Pixels, sampleId: number, epoch: number, view: number, out: Uint8Array): void;
+  make(pixels: Pixels, sampleId: number, epoch: number, view: number, out: Uint8Array): Promise<void> | void;
 }
 
 export const SUPPORTED_PIPELINES = [
@@ -56,19 +57,20 @@ function rgbDecoder(
   }
 }
 
+const greys = new WeakMap<Pixels, number>();
+function greyOf(pixels: Pixels): number {
+  let grey = greys.get(pixels);
+  if (grey === undefined) greys.set(pixels, (grey = meanGrey(pixels)));
+  return grey;
+}
+
 function rgbCrops(crops: readonly CropOptions[], manifest: DatasetManifest, seed: number): PreparedPipeline {
   return {
     views: crops.map((c) => ({ height: c.size, width: c.size, channels: 3 })),
     decode: rgbDecoder(manifest),
-    make(pixels, sampleId, epoch, view, out) {
-      out.set(
-        augmentRgb(
-          pixels,
-          crops[view]!,
-          MOCO_V2_COLOR,
-          new ViewRandom(viewSeed(seed, epoch, sampleId, view)),
-        ),
-      );
+    async make(pixels, sampleId, epoch, view, out) {
+      const random = new ViewRandom(viewSeed(seed, epoch, sampleId, view));
+      out.set(await augmentRgbSharp(pixels, greyOf(pixels), crops[view]!, MOCO_V2_COLOR, random));
     },
   };
 }

@@ -182,28 +182,30 @@ export class StreamSession {
     const decoded = await Promise.allSettled(
       batchRecords.map((r) => this.pipeline.decode(r.data, `sample ${r.sampleId}`)),
     );
+    // Views of the whole batch concurrently (sharp runs on libvips threads), kept in record order.
+    const made = await Promise.allSettled(
+      batchRecords.map(async (record, i) => {
+        const pixels = decoded[i]!;
+        if (pixels.status === "rejected") throw pixels.reason;
+        return Promise.all(
+          shapes.map(async (_, v) => {
+            const view = new Uint8Array(viewBytes[v]!);
+            await this.pipeline.make(pixels.value, record.sampleId, lease.epoch, v, view);
+            return view;
+          }),
+        );
+      }),
+    );
     batchRecords.forEach((record, i) => {
-      const pixels = decoded[i]!;
-      if (pixels.status === "rejected") {
-        skipped.push({ sampleId: record.sampleId, reason: (pixels.reason as Error).message });
+      const result = made[i]!;
+      if (result.status === "rejected") {
+        skipped.push({ sampleId: record.sampleId, reason: (result.reason as Error).message });
         return;
       }
       const slot = sampleIds.length;
-      try {
-        shapes.forEach((_, v) => {
-          this.pipeline.make(
-            pixels.value,
-            record.sampleId,
-            lease.epoch,
-            v,
-            outputs[v]!.subarray(slot * viewBytes[v]!, (slot + 1) * viewBytes[v]!),
-          );
-        });
-        sampleIds.push(record.sampleId);
-        labels.push(record.label);
-      } catch (e) {
-        skipped.push({ sampleId: record.sampleId, reason: (e as Error).message });
-      }
+      result.value.forEach((view, v) => outputs[v]!.set(view, slot * viewBytes[v]!));
+      sampleIds.push(record.sampleId);
+      labels.push(record.label);
     });
     const n = sampleIds.length;
     return {

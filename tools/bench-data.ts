@@ -1,0 +1,297 @@
+// Benchmarks of the data plane. Measures, never asserts.
+//   npm run -s bench:data [-- --jpegs 200 --seconds 20]
+// 1. augmented images/s on one core: 28x28 grayscale, and 224x224 JPEG split into decode / augment /
+//    encode (protobuf of the batch);
+// 2. MB/s of ViewBatch messages over gRPC on loopback against a raw TCP copy of the same bytes;
+// 3. images/s one consumer receives from 1, 2 and 3 data-worker processes (JPEG two-view, 224).
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, connect, type AddressInfo } from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import sharp from "sharp";
+import {
+  augmentRgbSharp,
+  augmentSmallGrayBytes,
+  meanGrey,
+  decodeRgb,
+  MOCO_V2_COLOR,
+  MOCO_V2_CROP,
+  ViewRandom,
+  viewSeed,
+} from "@adco/augment";
+import { importDataset } from "@adco/cli";
+import { ViewFeeder } from "@adco/dataplane";
+import { BUNDLED_FASHION_MNIST, readFashionMnist } from "@adco/datasets";
+import { encodeTensor } from "@adco/proto";
+import { DataWorkerService, Pipeline, ViewsResponse } from "@adco/proto/data_worker";
+import { channelOptions } from "@adco/service-kit";
+import { ObjectStore, readManifest } from "@adco/storage";
+import { startS3Server } from "@adco/storage/testing";
+
+const { values } = parseArgs({
+  options: { jpegs: { type: "string", default: "200" }, seconds: { type: "string", default: "15" } },
+});
+const jpegCount = Number(values.jpegs);
+const seconds = Number(values.seconds);
+const ROOT = join(import.meta.dirname, "..");
+
+function rate(n: number, ms: number): string {
+  return ((n * 1000) / ms).toFixed(0);
+}
+
+/** Photos with some structure (gradients and noise), 256-320 pixels a side, as JPEG. */
+async function makeJpegs(count: number): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const [w, h] = [256 + ((i * 37) % 64), 256 + ((i * 53) % 64)];
+    const raw = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const j = (y * w + x) * 3;
+        raw[j] = (x + i * 7) % 256;
+        raw[j + 1] = (y * 2 + i) % 256;
+        raw[j + 2] = (((x * y) >> 6) % 256) ^ ((j * 2654435761) >>> 28);
+      }
+    }
+    out.push(
+      new Uint8Array(
+        await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toBuffer(),
+      ),
+    );
+  }
+  return out;
+}
+
+console.log(
+  `machine: ${availableParallelism()} cores; numbers are medians of whole passes, one core unless said\n`,
+);
+
+// 1a. 28x28 grayscale.
+{
+  const set = readFashionMnist(BUNDLED_FASHION_MNIST, "train");
+  const out = new Uint8Array(28 * 28);
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    for (let i = 0; i < 1000; i++, n++) {
+      const id = n % set.count;
+      for (let v = 0; v < 2; v++) {
+        augmentSmallGrayBytes(
+          set.images.subarray(id * 784, (id + 1) * 784),
+          28,
+          28,
+          new ViewRandom(viewSeed(1, 0, id, v)),
+          out,
+        );
+      }
+    }
+  }
+  console.log(`28x28 grayscale, two views: ${rate(n, performance.now() - t0)} images/s per core`);
+}
+
+// 1b. 224x224 JPEG: decode, augment (two views), encode (ViewBatch protobuf of 64 images).
+const jpegs = await makeJpegs(jpegCount);
+{
+  let decodeMs = 0;
+  let augmentMs = 0;
+  let encodeMs = 0;
+  let n = 0;
+  const batch: Uint8Array[][] = [[], []];
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    const bytes = jpegs[n % jpegs.length]!;
+    let t = performance.now();
+    const pixels = await decodeRgb(bytes);
+    decodeMs += performance.now() - t;
+    t = performance.now();
+    const grey = meanGrey(pixels);
+    for (let v = 0; v < 2; v++)
+      batch[v]!.push(
+        await augmentRgbSharp(
+          pixels,
+          grey,
+          MOCO_V2_CROP,
+          MOCO_V2_COLOR,
+          new ViewRandom(viewSeed(1, 0, n, v)),
+        ),
+      );
+    augmentMs += performance.now() - t;
+    n++;
+    if (batch[0]!.length === 64) {
+      t = performance.now();
+      ViewsResponse.encode({
+        batch: {
+          leaseId: "l",
+          epoch: 0,
+          shard: 0,
+          sampleIds: Array.from({ length: 64 }, (_, i) => i),
+          labels: new Array(64).fill(0),
+          views: batch.map((views) => encodeTensor(Buffer.concat(views), [64, 224, 224, 3])),
+          firstPosition: 0,
+        },
+      }).finish();
+      encodeMs += performance.now() - t;
+      batch[0] = [];
+      batch[1] = [];
+    }
+  }
+  const total = decodeMs + augmentMs + encodeMs;
+  console.log(
+    `224x224 JPEG, two views: ${rate(n, total)} images/s per core; per image decode ${(decodeMs / n).toFixed(2)} ms ` +
+      `(${((100 * decodeMs) / total).toFixed(0)}%), augment ${(augmentMs / n).toFixed(2)} ms (${((100 * augmentMs) / total).toFixed(0)}%), ` +
+      `encode ${(encodeMs / n).toFixed(2)} ms (${((100 * encodeMs) / total).toFixed(0)}%)`,
+  );
+}
+
+// 2. gRPC streaming vs raw TCP on loopback, the same bytes: 64 two-view 224x224x3 batches (19 MB).
+{
+  const views = [0, 1].map(() => encodeTensor(new Uint8Array(64 * 224 * 224 * 3).fill(7), [64, 224, 224, 3]));
+  const message: ViewsResponse = {
+    batch: { leaseId: "l", epoch: 0, shard: 0, sampleIds: [], labels: [], views, firstPosition: 0 },
+  };
+  const messageBytes = ViewsResponse.encode(message).finish().byteLength;
+  const count = 40;
+  const server = new grpc.Server(channelOptions());
+  server.addService(DataWorkerService as unknown as grpc.ServiceDefinition, {
+    streamViews: (call: grpc.ServerDuplexStream<unknown, ViewsResponse>) => {
+      call.once("data", async () => {
+        for (let i = 0; i < count; i++) {
+          if (!call.write(message)) await new Promise((r) => call.once("drain", r));
+        }
+        call.end();
+      });
+    },
+    describe: () => {},
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  const Client = grpc.makeGenericClientConstructor(
+    DataWorkerService as unknown as grpc.ServiceDefinition,
+    "x",
+  );
+  const client = new Client(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+    channelOptions(),
+  ) as unknown as grpc.Client & {
+    streamViews(): grpc.ClientDuplexStream<unknown, ViewsResponse>;
+  };
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const call = client.streamViews();
+    call.on("data", () => {});
+    call.on("end", () => resolve());
+    call.on("error", reject);
+    call.write({ credit: { batches: 1 } });
+  });
+  const grpcMs = performance.now() - t0;
+  client.close();
+  server.forceShutdown();
+
+  const tcp = createServer((socket) => {
+    const chunk = Buffer.alloc(messageBytes, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < count) {
+        sent++;
+        if (!socket.write(chunk)) return void socket.once("drain", pump);
+      }
+      socket.end();
+    };
+    pump();
+  });
+  await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+  const t1 = performance.now();
+  await new Promise<void>((resolve) => {
+    const socket = connect((tcp.address() as AddressInfo).port, "127.0.0.1");
+    socket.on("data", () => {});
+    socket.on("end", resolve);
+  });
+  const tcpMs = performance.now() - t1;
+  tcp.close();
+  const mb = (messageBytes * count) / 1e6;
+  console.log(
+    `loopback, ${count} batches of ${(messageBytes / 1e6).toFixed(1)} MB (one process): gRPC ${(mb / (grpcMs / 1000)).toFixed(0)} MB/s ` +
+      `(${((count * 1000) / grpcMs).toFixed(1)} batches/s), raw TCP ${(mb / (tcpMs / 1000)).toFixed(0)} MB/s -> gRPC at ${((100 * tcpMs) / grpcMs).toFixed(0)}% of TCP`,
+  );
+}
+
+// 3. One consumer fed by 1, 2, 3 worker processes (JPEG, two views of 224).
+{
+  const s3 = await startS3Server();
+  const store = new ObjectStore(s3.settings);
+  const dir = mkdtempSync(join(tmpdir(), "adco-bench-jpegs-"));
+  mkdirSync(join(dir, "c0"));
+  mkdirSync(join(dir, "c1"));
+  jpegs.forEach((bytes, i) => writeFileSync(join(dir, `c${i % 2}`, `${i}.jpg`), bytes));
+  await importDataset(store, {
+    format: "imagefolder",
+    source: dir,
+    name: "bench",
+    bucket: "adco-datasets",
+    quiet: true,
+    shardBytes: 1 << 20,
+  });
+  const counts = (await readManifest(store, "adco-datasets", "bench")).splits.train!.shards.map(
+    (s) => s.records,
+  );
+  const workers: { address: string; kill: () => void }[] = [];
+  const startWorker = async () => {
+    const child = spawn(
+      process.execPath,
+      ["--conditions=development", "--import", "tsx", join(ROOT, "services/data-worker/src/main.ts")],
+      {
+        env: {
+          ...process.env,
+          ADCO_GRPC_PORT: "0",
+          ADCO_METRICS_PORT: "0",
+          ADCO_S3_ENDPOINT: s3.settings.endpoint,
+          ADCO_S3_ACCESS_KEY: s3.settings.accessKey,
+          ADCO_S3_SECRET_KEY: s3.settings.secretKey,
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const port = await new Promise<number>((resolve) => {
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        const m = /"grpcPort":(\d+)/.exec(line);
+        if (m) resolve(Number(m[1]));
+      });
+    });
+    workers.push({ address: `127.0.0.1:${port}`, kill: () => child.kill("SIGKILL") });
+  };
+  for (let k = 1; k <= 3; k++) {
+    await startWorker();
+    let epoch = 0;
+    let images = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < seconds * 1000) {
+      const feeder = new ViewFeeder({
+        consumerId: "bench",
+        dataset: { bucket: "adco-datasets", name: "bench" },
+        augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 224, crops: [], seed: 1 },
+        batchSize: 32,
+        recordCounts: counts,
+        epoch: epoch++,
+        leaseRecords: 32,
+      });
+      for (const w of workers) feeder.addWorker(w.address);
+      for await (const { batch } of feeder.batches()) images += batch.sampleIds.length;
+    }
+    console.log(
+      `${k} worker process(es) -> one consumer: ${rate(images, performance.now() - t0)} images/s (JPEG, two 224 views)`,
+    );
+  }
+  for (const w of workers) w.kill();
+  await s3.stop();
+}
+process.exit(0);
