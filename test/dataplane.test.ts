@@ -11,7 +11,7 @@ import { EpochCursor, ViewFeeder, type FeederEvent } from "@adco/dataplane";
 import { BUNDLED_FASHION_MNIST } from "@adco/datasets";
 import { DataWorkerClient, Pipeline, type ViewsResponse } from "@adco/proto/data_worker";
 import { channelOptions } from "@adco/service-kit";
-import { ObjectStore, readManifest } from "@adco/storage";
+import { DatasetWriter, ObjectStore, readManifest } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { startService, type ServiceProcess } from "./lib/service-process.js";
 
@@ -282,6 +282,47 @@ describe("photo pipelines", () => {
     assert.deepEqual(
       [...twoView.values()][0]!.map((v) => v.length),
       [32 * 32 * 3, 32 * 32 * 3],
+    );
+  });
+});
+
+describe("garbage in a shard", () => {
+  it("a record that is not an image is skipped and reported by sample id; the epoch still completes", async () => {
+    const sharp = (await import("sharp")).default;
+    const good = new Uint8Array(
+      await sharp(Buffer.alloc(20 * 20 * 3, 90), { raw: { width: 20, height: 20, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
+    const writer = new DatasetWriter(store, {
+      name: "garbage",
+      bucket: BUCKET,
+      source: "test",
+      encoding: "encoded",
+      classes: ["x"],
+    });
+    for (let i = 0; i < 6; i++) {
+      const data = i === 3 ? new Uint8Array(300).map((_, j) => (j * 97) % 256) : good;
+      await writer.add("train", { sampleId: i, label: 0, data });
+    }
+    const manifest = await writer.publish();
+    const events: FeederEvent[] = [];
+    const f = new ViewFeeder({
+      consumerId: "garbage",
+      dataset: { bucket: BUCKET, name: "garbage" },
+      augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 16, crops: [], seed: 1 },
+      batchSize: 4,
+      recordCounts: manifest.splits.train!.shards.map((sh) => sh.records),
+      epoch: 0,
+      onEvent: (e) => events.push(e),
+    });
+    f.addWorker((workers.at(-1) ?? (await worker())).grpcAddress);
+    const ids: number[] = [];
+    for await (const { batch } of f.batches()) ids.push(...batch.sampleIds);
+    assert.deepEqual(ids.sort(), [0, 1, 2, 4, 5]);
+    const skipped = events.find((e) => e.kind === "skipped");
+    assert.ok(
+      skipped && skipped.kind === "skipped" && skipped.sampleId === 3 && /cannot decode/.test(skipped.reason),
     );
   });
 });

@@ -249,7 +249,8 @@ export class ViewFeeder {
           if (next.batch.sampleIds.length > 0) yield next;
           continue;
         }
-        if (this.cursor.complete) return;
+        // Done when every record is, and every lease has ended (so skip reports are all in).
+        if (this.cursor.complete && [...this.workers.values()].every((w) => !w.lease)) return;
         signal?.throwIfAborted();
         await new Promise<void>((resolve) => {
           this.wake = resolve;
