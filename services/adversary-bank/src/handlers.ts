@@ -1,31 +1,41 @@
-// AdversaryBank handlers. The bank itself lands with the training services (issue 5); until then
-// requests are checked and unknown runs are NOT_FOUND, as they will be.
+// AdversaryBank handlers: one bank per run on this replica (CreateBank, Step with replay of a retried
+// step, GetStats, DeleteBank). Snapshots to object storage and sharding across replicas come next
+// (issue 5) and answer UNIMPLEMENTED until then.
 import type { AdversaryBankService } from "@adco/proto/adversary_bank";
-import { notFound, requireId, type ServiceHandlers, unimplemented } from "@adco/service-kit";
-import { checkCreateBank, checkStep } from "./validate.js";
-
-/** Banks by run id. Empty until CreateBank is built. */
-const banks = new Map<string, { dim: number }>();
-
-function bankOf(runId: string): { dim: number } {
-  requireId(runId, "run_id");
-  const bank = banks.get(runId);
-  if (!bank)
-    throw notFound(`run ${JSON.stringify(runId)} has no bank on this replica; call CreateBank first`);
-  return bank;
-}
+import { alreadyExists, notFound, requireId, type ServiceHandlers, unimplemented } from "@adco/service-kit";
+import { Bank } from "./bank.js";
+import { checkCreateBank } from "./validate.js";
 
 export function adversaryBankHandlers(): ServiceHandlers<typeof AdversaryBankService> {
+  const banks = new Map<string, Bank>();
+  const bankOf = (runId: string): Bank => {
+    requireId(runId, "run_id");
+    const bank = banks.get(runId);
+    if (!bank)
+      throw notFound(`run ${JSON.stringify(runId)} has no bank on this replica; call CreateBank first`);
+    return bank;
+  };
   return {
     async createBank(request) {
       checkCreateBank(request);
-      throw unimplemented("CreateBank: the adversary bank is not built yet (issue 5)");
+      const existing = banks.get(request.runId);
+      if (existing) {
+        if (!existing.sameAs(request)) {
+          throw alreadyExists(
+            `run ${JSON.stringify(request.runId)} already has a bank with another configuration`,
+          );
+        }
+        return existing.info();
+      }
+      if (request.peers.length > 0 || (request.shard && request.shard.count > 1)) {
+        throw unimplemented("CreateBank: sharded banks are not built yet (issue 5); omit peers and shard");
+      }
+      const bank = new Bank(request);
+      banks.set(request.runId, bank);
+      return bank.info();
     },
     async *step(requests) {
-      for await (const request of requests) {
-        checkStep(request, bankOf(request.runId).dim);
-        yield* [];
-      }
+      for await (const request of requests) yield bankOf(request.runId).apply(request);
     },
     async snapshot(request) {
       bankOf(request.runId);
@@ -36,11 +46,23 @@ export function adversaryBankHandlers(): ServiceHandlers<typeof AdversaryBankSer
       throw unimplemented("Restore: not built yet (issue 5)");
     },
     async getStats(request) {
-      bankOf(request.runId);
-      throw unimplemented("GetStats: not built yet (issue 5)");
+      const bank = bankOf(request.runId);
+      const info = bank.info();
+      return (
+        bank.lastStats() ?? {
+          step: 0,
+          contrastAccuracy: 0,
+          adversaryProbability: 0,
+          meanAdversarySimilarity: 0,
+          maxAdversarySimilarity: 0,
+          meanRowNorm: 0,
+          meanPositiveSimilarity: 0,
+          filledRows: info.filledRows,
+        }
+      );
     },
     async deleteBank(request) {
-      bankOf(request.runId);
+      bankOf(request.runId).dispose();
       banks.delete(request.runId);
       return {};
     },

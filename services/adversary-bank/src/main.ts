@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { initBackend } from "@adco/core";
 import { AdversaryBankService } from "@adco/proto/adversary_bank";
 import { register, runService } from "@adco/service-kit";
 import { adversaryBankConfig } from "./config.js";
@@ -7,5 +8,9 @@ import { adversaryBankHandlers } from "./handlers.js";
 await runService({
   name: "adversary-bank",
   spec: adversaryBankConfig,
-  services: () => [register(AdversaryBankService, adversaryBankHandlers())],
+  services: async (config, log) => {
+    const backend = await initBackend(config.backend);
+    log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
+    return [register(AdversaryBankService, adversaryBankHandlers())];
+  },
 });
