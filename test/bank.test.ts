@@ -133,6 +133,14 @@ describe("adversary-bank service", () => {
     local.dispose();
   });
 
+  it("ends a Step stream with OK when the client half-closes it", async () => {
+    const call = client.step();
+    call.on("data", () => {});
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    call.end();
+    assert.equal((await status).code, grpc.status.OK);
+  });
+
   it("reports statistics, and forgets a deleted bank", async () => {
     const stats = await unaryCall(client.getStats.bind(client), { runId: "run-a" });
     assert.equal(stats.step, 2);

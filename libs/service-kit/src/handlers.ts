@@ -75,12 +75,57 @@ function checked(message: unknown): unknown {
   return message;
 }
 
+/**
+ * The messages of a client stream as an iterator. Not the stream's own async iterator: at the end of
+ * the client's messages that destroys the whole duplex call, so the server's response end and status
+ * never reach the client of a bidi call that half-closed. The queue pauses the call while it holds
+ * more than 16 messages, so a fast client cannot grow it.
+ */
+function readMessages(call: grpc.ServerReadableStream<unknown, unknown>): AsyncIterator<unknown> {
+  const queue: unknown[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  call.on("data", (message: unknown) => {
+    queue.push(message);
+    if (queue.length > 16) call.pause();
+    notify();
+  });
+  call.on("end", () => {
+    ended = true;
+    notify();
+  });
+  call.on("error", (e: unknown) => {
+    failure = e;
+    notify();
+  });
+  return {
+    async next() {
+      for (;;) {
+        if (queue.length > 0) {
+          const value = queue.shift();
+          if (queue.length < 4 && call.isPaused()) call.resume();
+          return { value, done: false };
+        }
+        if (failure !== undefined) throw failure;
+        if (ended) return { value: undefined, done: true };
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
 /** The client's messages; ends the handler's loop with UNAVAILABLE on shutdown (or CANCELLED). */
 async function* incoming(
   call: grpc.ServerReadableStream<unknown, unknown>,
   signal: AbortSignal,
 ): AsyncIterable<unknown> {
-  const messages = call[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+  const messages = readMessages(call);
   const aborted = new Promise<never>((_, reject) => {
     const stop = () => reject(toRpcError(signal.reason));
     if (signal.aborted) stop();
