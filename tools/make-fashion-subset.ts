@@ -23,12 +23,7 @@ const source =
 mkdirSync(BUNDLED_FASHION_MNIST, { recursive: true });
 for (const split of ["train", "test"] as const) {
   const full = readFashionMnist(source, split);
-  const random = new SeededRandom(split === "train" ? 1 : 2);
-  const order = Array.from({ length: full.count }, (_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random.next() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
+  const order = new SeededRandom(split === "train" ? 1 : 2).permutation(full.count);
   const taken = new Array<number>(10).fill(0);
   const chosen = order.filter(
     (i) => taken[full.labels[i]!]! < PER_CLASS[split] && ++taken[full.labels[i]!]! > 0,

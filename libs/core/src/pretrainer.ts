@@ -126,22 +126,13 @@ export class Pretrainer {
   keys(view: tf.Tensor4D): tf.Tensor2D {
     return tf.tidy(() => {
       const n = view.shape[0];
-      const order = this.permutation(n);
+      const order = this.shuffle.permutation(n);
       const inverse = new Int32Array(n);
       order.forEach((j, i) => (inverse[j] = i));
       const shuffled = tf.gather(view, tf.tensor1d(order, "int32"));
       const k = this.key.embed(shuffled, { training: true, bnGroups: this.config.bnGroups });
       return tf.gather(k, tf.tensor1d(inverse, "int32"));
     });
-  }
-
-  private permutation(n: number): Int32Array {
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(this.shuffle.next() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    return order;
   }
 
   /**

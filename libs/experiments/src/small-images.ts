@@ -93,7 +93,7 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
         const inEpoch = index % stepsPerEpoch;
         if (inEpoch === 0) {
           epoch++;
-          order = permutation(e.train.count, e.config.seed * 1000 + epoch);
+          order = new SeededRandom(e.config.seed * 1000 + epoch).permutation(e.train.count);
         }
         const ids = order.slice(inEpoch * batchSize, (inEpoch + 1) * batchSize);
         return twoViewBatch(e.train.images, e.train.height, e.train.width, ids, e.config.seed, epoch).map(
@@ -122,14 +122,4 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
   } finally {
     trainer.dispose();
   }
-}
-
-function permutation(n: number, seed: number): number[] {
-  const random = new SeededRandom(seed);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random.next() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
 }
