@@ -36,6 +36,29 @@ export interface ContrastStats {
   readonly accuracy: number;
   /** Mean softmax mass on the negatives that are not batch keys (adversaries or queue). */
   readonly negativeProbability: number;
+  /** Geometry of the first pair against the negatives as the step found them, for people watching a run. */
+  readonly similarity: SimilarityStats;
+}
+
+export interface SimilarityStats {
+  /** Mean cosine similarity of queries and normalised negatives. */
+  readonly meanNegative: number;
+  /** Mean over queries of the largest cosine similarity to any negative. */
+  readonly maxNegative: number;
+  /** Mean cosine similarity of each query to its positive key. */
+  readonly meanPositive: number;
+  /** Mean L2 norm of the raw negatives. */
+  readonly meanNegativeNorm: number;
+}
+
+/** SimilarityStats from the cosines (N x K) of queries to the normalised negatives and their norms (1 x K). */
+function similarityStats(cosines: tf.Tensor2D, norms: tf.Tensor2D, pair: ContrastPair): SimilarityStats {
+  return tf.tidy(() => ({
+    meanNegative: tf.mean(cosines).dataSync()[0]!,
+    maxNegative: tf.mean(tf.max(cosines, 1)).dataSync()[0]!,
+    meanPositive: tf.mean(tf.sum(tf.mul(pair.query, pair.key), 1)).dataSync()[0]!,
+    meanNegativeNorm: tf.mean(norms).dataSync()[0]!,
+  }));
 }
 
 export interface ContrastOutcome extends ContrastStats {
@@ -98,12 +121,18 @@ export class AdversaryNegatives implements Negatives {
     let loss = 0;
     let accuracy = 0;
     let negativeProbability = 0;
+    let similarity: SimilarityStats | undefined;
     const [next, queryGrads] = tf.tidy(() => {
       const grads: tf.Tensor2D[] = [];
       const { directions, norms } = normalizeColumns(this.weights);
       let gradient: tf.Tensor2D | undefined;
       for (const { query, key } of pairs) {
         const cosines = similarities(query, key, directions);
+        const batch = query.shape[0];
+        similarity ??= similarityStats(tf.slice(cosines, [0, batch], [batch, this.size]), norms, {
+          query,
+          key,
+        });
         const result = contrastLoss(query, key, directions, cosines, this.hyper.temperature);
         const g = bankGradient(query, directions, norms, cosines, this.hyper.memoryTemperature);
         gradient = gradient ? (tf.add(gradient, g) as tf.Tensor2D) : g;
@@ -121,7 +150,7 @@ export class AdversaryNegatives implements Negatives {
       this.velocity.assign(next[1]!);
       tf.dispose(next);
     }
-    return { loss, accuracy, negativeProbability, queryGrads };
+    return { loss, accuracy, negativeProbability, similarity: similarity!, queryGrads };
   }
 
   write(keys: tf.Tensor2D, start: number): void {
@@ -205,6 +234,11 @@ export class QueueNegatives implements Negatives {
         return tf.mul(grad, scale) as tf.Tensor2D;
       }),
     );
+    // Statistics of the queue as the step found it (the queries were checked above).
+    const { directions, norms } = normalizeColumns(this.queue);
+    const cosines = tf.matMul(pairs[0]!.query, directions) as tf.Tensor2D;
+    const similarity = similarityStats(cosines, norms, pairs[0]!);
+    tf.dispose([directions, norms, cosines]);
     // The keys of the step enter the queue once each (a symmetric step has two key sets).
     const seen = new Set<tf.Tensor>();
     for (const { key } of update ? pairs : []) {
@@ -212,7 +246,7 @@ export class QueueNegatives implements Negatives {
       seen.add(key);
       this.write(key, this.pointer);
     }
-    return { loss, accuracy, negativeProbability, queryGrads };
+    return { loss, accuracy, negativeProbability, similarity, queryGrads };
   }
 
   write(keys: tf.Tensor2D, start: number): void {

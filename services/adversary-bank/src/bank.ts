@@ -76,16 +76,6 @@ export class Bank {
         query: tf.tensor2d(p.queries.data, [checked.batch, this.request.dim]),
         key: tf.tensor2d(p.keys.data, [checked.batch, this.request.dim]),
       }));
-      const state = this.negatives.state();
-      // Statistics of the bank as the step found it.
-      const directions = tf.div(state.weights, tf.norm(state.weights, 2, 0, true));
-      const sims = tf.matMul(pairs[0]!.query, directions);
-      const meanAdversarySimilarity = tf.mean(sims).dataSync()[0]!;
-      const maxAdversarySimilarity = tf.mean(tf.max(sims, 1)).dataSync()[0]!;
-      const meanRowNorm = tf.mean(tf.norm(state.weights, 2, 0)).dataSync()[0]!;
-      const meanPositiveSimilarity = tf
-        .mean(tf.sum(tf.mul(pairs[0]!.query, pairs[0]!.key), 1))
-        .dataSync()[0]!;
       const reduction = request.reduction === Reduction.REDUCTION_SUM ? "sum" : "mean";
       const outcome = this.negatives.contrast(
         pairs,
@@ -106,10 +96,10 @@ export class Bank {
           step: request.step,
           contrastAccuracy: outcome.accuracy,
           adversaryProbability: outcome.negativeProbability,
-          meanAdversarySimilarity,
-          maxAdversarySimilarity,
-          meanRowNorm,
-          meanPositiveSimilarity,
+          meanAdversarySimilarity: outcome.similarity.meanNegative,
+          maxAdversarySimilarity: outcome.similarity.maxNegative,
+          meanRowNorm: outcome.similarity.meanNegativeNorm,
+          meanPositiveSimilarity: outcome.similarity.meanPositive,
           filledRows: this.filledRows,
         },
         replayed: false,

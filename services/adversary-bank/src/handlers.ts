@@ -1,7 +1,7 @@
 // AdversaryBank handlers: one bank per run on this replica (CreateBank, Step with replay of a retried
 // step, GetStats, DeleteBank). Snapshots to object storage and sharding across replicas come next
 // (issue 5) and answer UNIMPLEMENTED until then.
-import type { AdversaryBankService } from "@adco/proto/adversary_bank";
+import { type AdversaryBankService, BankStats } from "@adco/proto/adversary_bank";
 import { alreadyExists, notFound, requireId, type ServiceHandlers, unimplemented } from "@adco/service-kit";
 import { Bank } from "./bank.js";
 import { checkCreateBank } from "./validate.js";
@@ -47,19 +47,7 @@ export function adversaryBankHandlers(): ServiceHandlers<typeof AdversaryBankSer
     },
     async getStats(request) {
       const bank = bankOf(request.runId);
-      const info = bank.info();
-      return (
-        bank.lastStats() ?? {
-          step: 0,
-          contrastAccuracy: 0,
-          adversaryProbability: 0,
-          meanAdversarySimilarity: 0,
-          maxAdversarySimilarity: 0,
-          meanRowNorm: 0,
-          meanPositiveSimilarity: 0,
-          filledRows: info.filledRows,
-        }
-      );
+      return bank.lastStats() ?? BankStats.fromPartial({ filledRows: bank.info().filledRows });
     },
     async deleteBank(request) {
       bankOf(request.runId).dispose();
