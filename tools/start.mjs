@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm start`: the main job. Pre-training and evaluation land with issues 3-5; until then this starts
+// `npm start`: the main job. Pre-training and evaluation over the services land with issue 5; until then this starts
 // every service on loopback, checks that each answers its health check, says what is not built yet,
 // and stops them.
 import { spawn } from "node:child_process";
@@ -46,8 +46,9 @@ try {
     );
   }
   console.log(
-    "\nAll four services start and answer health checks. Not built yet: the AdCo core (issue 3), the data\n" +
-      "plane (issue 4), training, evaluation and this command's pre-train + evaluate run (issue 5).",
+    "\nAll four services start and answer health checks. Built: the AdCo core (npm run -s experiment:fashion-mnist\n" +
+      "pre-trains in one process), the data plane and the adversary bank. Not built yet: the trainer, the\n" +
+      "evaluator and this command's pre-train + evaluate run over the services (issue 5).",
   );
 } finally {
   for (const s of running) s.child.kill("SIGTERM");
