@@ -13,3 +13,4 @@ export * from "./export.js";
 export * from "./knn.js";
 export * from "./loop.js";
 export * from "./presets.js";
+export * from "./checkpoint.js";

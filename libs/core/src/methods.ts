@@ -66,6 +66,19 @@ export interface ContrastOutcome extends ContrastStats {
   readonly queryGrads: tf.Tensor2D[];
 }
 
+export interface NegativesState {
+  readonly weights: tf.Tensor2D;
+  readonly velocity?: tf.Tensor2D;
+  readonly pointer?: number;
+}
+
+function checkRestore(state: NegativesState, target: tf.Variable, what: string): void {
+  const [d, k] = target.shape;
+  const got = state.weights.shape;
+  if (got[0] !== d || got[1] !== k)
+    throw new CoreInputError(what, `snapshot is ${got[0]} x ${got[1]}, the bank is ${d} x ${k}`);
+}
+
 export interface Negatives {
   readonly method: "adco" | "moco";
   readonly size: number;
@@ -73,8 +86,10 @@ export interface Negatives {
   contrast(pairs: readonly ContrastPair[], reduction: PairReduction, update?: boolean): ContrastOutcome;
   /** Overwrites negatives with keys, starting at column `start` (AdCo's init_memory; MoCo's queue). */
   write(keys: tf.Tensor2D, start: number): void;
-  /** The negatives as a D x K matrix and momentum (when the method has one), for snapshots. */
-  state(): { weights: tf.Tensor2D; velocity?: tf.Tensor2D };
+  /** The negatives as a D x K matrix, momentum (AdCo) and write position (MoCo), for snapshots. */
+  state(): NegativesState;
+  /** Replaces the negatives with a snapshot's state (same D and K). */
+  restore(state: NegativesState): void;
   dispose(): void;
 }
 
@@ -157,8 +172,15 @@ export class AdversaryNegatives implements Negatives {
     writeColumns(this.weights, keys, start);
   }
 
-  state() {
+  state(): NegativesState {
     return { weights: this.weights.clone() as tf.Tensor2D, velocity: this.velocity.clone() as tf.Tensor2D };
+  }
+
+  restore(state: NegativesState): void {
+    checkRestore(state, this.weights, "adversaries");
+    if (!state.velocity) throw new CoreInputError("adversaries", "snapshot has no momentum");
+    this.weights.assign(state.weights);
+    this.velocity.assign(state.velocity);
   }
 
   dispose(): void {
@@ -254,8 +276,14 @@ export class QueueNegatives implements Negatives {
     this.pointer = (start + keys.shape[0]) % this.size;
   }
 
-  state() {
-    return { weights: this.queue.clone() as tf.Tensor2D };
+  state(): NegativesState {
+    return { weights: this.queue.clone() as tf.Tensor2D, pointer: this.pointer };
+  }
+
+  restore(state: NegativesState): void {
+    checkRestore(state, this.queue, "queue");
+    this.queue.assign(state.weights);
+    this.pointer = state.pointer ?? 0;
   }
 
   dispose(): void {

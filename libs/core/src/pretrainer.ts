@@ -10,9 +10,11 @@ import { type AdcoHyperparameters, PAPER_HYPERPARAMETERS } from "./adco.js";
 import { checkInRange, checkPositive, CoreInputError } from "./checks.js";
 import { Encoder, type EncoderArch, encoderSpec } from "./encoder.js";
 import {
+  type ContrastOutcome,
   type ContrastPair,
   type ContrastStats,
   type Negatives,
+  type PairReduction,
   AdversaryNegatives,
   QueueNegatives,
 } from "./methods.js";
@@ -100,37 +102,83 @@ export interface StepStats extends ContrastStats {
   readonly lr: number;
 }
 
+/**
+ * The contrast of a step computed elsewhere (the adversary-bank service): loss, dLoss/dq per pair and
+ * statistics for the step's (query, key) pairs. The caller decides how the negatives update.
+ */
+export type ContrastService = (
+  pairs: readonly ContrastPair[],
+  reduction: PairReduction,
+) => Promise<ContrastOutcome>;
+
+export interface RemoteStepStats extends StepStats {
+  /** Wall time of the encoders' forward and backward passes and the optimizer, ms. */
+  readonly computeMs: number;
+  /** Wall time waiting for the contrast service, ms. */
+  readonly contrastMs: number;
+}
+
+/** A seed for step `step` of a stream seeded by `seed` (so a resumed run draws what it would have). */
+function stepSeed(seed: number, step: number): number {
+  let h = Math.imul((seed ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ step;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export interface PretrainerOptions {
+  /** false: the negatives live in an adversary-bank service; only stepWith trains. */
+  readonly localNegatives?: boolean;
+}
+
 export class Pretrainer {
   readonly query: Encoder;
   readonly key: Encoder;
-  readonly negatives: Negatives;
   readonly optimizer: Sgd;
-  private readonly shuffle: SeededRandom;
+  private readonly localNegatives: Negatives | undefined;
+  /** Completed steps (init_memory steps included). */
   step = 0;
 
-  constructor(readonly config: PretrainConfig) {
+  constructor(
+    readonly config: PretrainConfig,
+    options: PretrainerOptions = {},
+  ) {
     checkPretrainConfig(config);
     const spec = encoderSpec(config.arch, config.projectionDim);
     this.query = new Encoder(spec, config.seed);
     this.key = new Encoder(spec, config.seed);
     this.key.copyFrom(this.query);
-    this.negatives =
-      config.method === "adco"
-        ? new AdversaryNegatives(config.projectionDim, config.negatives, config.adco, config.seed + 1)
-        : new QueueNegatives(config.projectionDim, config.negatives, config.mocoTemperature, config.seed + 1);
+    if (options.localNegatives ?? true) {
+      this.localNegatives =
+        config.method === "adco"
+          ? new AdversaryNegatives(config.projectionDim, config.negatives, config.adco, config.seed + 1)
+          : new QueueNegatives(
+              config.projectionDim,
+              config.negatives,
+              config.mocoTemperature,
+              config.seed + 1,
+            );
+    }
     this.optimizer = new Sgd(this.query.params, config.sgdMomentum, config.weightDecay);
-    this.shuffle = new SeededRandom(config.seed + 2);
   }
 
-  /** Keys of a batch: f_k in training-mode BN, on a random permutation split into BN groups, unshuffled. */
-  keys(view: tf.Tensor4D): tf.Tensor2D {
+  get negatives(): Negatives {
+    if (!this.localNegatives) throw new CoreInputError("negatives", "this trainer's negatives are remote");
+    return this.localNegatives;
+  }
+
+  /**
+   * Keys of a batch: f_k in training-mode BN, on a random permutation split into BN groups, unshuffled.
+   * Groups are the configured count, or fewer when they do not divide a short (last) batch.
+   */
+  keys(view: tf.Tensor4D, shuffleSeed = stepSeed(this.config.seed + 2, this.step)): tf.Tensor2D {
+    const shuffle = new SeededRandom(shuffleSeed);
     return tf.tidy(() => {
       const n = view.shape[0];
-      const order = this.shuffle.permutation(n);
+      const order = shuffle.permutation(n);
       const inverse = new Int32Array(n);
       order.forEach((j, i) => (inverse[j] = i));
       const shuffled = tf.gather(view, tf.tensor1d(order, "int32"));
-      const k = this.key.embed(shuffled, { training: true, bnGroups: this.config.bnGroups });
+      const k = this.key.embed(shuffled, { training: true, bnGroups: this.bnGroupsFor(n) });
       return tf.gather(k, tf.tensor1d(inverse, "int32"));
     });
   }
@@ -153,30 +201,112 @@ export class Pretrainer {
     return this.runStep(views, lr, start);
   }
 
-  private runStep(views: readonly tf.Tensor4D[], lr: number, initColumn?: number): StepStats {
+  /**
+   * BN groups for a batch of n: the configured count when it divides n, else the largest count that
+   * does and leaves at least 2 samples per group (the short last batch of an epoch).
+   */
+  bnGroupsFor(n: number): number {
+    for (let g = Math.min(this.config.bnGroups, Math.floor(n / 2)); g > 1; g--) if (n % g === 0) return g;
+    return 1;
+  }
+
+  /** The step's (query view, key) pairs: view0 against key1; symmetric adds view1 against key0; crops against key1. */
+  private planPairs(views: readonly tf.Tensor4D[]) {
     if (views.length < 2) throw new CoreInputError("views", `need at least 2 views, got ${views.length}`);
     const n = views[0]!.shape[0];
+    if (n < 2) throw new CoreInputError("views", `a batch needs at least 2 images for BatchNorm, got ${n}`);
     views.forEach((v, i) => {
       if (v.shape[0] !== n) throw new CoreInputError(`views[${i}]`, `batch ${v.shape[0]} differs from ${n}`);
     });
-    const symmetric = this.config.symmetric;
-    const keyOfView1 = this.keys(views[1]!);
-    const keyOfView0 = symmetric ? this.keys(views[0]!) : undefined;
-    // (query view, key) pairs: view0 against key1; symmetric adds view1 against key0; crops against key1.
+    const seed = stepSeed(this.config.seed + 2, this.step);
+    const keyOfView1 = this.keys(views[1]!, seed);
+    const keyOfView0 = this.config.symmetric ? this.keys(views[0]!, seed ^ 0x5bd1e995) : undefined;
     const plan: { view: tf.Tensor4D; key: tf.Tensor2D }[] = [{ view: views[0]!, key: keyOfView1 }];
     if (keyOfView0) plan.push({ view: views[1]!, key: keyOfView0 });
     for (const crop of views.slice(2)) plan.push({ view: crop, key: keyOfView1 });
-    const reduction = views.length > 2 ? "sum" : "mean";
+    const reduction: PairReduction = views.length > 2 ? "sum" : "mean";
+    return {
+      plan,
+      reduction,
+      keys: keyOfView0 ? [keyOfView1, keyOfView0] : [keyOfView1],
+      bnGroups: this.bnGroupsFor(n),
+    };
+  }
+
+  /** After the gradient step: SGD, BN running statistics, then f_k follows f_q. */
+  private finishStep(
+    grads: tf.NamedTensorMap,
+    lr: number,
+    batchStats: Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>,
+  ): void {
+    this.optimizer.apply(grads, lr);
+    this.query.updateRunningStats(batchStats);
+    this.key.momentumUpdate(this.query, this.config.encoderMomentum);
+    this.step++;
+  }
+
+  /**
+   * One step with the contrast done by a service. tfjs records gradients only during a synchronous
+   * call, and the service answers asynchronously, so the queries are computed once to send, and f_q's
+   * forward is run again under the tape to pull dLoss/dq back (about a quarter more compute than a
+   * local step). The result equals trainStep with the same negatives.
+   */
+  async stepWith(
+    views: readonly tf.Tensor4D[],
+    lr: number,
+    contrast: ContrastService,
+  ): Promise<RemoteStepStats> {
+    let started = performance.now();
+    const { plan, reduction, keys, bnGroups } = this.planPairs(views);
+    const batchStats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();
+    const queries = plan.map(({ view }, i) =>
+      tf.tidy(() =>
+        this.query.embed(view, { training: true, bnGroups, batchStats: i === 0 ? batchStats : undefined }),
+      ),
+    );
+    let computeMs = performance.now() - started;
+    started = performance.now();
+    let outcome: ContrastOutcome;
+    try {
+      outcome = await contrast(
+        plan.map(({ key }, i) => ({ query: queries[i]!, key })),
+        reduction,
+      );
+    } catch (e) {
+      tf.dispose([...queries, ...keys, ...[...batchStats.values()].flatMap((s) => [s.mean, s.variance])]);
+      throw e;
+    }
+    const contrastMs = performance.now() - started;
+    started = performance.now();
+    const { grads, value } = tf.variableGrads(
+      () =>
+        tf.addN(
+          plan.map(({ view }, i) =>
+            tf.sum(tf.mul(this.query.embed(view, { training: true, bnGroups }), outcome.queryGrads[i]!)),
+          ),
+        ) as tf.Scalar,
+      [...this.query.params.values()] as tf.Variable[],
+    );
+    this.finishStep(grads, lr, batchStats);
+    tf.dispose([value, ...Object.values(grads), ...queries, ...keys, ...outcome.queryGrads]);
+    computeMs += performance.now() - started;
+    const { queryGrads: _, ...stats } = outcome;
+    return { ...stats, lr, computeMs, contrastMs };
+  }
+
+  private runStep(views: readonly tf.Tensor4D[], lr: number, initColumn?: number): StepStats {
+    const { plan, reduction, keys, bnGroups } = this.planPairs(views);
+    const keyOfView1 = keys[0]!;
     const updateNegatives = initColumn === undefined;
 
-    let stats: ContrastStats | undefined;
+    let stats: ContrastOutcome | undefined;
     const batchStats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();
     const { grads, value } = tf.variableGrads(
       () => {
         const queries = plan.map(({ view }, i) =>
           this.query.embed(view, {
             training: true,
-            bnGroups: this.config.bnGroups,
+            bnGroups,
             // Running statistics follow the first query view only, as a single forward would.
             batchStats: i === 0 ? batchStats : undefined,
           }),
@@ -199,13 +329,11 @@ export class Pretrainer {
       },
       [...this.query.params.values()] as tf.Variable[],
     );
-    this.optimizer.apply(grads, lr);
     if (initColumn !== undefined) this.negatives.write(keyOfView1, initColumn);
-    tf.dispose([value, ...Object.values(grads), keyOfView1, ...(keyOfView0 ? [keyOfView0] : [])]);
-    this.query.updateRunningStats(batchStats);
-    this.key.momentumUpdate(this.query, this.config.encoderMomentum);
-    this.step++;
-    return { ...stats!, lr };
+    this.finishStep(grads, lr, batchStats);
+    tf.dispose([value, ...Object.values(grads), ...keys]);
+    const { queryGrads: _, ...rest } = stats as ContrastOutcome;
+    return { ...rest, lr };
   }
 
   /** End of init_memory: f_k starts equal to f_q. */
@@ -216,7 +344,7 @@ export class Pretrainer {
   dispose(): void {
     this.query.dispose();
     this.key.dispose();
-    this.negatives.dispose();
+    this.localNegatives?.dispose();
     this.optimizer.dispose();
   }
 }

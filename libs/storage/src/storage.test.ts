@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { openBundle, writeBundle } from "./bundle.js";
 import { decodeShard, DatasetWriter, encodeShard, listDatasets, readManifest, readShard } from "./dataset.js";
 import { MAX_OBJECT_BYTES, ObjectStore, StorageError } from "./object-store.js";
 import { startS3Server, type S3ServerProcess } from "./testing.js";
@@ -149,5 +150,28 @@ describe("datasets", () => {
       writer.add("train", { sampleId: 1, label: 3, data: new Uint8Array(1) }),
       /label 3 outside the 1 classes/,
     );
+  });
+});
+
+describe("bundles", () => {
+  it("writes files then the manifest, reads them back verified, splits large files into parts", async () => {
+    const big = new Uint8Array(33 * 1024 * 1024).map((_, i) => i % 251);
+    const files = new Map([
+      ["small.bin", new Uint8Array([1, 2, 3])],
+      ["big.bin", big],
+    ]);
+    const ref = await writeBundle(store, bucket, "bundle/1/", files, { step: 7 });
+    assert.equal(ref.key, "bundle/1/manifest.json");
+    const bundle = await openBundle<{ step: number }>(store, bucket, ref.key);
+    assert.equal(bundle.meta.step, 7);
+    assert.deepEqual(await bundle.read("small.bin"), new Uint8Array([1, 2, 3]));
+    assert.deepEqual(await bundle.read("big.bin"), big);
+    assert.equal(bundle.keys().length, 4, "small, two parts of big, manifest");
+    await assert.rejects(bundle.read("nope"), kind("not-found"));
+    // A part changed after publication is caught.
+    await store.put(bucket, "bundle/1/small.bin", new Uint8Array([9, 9, 9]));
+    await assert.rejects(bundle.read("small.bin"), kind("corrupt"));
+    await store.put(bucket, "bundle/2/manifest.json", new TextEncoder().encode("{}"));
+    await assert.rejects(openBundle(store, bucket, "bundle/2/manifest.json"), kind("corrupt"));
   });
 });
