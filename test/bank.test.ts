@@ -14,22 +14,32 @@ import {
 import { BankKind, DataType } from "@adco/proto/common";
 import { channelOptions, unaryCall } from "@adco/service-kit";
 import * as tf from "@tensorflow/tfjs-core";
-import { startService, type ServiceProcess } from "./lib/service-process.js";
+import { ObjectStore } from "@adco/storage";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { s3Env, startService, type ServiceProcess } from "./lib/service-process.js";
 
 const DIM = 16;
 const SIZE = 64;
 const BATCH = 8;
 let service: ServiceProcess;
 let client: AdversaryBankClient;
+let s3: S3ServerProcess;
+
+async function startBank(): Promise<void> {
+  service = await startService("adversary-bank", s3Env(s3.settings));
+  client = new AdversaryBankClient(service.grpcAddress, grpc.credentials.createInsecure(), channelOptions());
+}
 
 before(async () => {
   await initBackend("auto");
-  service = await startService("adversary-bank");
-  client = new AdversaryBankClient(service.grpcAddress, grpc.credentials.createInsecure(), channelOptions());
+  s3 = await startS3Server();
+  await new ObjectStore(s3.settings).ensureBucket("adco-checkpoints");
+  await startBank();
 });
 after(async () => {
   client.close();
   await service.stop();
+  await s3.stop();
 });
 
 function unitRows(seed: number): Float32Array {
@@ -41,9 +51,9 @@ function unitRows(seed: number): Float32Array {
   );
 }
 
-function request(step: number, seed: number): StepRequest {
+function request(step: number, seed: number, runId = "run-a"): StepRequest {
   return {
-    runId: "run-a",
+    runId,
     step,
     pairs: [
       {
@@ -150,6 +160,62 @@ describe("adversary-bank service", () => {
     await assert.rejects(
       unaryCall(client.getStats.bind(client), { runId: "run-a" }),
       (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
+  });
+
+  it("snapshots at the last applied step; after a SIGKILL a restored bank answers the next step as the old one did", async () => {
+    const create = {
+      runId: "run-s",
+      kind: BankKind.BANK_KIND_ADVERSARIAL,
+      size: SIZE,
+      dim: DIM,
+      hyper: PAPER_HYPERPARAMETERS,
+      seed: 4,
+      peers: [],
+      snapshotPrefix: { bucket: "adco-checkpoints", key: "runs/run-s/", sizeBytes: 0, sha256: "" },
+    };
+    await unaryCall(client.createBank.bind(client), create);
+    await exchange([1, 2, 3].map((s) => request(s, s, "run-s")));
+    await assert.rejects(
+      unaryCall(client.snapshot.bind(client), { runId: "run-s", step: 2 }),
+      (e: grpc.ServiceError) =>
+        e.code === grpc.status.FAILED_PRECONDITION && /last applied step is 3/.test(e.details),
+    );
+    const snapshot = await unaryCall(client.snapshot.bind(client), { runId: "run-s", step: 3 });
+    assert.equal(snapshot.step, 3);
+    assert.match(snapshot.manifest!.key, /^runs\/run-s\/bank\/step-0000000003\/manifest\.json$/);
+    const before = (await exchange([request(4, 4, "run-s")])).answers[0]!;
+
+    client.close();
+    await service.stop("SIGKILL");
+    await startBank();
+    await assert.rejects(
+      unaryCall(client.getStats.bind(client), { runId: "run-s" }),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
+    const info = await unaryCall(client.restore.bind(client), {
+      runId: "run-s",
+      manifest: snapshot.manifest,
+    });
+    assert.equal(info.step, 3);
+    const replayed = (await exchange([request(3, 3, "run-s")])).answers[0]!;
+    assert.equal(replayed.replayed, true, "the last answer survives the restore");
+    const after = (await exchange([request(4, 4, "run-s")])).answers[0]!;
+    assert.equal(after.replayed, false);
+    assert.ok(Math.abs(after.loss - before.loss) < 1e-6, `${after.loss} vs ${before.loss}`);
+    assert.deepEqual(after.queryGrads[0]!.data, before.queryGrads[0]!.data);
+
+    await assert.rejects(
+      unaryCall(client.restore.bind(client), {
+        runId: "run-s",
+        manifest: { ...snapshot.manifest!, key: "runs/run-s/bank/missing/manifest.json" },
+      }),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
+    await assert.rejects(
+      unaryCall(client.restore.bind(client), { runId: "run-other", manifest: snapshot.manifest }),
+      (e: grpc.ServiceError) =>
+        e.code === grpc.status.FAILED_PRECONDITION && /is of run "run-s"/.test(e.details),
     );
   });
 });

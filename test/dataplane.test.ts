@@ -13,7 +13,7 @@ import { DataWorkerClient, Pipeline, type ViewsResponse } from "@adco/proto/data
 import { channelOptions } from "@adco/service-kit";
 import { DatasetWriter, ObjectStore, readManifest } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
-import { startService, type ServiceProcess } from "./lib/service-process.js";
+import { s3Env as s3EnvOf, startService, type ServiceProcess } from "./lib/service-process.js";
 
 const BUCKET = "adco-datasets";
 let s3: S3ServerProcess;
@@ -21,13 +21,7 @@ let store: ObjectStore;
 let recordCounts: number[];
 const workers: ServiceProcess[] = [];
 
-function s3Env(): Record<string, string> {
-  return {
-    ADCO_S3_ENDPOINT: s3.settings.endpoint,
-    ADCO_S3_ACCESS_KEY: s3.settings.accessKey,
-    ADCO_S3_SECRET_KEY: s3.settings.secretKey,
-  };
-}
+const s3Env = () => s3EnvOf(s3.settings);
 
 async function worker(): Promise<ServiceProcess> {
   const w = await startService("data-worker", s3Env());

@@ -97,3 +97,16 @@ export async function failedStart(
   clearTimeout(timer);
   return { code, stderr };
 }
+
+/** The environment that points a service at an object store. */
+export function s3Env(settings: {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+}): Record<string, string> {
+  return {
+    ADCO_S3_ENDPOINT: settings.endpoint,
+    ADCO_S3_ACCESS_KEY: settings.accessKey,
+    ADCO_S3_SECRET_KEY: settings.secretKey,
+  };
+}

@@ -1,6 +1,6 @@
 // One run's bank on this replica: the core's negatives (AdCo adversaries or the MoCo queue), the last
 // applied step and its answer (so a retried step is replayed, never applied twice).
-import { AdversaryNegatives, type Negatives, QueueNegatives } from "@adco/core";
+import { AdversaryNegatives, type Negatives, type NegativesState, QueueNegatives } from "@adco/core";
 import { encodeTensor } from "@adco/proto";
 import {
   BankUpdate,
@@ -14,6 +14,14 @@ import { BankKind, type BankHyperparameters } from "@adco/proto/common";
 import { failedPrecondition } from "@adco/service-kit";
 import * as tf from "@tensorflow/tfjs-core";
 import { checkStep } from "./validate.js";
+
+/** Everything a snapshot holds besides the creating request. */
+export interface BankState {
+  readonly step: number;
+  readonly filledRows: number;
+  readonly last: StepResponse | undefined;
+  readonly negatives: NegativesState;
+}
 
 export class Bank {
   readonly negatives: Negatives;
@@ -55,6 +63,26 @@ export class Bank {
       filledRows: this.filledRows,
       shardCount: 1,
     };
+  }
+
+  get appliedStep(): number {
+    return this.step;
+  }
+
+  snapshotState(): BankState {
+    return {
+      step: this.step,
+      filledRows: this.filledRows,
+      last: this.last,
+      negatives: this.negatives.state(),
+    };
+  }
+
+  restore(state: BankState): void {
+    this.negatives.restore(state.negatives);
+    this.step = state.step;
+    this.filledRows = state.filledRows;
+    this.last = state.last;
   }
 
   lastStats() {

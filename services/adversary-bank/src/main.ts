@@ -2,6 +2,7 @@
 import { initBackend } from "@adco/core";
 import { AdversaryBankService } from "@adco/proto/adversary_bank";
 import { register, runService } from "@adco/service-kit";
+import { storeFromConfig } from "@adco/storage";
 import { adversaryBankConfig } from "./config.js";
 import { adversaryBankHandlers } from "./handlers.js";
 
@@ -11,6 +12,6 @@ await runService({
   services: async (config, log) => {
     const backend = await initBackend(config.backend);
     log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
-    return [register(AdversaryBankService, adversaryBankHandlers())];
+    return [register(AdversaryBankService, adversaryBankHandlers({ store: storeFromConfig(config) }))];
   },
 });

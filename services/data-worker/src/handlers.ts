@@ -4,7 +4,7 @@
 import { availableParallelism, hostname } from "node:os";
 import type { DataWorkerService } from "@adco/proto/data_worker";
 import { Pipeline, type OpenStream, type ViewsRequest } from "@adco/proto/data_worker";
-import { type ObjectStore, readManifest, StorageError } from "@adco/storage";
+import { type ObjectStore, readManifest, withStorageStatus } from "@adco/storage";
 import { preparePipeline, SUPPORTED_PIPELINES } from "./pipelines.js";
 import { StreamSession, type WorkerStats } from "./session.js";
 import { ShardCache } from "./shards.js";
@@ -15,9 +15,7 @@ import {
   requireNonEmpty,
   requirePresent,
   requireRange,
-  failedPrecondition,
   notFound,
-  unavailable,
   VERSION,
   type ServiceHandlers,
 } from "@adco/service-kit";
@@ -67,16 +65,7 @@ export function dataWorkerHandlers(deps: DataWorkerDeps): ServiceHandlers<typeof
       const open = checkOpenStream(first.done ? undefined : first.value);
       const { bucket, name } = open.dataset!;
       const [datasetName, split = "train"] = name.split(":");
-      let manifest;
-      try {
-        manifest = await readManifest(deps.store, bucket, datasetName!);
-      } catch (e) {
-        if (e instanceof StorageError && (e.kind === "not-found" || e.kind === "no-bucket"))
-          throw notFound(e.message);
-        if (e instanceof StorageError && e.kind === "unavailable") throw unavailable(e.message);
-        if (e instanceof StorageError) throw failedPrecondition(e.message);
-        throw e;
-      }
+      const manifest = await withStorageStatus(() => readManifest(deps.store, bucket, datasetName!));
       const splitManifest = manifest.splits[split];
       if (!splitManifest) {
         throw notFound(
