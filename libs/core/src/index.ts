@@ -14,3 +14,4 @@ export * from "./knn.js";
 export * from "./loop.js";
 export * from "./presets.js";
 export * from "./checkpoint.js";
+export * from "./pixels.js";

@@ -169,6 +169,7 @@ export class ViewFeeder {
       ...batch,
       sampleIds: keep.map((i) => batch.sampleIds[i]!),
       labels: keep.map((i) => batch.labels[i]!),
+      records: keep.map((i) => batch.records[i]!),
       views: batch.views.map((v) => {
         const per = v.data.byteLength / n;
         const data = new Uint8Array(keep.length * per);
@@ -239,6 +240,9 @@ export class ViewFeeder {
    * credit to the worker that sent it. Waits (without failing) while no worker is connected.
    */
   async *batches(signal?: AbortSignal): AsyncGenerator<DeliveredBatch> {
+    // One listener for the whole epoch (one per wait would pile up on a long-lived signal).
+    const onAbort = () => this.notify();
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       for (;;) {
         if (this.fatal) throw this.fatal;
@@ -252,12 +256,10 @@ export class ViewFeeder {
         // Done when every record is, and every lease has ended (so skip reports are all in).
         if (this.cursor.complete && [...this.workers.values()].every((w) => !w.lease)) return;
         signal?.throwIfAborted();
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          signal?.addEventListener("abort", () => resolve(), { once: true });
-        });
+        await new Promise<void>((resolve) => (this.wake = resolve));
       }
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       this.close();
     }
   }

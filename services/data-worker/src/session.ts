@@ -93,8 +93,13 @@ export class StreamSession {
     if (this.failure) throw this.failure;
     signal.throwIfAborted();
     await new Promise<void>((resolve) => {
-      this.wake = resolve;
-      signal.addEventListener("abort", () => resolve(), { once: true });
+      // Removed after each wait: a stream waits thousands of times on one signal.
+      const onAbort = () => resolve();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.wake = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
     });
     if (this.failure) throw this.failure;
     signal.throwIfAborted();
@@ -177,6 +182,7 @@ export class StreamSession {
     const outputs = shapes.map((_, v) => new Uint8Array((end - start) * viewBytes[v]!));
     const sampleIds: number[] = [];
     const labels: number[] = [];
+    const recordIndices: number[] = [];
     const batchRecords = lease.records.slice(start, end).map((r) => records[r]!);
     // Decode the batch concurrently (sharp works on its own threads), then augment in order.
     const decoded = await Promise.allSettled(
@@ -206,6 +212,7 @@ export class StreamSession {
       result.value.forEach((view, v) => outputs[v]!.set(view, slot * viewBytes[v]!));
       sampleIds.push(record.sampleId);
       labels.push(record.label);
+      recordIndices.push(lease.records[start + i]!);
     });
     const n = sampleIds.length;
     return {
@@ -218,6 +225,7 @@ export class StreamSession {
         encodeTensor(outputs[v]!.subarray(0, n * viewBytes[v]!), [n, s.height, s.width, s.channels]),
       ),
       firstPosition: start,
+      records: recordIndices,
     };
   }
 }

@@ -1,6 +1,30 @@
-import { commonConfig } from "@adco/service-kit";
+import { BACKEND_CHOICES } from "@adco/core";
+import { commonConfig, field } from "@adco/service-kit";
+import { storageConfig } from "@adco/storage";
 
 /** Every key the trainer reads (env ADCO_<KEY>, or a file named by ADCO_CONFIG). */
 export const trainerConfig = {
   ...commonConfig({ grpcPort: 50052, metricsPort: 9402 }),
+  ...storageConfig,
+  backend: field.oneOf(BACKEND_CHOICES, {
+    default: "auto",
+    doc: "tfjs backend of the encoders: auto, tensorflow, wasm or cpu",
+  }),
+  bankAddress: field.string({
+    default: "127.0.0.1:50053",
+    doc: "host:port of the adversary-bank service (shard 0)",
+  }),
+  dataWorkers: field.string({
+    default: "127.0.0.1:50051",
+    doc: "comma-separated host:port of the data workers (a DNS name with several addresses counts once per address it resolves to)",
+  }),
+  retryTimeoutSeconds: field.int({
+    default: 600,
+    min: 1,
+    doc: "how long a run waits for an unreachable bank, data worker or object store before it fails",
+  }),
+  resumeInterrupted: field.boolean({
+    default: true,
+    doc: "at start, resume the newest run that a previous trainer process left running (crash, kill, reschedule)",
+  }),
 };

@@ -1,72 +1,216 @@
-// Trainer handlers. Run control over an empty run registry: listing works, unknown runs are
-// NOT_FOUND, and StartRun checks its config and answers UNIMPLEMENTED until training lands (issue 5).
-import { Method, type RunConfig, type Run, type TrainerService } from "@adco/proto/trainer";
+// Trainer handlers: run control. One run trains at a time on a trainer; the runs it has seen since it
+// started, and those with checkpoints in the bucket, are listed. A run id with a checkpoint resumes.
+import { randomUUID } from "node:crypto";
+import { RunConfig, RunState, type Run, type RunEvent, type TrainerService } from "@adco/proto/trainer";
 import {
+  failedPrecondition,
   invalidArgument,
+  type Logger,
   notFound,
-  requireEnum,
   requireId,
-  requireNonEmpty,
-  requirePresent,
-  requireRange,
+  resourceExhausted,
   type ServiceHandlers,
-  unimplemented,
 } from "@adco/service-kit";
+import { type ObjectStore, withStorageStatus } from "@adco/storage";
+import { CheckpointStore, runPrefix } from "./checkpoints.js";
+import { TrainingRun, type RunStatusRecord } from "./run.js";
+import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
-export function checkRunConfig(config: RunConfig | undefined): RunConfig {
-  const c = requirePresent(config, "config");
-  requireNonEmpty(c.preset, "config.preset");
-  const dataset = requirePresent(c.dataset, "config.dataset");
-  requireNonEmpty(dataset.bucket, "config.dataset.bucket");
-  requireNonEmpty(dataset.name, "config.dataset.name");
-  if (c.method !== Method.METHOD_UNSPECIFIED) requireEnum(c.method, Method, "config.method");
-  if (c.epochs !== undefined) requireRange(c.epochs, "config.epochs", 1);
-  if (c.batchSize !== undefined) requireRange(c.batchSize, "config.batch_size", 2, 65536);
-  if (c.lr !== undefined) requireRange(c.lr, "config.lr", 0, Infinity, true);
-  if (c.finalLr !== undefined) requireRange(c.finalLr, "config.final_lr", 0);
-  if (c.sgdMomentum !== undefined) requireRange(c.sgdMomentum, "config.sgd_momentum", 0, 0.999999);
-  if (c.weightDecay !== undefined) requireRange(c.weightDecay, "config.weight_decay", 0);
-  if (c.encoderMomentum !== undefined)
-    requireRange(c.encoderMomentum, "config.encoder_momentum", 0, 0.999999);
-  if (c.backend !== "" && !["auto", "tensorflow", "wasm", "cpu"].includes(c.backend)) {
-    throw invalidArgument(
-      `config.backend: must be one of auto, tensorflow, wasm, cpu, got ${JSON.stringify(c.backend)}`,
-    );
-  }
-  return c;
+export { checkRunConfig } from "./run-config.js";
+
+export interface TrainerDeps {
+  readonly store: ObjectStore;
+  readonly checkpointsBucket: string;
+  readonly bankAddress: string;
+  readonly dataWorkers: readonly string[];
+  readonly retryTimeoutMs: number;
+  /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
+  readonly backend: string;
+  readonly log: Logger;
 }
 
-export function trainerHandlers(): ServiceHandlers<typeof TrainerService> {
-  const runs = new Map<string, Run>();
-  const runOf = (runId: string): Run => {
+export interface TrainerControl {
+  readonly handlers: ServiceHandlers<typeof TrainerService>;
+  /** Starts or resumes a run as StartRun does (used to resume interrupted runs at start-up). */
+  start(runId: string, config: RunConfig | undefined): Promise<Run>;
+  /** Runs interrupted by a crash or kill of the previous trainer process (newest first). */
+  interrupted(): Promise<string[]>;
+  /** Stops the active run (checkpoint first); resolves when it has ended. */
+  shutdown(): Promise<void>;
+}
+
+export function trainerControl(deps: TrainerDeps): TrainerControl {
+  const runs = new Map<string, TrainingRun>();
+  const checkpoints = new CheckpointStore(deps.store, deps.checkpointsBucket);
+  const activeRun = () => [...runs.values()].find((r) => r.active);
+
+  const storedStatus = async (runId: string, bucket = deps.checkpointsBucket) => {
+    const key = `${runPrefix(runId)}status.json`;
+    if (!(await deps.store.exists(bucket, key))) return undefined;
+    return deps.store.getJson<RunStatusRecord>(bucket, key);
+  };
+
+  const runOf = (runId: string): TrainingRun => {
     requireId(runId, "run_id");
     const run = runs.get(runId);
     if (!run)
       throw notFound(`no run ${JSON.stringify(runId)} on this trainer (ListRuns shows the known runs)`);
     return run;
   };
-  return {
+
+  /** A run known only from storage (a previous trainer process). */
+  const storedRun = async (runId: string): Promise<Run | undefined> => {
+    const status = await storedStatus(runId);
+    if (!status) return undefined;
+    const latest = await checkpoints.latest(runId).catch(() => undefined);
+    return {
+      runId,
+      config: RunConfig.fromJSON(status.config),
+      state: RunState[status.state] ?? RunState.RUN_STATE_UNSPECIFIED,
+      step: latest?.meta.step ?? 0,
+      epoch: latest?.meta.epoch ?? 0,
+      totalSteps: latest?.meta.totalSteps ?? 0,
+      latestCheckpoint: latest
+        ? { runId, step: latest.meta.step, manifest: { ...latest.manifestRef, sizeBytes: 0, sha256: "" } }
+        : undefined,
+      createdUnixMs: status.createdUnixMs,
+      error: status.error,
+    };
+  };
+
+  async function start(requestedId: string, requested: RunConfig | undefined): Promise<Run> {
+    if (requestedId !== "") requireId(requestedId, "run_id");
+    const active = activeRun();
+    if (active) {
+      if (active.runId === requestedId) throw failedPrecondition(`run ${requestedId} is already running`);
+      throw resourceExhausted(
+        `this trainer is running ${active.runId}; stop it first or use another trainer`,
+      );
+    }
+    const runId = requestedId || `run-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    const stored = requestedId ? await withStorageStatus(() => storedStatus(runId)) : undefined;
+    let config = requested;
+    if (stored) {
+      const storedConfig = RunConfig.fromJSON(stored.config);
+      if (config && !sameRunConfig(resolveRunConfig(config, deps.checkpointsBucket).config, storedConfig)) {
+        throw invalidArgument(
+          `config: run ${runId} exists with another config; omit config to resume it, or pick a new run_id`,
+        );
+      }
+      config = storedConfig;
+    } else if (!config) {
+      throw invalidArgument(`config: is required (run ${JSON.stringify(runId)} has no checkpoint to resume)`);
+    }
+    const resolved = resolveRunConfig(config, deps.checkpointsBucket);
+    if (resolved.config.backend !== "auto" && resolved.config.backend !== deps.backend) {
+      throw failedPrecondition(
+        `config.backend: this trainer runs ${deps.backend}; start a trainer with ADCO_BACKEND=${resolved.config.backend} or use "auto"`,
+      );
+    }
+    await withStorageStatus(() => deps.store.ensureBucket(resolved.bucket));
+    const run = new TrainingRun(runId, resolved, stored?.createdUnixMs ?? Date.now(), {
+      store: deps.store,
+      checkpoints:
+        resolved.bucket === deps.checkpointsBucket
+          ? checkpoints
+          : new CheckpointStore(deps.store, resolved.bucket),
+      bankAddress: deps.bankAddress,
+      dataWorkers: deps.dataWorkers,
+      retryTimeoutMs: deps.retryTimeoutMs,
+      log: deps.log,
+    });
+    runs.set(runId, run);
+    return run.info();
+  }
+
+  const handlers: ServiceHandlers<typeof TrainerService> = {
     async startRun(request) {
-      if (request.runId !== "") requireId(request.runId, "run_id");
-      checkRunConfig(request.config);
-      throw unimplemented("StartRun: training is not built yet (issue 5)");
+      return start(request.runId, request.config);
     },
     async stopRun(request) {
-      return runOf(request.runId);
+      const run = runOf(request.runId);
+      run.requestStop();
+      return run.info();
     },
     async listRuns() {
-      return { runs: [...runs.values()].sort((a, b) => b.createdUnixMs - a.createdUnixMs) };
+      const known = new Map<string, Run>([...runs].map(([id, r]) => [id, r.info()]));
+      const ids = await withStorageStatus(() => checkpoints.runIds());
+      for (const id of ids) {
+        if (known.has(id)) continue;
+        const run = await storedRun(id);
+        if (run) known.set(id, run);
+      }
+      return { runs: [...known.values()].sort((a, b) => b.createdUnixMs - a.createdUnixMs) };
     },
     async getRun(request) {
-      return runOf(request.runId);
+      requireId(request.runId, "run_id");
+      const run = runs.get(request.runId);
+      if (run) return run.info();
+      const stored = await withStorageStatus(() => storedRun(request.runId));
+      if (!stored) throw notFound(`no run ${JSON.stringify(request.runId)} (ListRuns shows the known runs)`);
+      return stored;
     },
-    async *watchRun(request) {
-      runOf(request.runId);
-      yield* [];
+    async *watchRun(request, ctx) {
+      const run = runOf(request.runId);
+      const queue: RunEvent[] = request.replay ? [...run.events] : [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = run.subscribe((event) => {
+        queue.push(event);
+        wake?.();
+      });
+      const ended = run.done.then(() => wake?.());
+      try {
+        for (;;) {
+          while (queue.length > 0) yield queue.shift()!;
+          if (!run.active || ctx.signal.aborted) break;
+          await new Promise<void>((resolve) => {
+            const onAbort = () => resolve();
+            ctx.signal.addEventListener("abort", onAbort, { once: true });
+            wake = () => {
+              ctx.signal.removeEventListener("abort", onAbort);
+              resolve();
+            };
+          });
+          wake = undefined;
+        }
+        await ended;
+        while (queue.length > 0) yield queue.shift()!;
+      } finally {
+        unsubscribe();
+      }
     },
     async checkpointNow(request) {
-      runOf(request.runId);
-      throw unimplemented("CheckpointNow: not built yet (issue 5)");
+      const run = runOf(request.runId);
+      if (!run.active || run.state === RunState.RUN_STATE_STOPPING)
+        throw failedPrecondition(`run ${request.runId} is ${RunState[run.state]}, not running`);
+      return run.checkpointNow();
+    },
+  };
+
+  return {
+    handlers,
+    start,
+    async interrupted() {
+      const ids = await checkpoints.runIds();
+      const out: { id: string; created: number }[] = [];
+      for (const id of ids) {
+        const status = await storedStatus(id);
+        const state = status ? RunState[status.state] : undefined;
+        if (
+          status &&
+          (state === RunState.RUN_STATE_RUNNING ||
+            state === RunState.RUN_STATE_INITIALIZING_BANK ||
+            state === RunState.RUN_STATE_STARTING)
+        )
+          out.push({ id, created: status.createdUnixMs });
+      }
+      return out.sort((a, b) => b.created - a.created).map((r) => r.id);
+    },
+    async shutdown() {
+      const run = activeRun();
+      if (!run) return;
+      run.requestStop();
+      await run.done;
     },
   };
 }

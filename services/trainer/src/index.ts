@@ -1,2 +1,3 @@
 export { trainerConfig } from "./config.js";
-export { checkRunConfig, trainerHandlers } from "./handlers.js";
+export { checkRunConfig, type TrainerControl, trainerControl } from "./handlers.js";
+export { resolveRunConfig } from "./run-config.js";

@@ -256,6 +256,11 @@ export interface ViewBatch {
    * contiguous and in order): lets the consumer track exactly what is done.
    */
   firstPosition: number;
+  /**
+   * Record index within the shard of each sample, length N: with `shard`, what a consumer marks done
+   * once it has used the sample (its checkpoint cursor).
+   */
+  records: number[];
 }
 
 /** A sample that could not be decoded and was skipped (counted, never silently dropped). */
@@ -1088,7 +1093,7 @@ export const ViewsRequest: MessageFns<ViewsRequest> = {
 };
 
 function createBaseViewBatch(): ViewBatch {
-  return { leaseId: "", epoch: 0, shard: 0, sampleIds: [], labels: [], views: [], firstPosition: 0 };
+  return { leaseId: "", epoch: 0, shard: 0, sampleIds: [], labels: [], views: [], firstPosition: 0, records: [] };
 }
 
 export const ViewBatch: MessageFns<ViewBatch> = {
@@ -1121,6 +1126,13 @@ export const ViewBatch: MessageFns<ViewBatch> = {
     }
     if (message.firstPosition !== 0) {
       writer.uint32(56).uint32(message.firstPosition);
+    }
+    if (message.records.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.records) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1214,6 +1226,24 @@ export const ViewBatch: MessageFns<ViewBatch> = {
             message.firstPosition = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag === 64) {
+              message.records.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.records.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1247,6 +1277,7 @@ export const ViewBatch: MessageFns<ViewBatch> = {
         : isSet(object.first_position)
         ? globalThis.Number(object.first_position)
         : 0,
+      records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => globalThis.Number(e)) : [],
     };
   },
 
@@ -1273,6 +1304,9 @@ export const ViewBatch: MessageFns<ViewBatch> = {
     if (message.firstPosition !== 0) {
       obj.firstPosition = Math.round(message.firstPosition);
     }
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1288,6 +1322,7 @@ export const ViewBatch: MessageFns<ViewBatch> = {
     message.labels = object.labels?.map((e) => e) || [];
     message.views = object.views?.map((e) => Tensor.fromPartial(e)) || [];
     message.firstPosition = object.firstPosition ?? 0;
+    message.records = object.records?.map((e) => e) || [];
     return message;
   },
 };

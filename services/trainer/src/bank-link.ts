@@ -1,0 +1,161 @@
+// The trainer's side of the adversary bank: one Step stream per run, one request in flight. A step
+// that fails on the way (bank restarting, connection reset, no answer in time) is sent again with
+// the same step id, which the bank answers from its cache if it had applied it. A bank that answers
+// NOT_FOUND has lost the run (it restarted): the run resumes from its latest checkpoint.
+import * as grpc from "@grpc/grpc-js";
+import {
+  AdversaryBankClient,
+  type BankInfo,
+  type CreateBankRequest,
+  type SnapshotResponse,
+  type StepRequest,
+  type StepResponse,
+} from "@adco/proto/adversary_bank";
+import type { ObjectRef } from "@adco/proto/common";
+import { channelOptions, unaryCall } from "@adco/service-kit";
+
+export class BankLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BankLostError";
+  }
+}
+
+const RETRYABLE = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.CANCELLED,
+  grpc.status.INTERNAL,
+  grpc.status.UNKNOWN,
+  grpc.status.RESOURCE_EXHAUSTED,
+]);
+
+interface Pending {
+  readonly step: number;
+  resolve(response: StepResponse): void;
+  reject(error: Error): void;
+}
+
+export interface BankLinkOptions {
+  readonly address: string;
+  /** Give up after the bank has been unreachable this long. */
+  readonly retryTimeoutMs: number;
+  /** No answer to a step within this long: the call is dropped and the step sent again. */
+  readonly stepTimeoutMs?: number;
+  readonly onRetry?: (what: string, error: string) => void;
+}
+
+export class BankLink {
+  private readonly client: AdversaryBankClient;
+  private call: grpc.ClientDuplexStream<StepRequest, StepResponse> | undefined;
+  private pending: Pending | undefined;
+
+  constructor(private readonly options: BankLinkOptions) {
+    this.client = new AdversaryBankClient(
+      options.address,
+      grpc.credentials.createInsecure(),
+      channelOptions(),
+    );
+  }
+
+  /** Retries `work` while the bank is unreachable, up to retryTimeoutMs; NOT_FOUND is BankLostError. */
+  private async retrying<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const giveUp = Date.now() + this.options.retryTimeoutMs;
+    let wait = 200;
+    for (;;) {
+      try {
+        return await work();
+      } catch (e) {
+        const err = e as grpc.ServiceError;
+        if (err.code === grpc.status.NOT_FOUND)
+          throw new BankLostError(`${what}: ${err.details ?? err.message}`);
+        if (!RETRYABLE.has(err.code) || Date.now() > giveUp) {
+          const reason = RETRYABLE.has(err.code)
+            ? `the bank at ${this.options.address} was unreachable for ${this.options.retryTimeoutMs / 1000} s`
+            : "the bank refused it";
+          throw new Error(`${what}: ${reason}: ${err.details ?? err.message}`, { cause: e });
+        }
+        this.options.onRetry?.(what, err.details ?? err.message);
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(5000, wait * 2);
+      }
+    }
+  }
+
+  createBank(request: CreateBankRequest): Promise<BankInfo> {
+    return this.retrying("CreateBank", () => unaryCall(this.client.createBank.bind(this.client), request));
+  }
+
+  restore(runId: string, manifest: ObjectRef): Promise<BankInfo> {
+    return this.retrying("Restore", () =>
+      unaryCall(this.client.restore.bind(this.client), { runId, manifest }, 120_000),
+    );
+  }
+
+  snapshot(runId: string, step: number): Promise<SnapshotResponse> {
+    return this.retrying("Snapshot", () =>
+      unaryCall(this.client.snapshot.bind(this.client), { runId, step }, 120_000),
+    );
+  }
+
+  step(request: StepRequest): Promise<StepResponse> {
+    return this.retrying(`Step ${request.step}`, () => this.send(request));
+  }
+
+  private openCall(): grpc.ClientDuplexStream<StepRequest, StepResponse> {
+    const call = this.client.step();
+    call.on("data", (response: StepResponse) => {
+      const pending = this.pending;
+      if (!pending || response.step !== pending.step) return;
+      this.pending = undefined;
+      pending.resolve(response);
+    });
+    const fail = (error: Error) => {
+      if (this.call === call) this.call = undefined;
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.reject(error);
+    };
+    call.on("error", fail);
+    call.on("end", () =>
+      fail(Object.assign(new Error("the bank ended the Step stream"), { code: grpc.status.UNAVAILABLE })),
+    );
+    return call;
+  }
+
+  private send(request: StepRequest): Promise<StepResponse> {
+    this.call ??= this.openCall();
+    const call = this.call;
+    return new Promise<StepResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // The answer may still come on a new call: the bank replays the step id.
+        this.pending = undefined;
+        if (this.call === call) this.call = undefined;
+        call.cancel();
+        reject(Object.assign(new Error("no answer in time"), { code: grpc.status.DEADLINE_EXCEEDED }));
+      }, this.options.stepTimeoutMs ?? 120_000);
+      this.pending = {
+        step: request.step,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      call.write(request);
+    });
+  }
+
+  close(): void {
+    const call = this.call;
+    this.call = undefined;
+    if (call) {
+      call.on("error", () => {});
+      call.end();
+    }
+    this.client.close();
+  }
+}

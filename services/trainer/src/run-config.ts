@@ -1,0 +1,195 @@
+// A run's configuration: the request's RunConfig checked field by field, then resolved against its
+// preset into every value the run uses (the proto with every field set, which is what Run.config
+// reports and checkpoints store, and the core's PretrainConfig).
+import { type EncoderArch, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import { BankKind, EncoderArch as ProtoArch } from "@adco/proto/common";
+import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
+import { Method, RunConfig } from "@adco/proto/trainer";
+import {
+  invalidArgument,
+  requireEnum,
+  requireNonEmpty,
+  requirePresent,
+  requireRange,
+} from "@adco/service-kit";
+
+/** What a preset adds to the core's PretrainConfig: how long to train and how to make views. */
+interface RunDefaults {
+  readonly epochs: number;
+  readonly augment: AugmentSpec;
+}
+
+const GRAY_SMALL: AugmentSpec = {
+  pipeline: Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL,
+  outputSize: 28,
+  crops: [],
+  seed: 0,
+};
+const RUN_DEFAULTS: Record<keyof typeof PRESETS, RunDefaults> = {
+  "paper-imagenet": {
+    epochs: 200,
+    augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 224, crops: [], seed: 0 },
+  },
+  "fashion-mnist": { epochs: 2, augment: GRAY_SMALL },
+  "fashion-mnist-moco": { epochs: 2, augment: GRAY_SMALL },
+};
+
+const ARCHS: Record<number, EncoderArch> = {
+  [ProtoArch.ENCODER_ARCH_RESNET_SMALL]: "resnet-mini",
+  [ProtoArch.ENCODER_ARCH_RESNET18_CIFAR]: "resnet18-cifar",
+  [ProtoArch.ENCODER_ARCH_RESNET50]: "resnet50",
+};
+const protoArch = (arch: EncoderArch) =>
+  Number(Object.entries(ARCHS).find(([, a]) => a === arch)![0]) as ProtoArch;
+
+export const DEFAULT_CHECKPOINT_EVERY = 50;
+export const DEFAULT_KEEP_CHECKPOINTS = 3;
+
+/** Checks a requested config; the error names the field. Unset optional fields stay unset. */
+export function checkRunConfig(config: RunConfig | undefined): RunConfig {
+  const c = requirePresent(config, "config");
+  requireNonEmpty(c.preset, "config.preset");
+  if (!(c.preset in PRESETS)) {
+    throw invalidArgument(
+      `config.preset: unknown ${JSON.stringify(c.preset)}; one of ${Object.keys(PRESETS).join(", ")}`,
+    );
+  }
+  const dataset = requirePresent(c.dataset, "config.dataset");
+  requireNonEmpty(dataset.bucket, "config.dataset.bucket");
+  requireNonEmpty(dataset.name, "config.dataset.name");
+  if (c.method !== Method.METHOD_UNSPECIFIED) requireEnum(c.method, Method, "config.method");
+  if (c.encoder !== ProtoArch.ENCODER_ARCH_UNSPECIFIED) requireEnum(c.encoder, ProtoArch, "config.encoder");
+  if (c.epochs !== undefined) requireRange(c.epochs, "config.epochs", 1);
+  if (c.batchSize !== undefined) requireRange(c.batchSize, "config.batch_size", 2, 65536);
+  if (c.lr !== undefined) requireRange(c.lr, "config.lr", 0, Infinity, true);
+  if (c.finalLr !== undefined) requireRange(c.finalLr, "config.final_lr", 0);
+  if (c.sgdMomentum !== undefined) requireRange(c.sgdMomentum, "config.sgd_momentum", 0, 0.999999);
+  if (c.weightDecay !== undefined) requireRange(c.weightDecay, "config.weight_decay", 0);
+  if (c.encoderMomentum !== undefined)
+    requireRange(c.encoderMomentum, "config.encoder_momentum", 0, 0.999999);
+  if (c.bankSize !== undefined) requireRange(c.bankSize, "config.bank_size", 1, 1 << 24);
+  if (c.featureDim !== undefined) requireRange(c.featureDim, "config.feature_dim", 1, 4096);
+  if (c.checkpointEverySteps !== undefined)
+    requireRange(c.checkpointEverySteps, "config.checkpoint_every_steps", 1);
+  if (c.keepCheckpoints !== undefined) requireRange(c.keepCheckpoints, "config.keep_checkpoints", 1, 1000);
+  if (c.backend !== "" && !["auto", "tensorflow", "wasm", "cpu"].includes(c.backend)) {
+    throw invalidArgument(
+      `config.backend: must be one of auto, tensorflow, wasm, cpu, got ${JSON.stringify(c.backend)}`,
+    );
+  }
+  const h = c.bank;
+  if (h) {
+    for (const key of ["temperature", "memoryTemperature", "memoryLr", "memoryWeightDecay"] as const)
+      if (h[key] !== 0) requireRange(h[key], `config.bank.${key}`, 0, Infinity, true);
+    if (h.memoryMomentum !== 0) requireRange(h.memoryMomentum, "config.bank.memory_momentum", 0, 0.999999);
+  }
+  return c;
+}
+
+export interface ResolvedRun {
+  /** Every field set: what Run.config reports and checkpoints store. */
+  readonly config: RunConfig;
+  readonly pretrain: PretrainConfig;
+  readonly epochs: number;
+  readonly augment: AugmentSpec;
+  readonly checkpointEvery: number;
+  readonly keepCheckpoints: number;
+  readonly bucket: string;
+  readonly bankKind: BankKind;
+}
+
+/** Applies the preset to a checked config. `defaultBucket` is the trainer's checkpointsBucket. */
+export function resolveRunConfig(requested: RunConfig, defaultBucket: string): ResolvedRun {
+  const c = checkRunConfig(requested);
+  const name = c.preset as keyof typeof PRESETS;
+  const base = corePreset(name);
+  const defaults = RUN_DEFAULTS[name];
+  const method =
+    c.method === Method.METHOD_UNSPECIFIED
+      ? base.method
+      : c.method === Method.METHOD_MOCO_V2
+        ? "moco"
+        : "adco";
+  const seed = c.seed ?? base.seed;
+  const h = c.bank;
+  const pretrain: PretrainConfig = {
+    ...base,
+    method,
+    arch: c.encoder === ProtoArch.ENCODER_ARCH_UNSPECIFIED ? base.arch : ARCHS[c.encoder]!,
+    projectionDim: c.featureDim ?? base.projectionDim,
+    batchSize: c.batchSize ?? base.batchSize,
+    lr: c.lr ?? base.lr,
+    finalLr: c.finalLr ?? Math.min(base.finalLr, c.lr ?? base.lr),
+    sgdMomentum: c.sgdMomentum ?? base.sgdMomentum,
+    weightDecay: c.weightDecay ?? base.weightDecay,
+    encoderMomentum: c.encoderMomentum ?? base.encoderMomentum,
+    symmetric: c.symmetric ?? base.symmetric,
+    negatives: c.bankSize ?? base.negatives,
+    seed,
+    adco: {
+      temperature: h?.temperature || base.adco.temperature,
+      memoryTemperature: h?.memoryTemperature || base.adco.memoryTemperature,
+      memoryLr: h?.memoryLr || base.adco.memoryLr,
+      memoryMomentum: h?.memoryMomentum || base.adco.memoryMomentum,
+      memoryWeightDecay: h?.memoryWeightDecay || base.adco.memoryWeightDecay,
+    },
+  };
+  // The core's own checks (bnGroups divides the batch, K >= batch, ...), reported as the request's fields.
+  const groups = pretrain.bnGroups;
+  const bnGroups = pretrain.batchSize % groups === 0 ? groups : 1;
+  const resolvedPretrain = { ...pretrain, bnGroups };
+  if (resolvedPretrain.negatives < resolvedPretrain.batchSize) {
+    throw invalidArgument(
+      `config.bank_size: K = ${resolvedPretrain.negatives} is smaller than batch_size ${resolvedPretrain.batchSize}`,
+    );
+  }
+  if (resolvedPretrain.finalLr > resolvedPretrain.lr)
+    throw invalidArgument(`config.final_lr: ${resolvedPretrain.finalLr} is above lr ${resolvedPretrain.lr}`);
+  const augment: AugmentSpec = { ...(c.augment ?? defaults.augment), seed: c.augment?.seed || seed };
+  const epochs = c.epochs ?? defaults.epochs;
+  const checkpointEvery = c.checkpointEverySteps ?? DEFAULT_CHECKPOINT_EVERY;
+  const keepCheckpoints = c.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS;
+  const bucket = c.checkpointBucket || defaultBucket;
+  const config = RunConfig.fromPartial({
+    preset: c.preset,
+    dataset: c.dataset,
+    method: method === "moco" ? Method.METHOD_MOCO_V2 : Method.METHOD_ADCO,
+    encoder: protoArch(resolvedPretrain.arch),
+    epochs,
+    batchSize: resolvedPretrain.batchSize,
+    seed,
+    backend: c.backend || "auto",
+    lr: resolvedPretrain.lr,
+    finalLr: resolvedPretrain.finalLr,
+    sgdMomentum: resolvedPretrain.sgdMomentum,
+    weightDecay: resolvedPretrain.weightDecay,
+    encoderMomentum: resolvedPretrain.encoderMomentum,
+    bankSize: resolvedPretrain.negatives,
+    featureDim: resolvedPretrain.projectionDim,
+    bank: {
+      ...resolvedPretrain.adco,
+      // MoCo's queue uses its own temperature.
+      temperature: method === "moco" ? resolvedPretrain.mocoTemperature : resolvedPretrain.adco.temperature,
+    },
+    symmetric: resolvedPretrain.symmetric,
+    augment,
+    checkpointEverySteps: checkpointEvery,
+    keepCheckpoints,
+    checkpointBucket: bucket,
+  });
+  return {
+    config,
+    pretrain: resolvedPretrain,
+    epochs,
+    augment,
+    checkpointEvery,
+    keepCheckpoints,
+    bucket,
+    bankKind: method === "moco" ? BankKind.BANK_KIND_QUEUE : BankKind.BANK_KIND_ADVERSARIAL,
+  };
+}
+
+/** True when two configs ask for the same run (a resume may repeat the stored config). */
+export function sameRunConfig(a: RunConfig, b: RunConfig): boolean {
+  return JSON.stringify(RunConfig.toJSON(a)) === JSON.stringify(RunConfig.toJSON(b));
+}
