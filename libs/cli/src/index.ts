@@ -1,2 +1,4 @@
 export * from "./import.js";
 export * from "./progress.js";
+export * from "./runs.js";
+export * from "./system.js";

@@ -1,26 +1,95 @@
 #!/usr/bin/env node
-// adco: the command line of the system. Object-store settings come from ADCO_S3_* (see --help).
+// adco: the command line of the system. Object-store settings come from ADCO_S3_* (see --help);
+// service addresses from --trainer/--evaluator or ADCO_TRAINER_ADDRESS/ADCO_EVALUATOR_ADDRESS.
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, describeConfig, loadConfig } from "@adco/service-kit";
+import * as grpc from "@grpc/grpc-js";
+import { EncoderArch } from "@adco/proto/common";
+import { EvaluateRequest } from "@adco/proto/evaluator";
+import { Method, RunConfig, RunState } from "@adco/proto/trainer";
+import { ConfigError, describeConfig, loadConfig, unaryCall } from "@adco/service-kit";
 import { listDatasets, ObjectStore, readManifest, storageConfig, StorageError } from "@adco/storage";
 import { describeManifest, IMPORT_FORMATS, type ImportFormat, importDataset, ImportError } from "./import.js";
-
+import {
+  evaluate,
+  evaluatorAt,
+  exportEncoder,
+  formatAccuracy,
+  formatPerClass,
+  trainerAt,
+  watchRun,
+} from "./runs.js";
+import { DEFAULT_PORTS, startLocalSystem } from "./system.js";
 const HELP = `adco: self-supervised pre-training with Adversarial Contrast
 
 Usage:
+  adco up [--dir DIR]                              every service and an S3 server on loopback (Ctrl-C stops)
+  adco train --dataset NAME [--preset P] [...]     start a run, then watch it (--detach: just start)
+  adco train --run-id ID                           resume a stopped or failed run from its latest checkpoint
+  adco watch RUN                                   follow a run's progress until it ends
+  adco stop RUN                                    stop a run after its current step (a checkpoint is written)
+  adco runs                                        list runs
+  adco eval RUN [--step N]                         kNN and linear probe of a run's checkpoint (latest by default)
+  adco eval --random-init resnet-mini              the same for random weights (the baseline)
+  adco export RUN [--step N] --out DIR             the query encoder as a tfjs LayersModel (model.json + shards)
   adco dataset import --format idx|cifar10|cifar100|imagefolder --name NAME DIR   store a local data set
-  adco dataset ls                                                     list stored data sets
-  adco dataset inspect NAME                                           classes, splits, shards, skipped inputs
+  adco dataset ls                                  list stored data sets
+  adco dataset inspect NAME                        classes, splits, shards, skipped inputs
 
-Options:
-  --shard-mib N   target shard size for import (default 16; at most 63)
-  --classes A,B   class names for import (default: from the format)
-  -h, --help      this help
+Train options (unset ones take the preset's value):
+  --preset P          fashion-mnist (default), fashion-mnist-moco, paper-imagenet
+  --config FILE       a RunConfig as JSON (proto JSON names); flags override it
+  --method M          adco or moco
+  --epochs N  --batch-size N  --bank-size K  --lr X  --seed N  --checkpoint-every N
+  --run-id ID         name the run (default: generated)
+
+Eval options:
+  --train NAME --test NAME   labelled splits (default: the run's dataset, splits train and test)
+  --no-linear / --no-knn     skip one of the two classifiers
+
+Other options:
+  --trainer HOST:PORT     trainer address (default $ADCO_TRAINER_ADDRESS or 127.0.0.1:${DEFAULT_PORTS.trainer})
+  --evaluator HOST:PORT   evaluator address (default $ADCO_EVALUATOR_ADDRESS or 127.0.0.1:${DEFAULT_PORTS.evaluator})
+  --shard-mib N           target shard size for import (default 16; at most 63)
+  --classes A,B           class names for import (default: from the format)
+  -h, --help              this help
 
 Object store (environment or the ADCO_CONFIG file):
 ${describeConfig(storageConfig)}`;
 
 class UsageError extends Error {}
+
+const ARCHS: Record<string, EncoderArch> = {
+  "resnet-mini": EncoderArch.ENCODER_ARCH_RESNET_SMALL,
+  "resnet18-cifar": EncoderArch.ENCODER_ARCH_RESNET18_CIFAR,
+  resnet50: EncoderArch.ENCODER_ARCH_RESNET50,
+};
+
+function intOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name}: a whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function numberOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name}: a number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** gRPC errors name the service's cause; add the fix when the service is not there at all. */
+function explain(e: grpc.ServiceError, address: string, what: string): Error {
+  if (e.code === grpc.status.UNAVAILABLE)
+    return new UsageError(
+      `cannot reach the ${what} at ${address}: start the system with \`adco up\` or pass --${what} HOST:PORT`,
+    );
+  return new UsageError(`${what}: ${grpc.status[e.code]}: ${e.details}`);
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -32,6 +101,28 @@ async function main(argv: string[]): Promise<number> {
       name: { type: "string" },
       classes: { type: "string" },
       "shard-mib": { type: "string" },
+      dir: { type: "string" },
+      dataset: { type: "string" },
+      preset: { type: "string" },
+      config: { type: "string" },
+      method: { type: "string" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      "bank-size": { type: "string" },
+      lr: { type: "string" },
+      seed: { type: "string" },
+      "checkpoint-every": { type: "string" },
+      "run-id": { type: "string" },
+      detach: { type: "boolean" },
+      step: { type: "string" },
+      out: { type: "string" },
+      train: { type: "string" },
+      test: { type: "string" },
+      "random-init": { type: "string" },
+      "no-linear": { type: "boolean" },
+      "no-knn": { type: "boolean" },
+      trainer: { type: "string" },
+      evaluator: { type: "string" },
     },
   });
   const [group, command, ...rest] = positionals;
@@ -39,15 +130,229 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (group !== "dataset") throw new UsageError(`unknown command ${JSON.stringify(group)}; see adco --help`);
   const config = loadConfig(storageConfig, { ignoreUnknownEnv: true });
-  const store = new ObjectStore({
-    endpoint: config.s3Endpoint,
-    accessKey: config.s3AccessKey,
-    secretKey: config.s3SecretKey,
-    region: config.s3Region,
-  });
-  const bucket = config.datasetsBucket;
+  const store = () =>
+    new ObjectStore({
+      endpoint: config.s3Endpoint,
+      accessKey: config.s3AccessKey,
+      secretKey: config.s3SecretKey,
+      region: config.s3Region,
+    });
+  const trainerAddress =
+    values.trainer ?? process.env.ADCO_TRAINER_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.trainer}`;
+  const evaluatorAddress =
+    values.evaluator ?? process.env.ADCO_EVALUATOR_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.evaluator}`;
+  const onTrainer = async <T>(work: (client: ReturnType<typeof trainerAt>) => Promise<T>): Promise<T> => {
+    const client = trainerAt(trainerAddress);
+    try {
+      return await work(client);
+    } catch (e) {
+      if ((e as grpc.ServiceError).code !== undefined)
+        throw explain(e as grpc.ServiceError, trainerAddress, "trainer");
+      throw e;
+    } finally {
+      client.close();
+    }
+  };
+  const positional = (what: string) => {
+    const value = command;
+    if (!value) throw new UsageError(`adco ${group} ${what}: give the ${what}`);
+    return value;
+  };
+
+  switch (group) {
+    case "dataset":
+      return datasetCommand(command, rest, values, store(), config.datasetsBucket);
+    case "up": {
+      const directory = values.dir ?? join(tmpdir(), "adco-up");
+      const system = await startLocalSystem({
+        directory,
+        onStarted: (name, address) => console.log(`${name.padEnd(15)} ${address}`),
+      });
+      console.log(`logs in ${system.logDirectory}; object store data in ${directory}/s3`);
+      console.log(
+        `use: ADCO_S3_ENDPOINT=${system.s3.endpoint} ADCO_S3_ACCESS_KEY=${system.s3.accessKey} ADCO_S3_SECRET_KEY=${system.s3.secretKey} adco ...`,
+      );
+      console.log("Ctrl-C stops everything (the trainer checkpoints first).");
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      console.log("stopping...");
+      await system.stop();
+      return 0;
+    }
+    case "train": {
+      const runId = values["run-id"] ?? "";
+      let runConfig: RunConfig | undefined;
+      if (values.dataset || values.config || !runId) {
+        const base = values.config
+          ? RunConfig.fromJSON(JSON.parse(readFileSync(values.config, "utf8")))
+          : RunConfig.fromPartial({});
+        const dataset = values.dataset ?? base.dataset?.name;
+        if (!dataset) throw new UsageError("--dataset: the stored data set to train on (adco dataset ls)");
+        const method =
+          values.method === undefined
+            ? base.method
+            : values.method === "moco"
+              ? Method.METHOD_MOCO_V2
+              : values.method === "adco"
+                ? Method.METHOD_ADCO
+                : undefined;
+        if (method === undefined) throw new UsageError("--method: adco or moco");
+        runConfig = {
+          ...base,
+          preset: values.preset ?? (base.preset || "fashion-mnist"),
+          dataset: { bucket: base.dataset?.bucket || config.datasetsBucket, name: dataset },
+          method,
+          epochs: intOption(values.epochs, "epochs") ?? base.epochs,
+          batchSize: intOption(values["batch-size"], "batch-size") ?? base.batchSize,
+          bankSize: intOption(values["bank-size"], "bank-size") ?? base.bankSize,
+          lr: numberOption(values.lr, "lr") ?? base.lr,
+          seed: intOption(values.seed, "seed") ?? base.seed,
+          checkpointEverySteps:
+            intOption(values["checkpoint-every"], "checkpoint-every") ?? base.checkpointEverySteps,
+        };
+      }
+      return onTrainer(async (client) => {
+        const run = await unaryCall(client.startRun.bind(client), { runId, config: runConfig });
+        console.log(`run ${run.runId}: ${run.totalSteps || "?"} steps; adco watch ${run.runId} to follow it`);
+        if (values.detach) return 0;
+        const summary = await watchRun(client, run.runId);
+        return summary.run.state === RunState.RUN_STATE_FAILED ? 1 : 0;
+      });
+    }
+    case "watch": {
+      const runId = positional("run");
+      return onTrainer(async (client) => {
+        const summary = await watchRun(client, runId);
+        return summary.run.state === RunState.RUN_STATE_FAILED ? 1 : 0;
+      });
+    }
+    case "stop": {
+      const runId = positional("run");
+      return onTrainer(async (client) => {
+        const run = await unaryCall(client.stopRun.bind(client), { runId });
+        console.log(
+          `run ${run.runId}: stopping after step ${run.step}; adco watch ${run.runId} shows it end`,
+        );
+        return 0;
+      });
+    }
+    case "runs": {
+      return onTrainer(async (client) => {
+        const { runs } = await unaryCall(client.listRuns.bind(client), {});
+        if (runs.length === 0) console.log("no runs yet: adco train --dataset NAME starts one");
+        for (const r of runs) {
+          const state = RunState[r.state].replace("RUN_STATE_", "").toLowerCase();
+          console.log(
+            `${r.runId}\t${state}\tstep ${r.step}/${r.totalSteps}\t${r.config?.preset ?? ""}\t${r.config?.dataset?.name ?? ""}\t${new Date(r.createdUnixMs).toISOString()}${r.error ? `\t${r.error}` : ""}`,
+          );
+        }
+        return 0;
+      });
+    }
+    case "eval": {
+      const request = await evalRequest(values, command, trainerAddress, config);
+      const client = evaluatorAt(evaluatorAddress);
+      try {
+        const result = await evaluate(client, request, (event) => {
+          const p = event.progress!;
+          process.stderr.write(`${p.phase} ${p.done}/${p.total}\n`);
+        });
+        console.log(formatAccuracy("kNN (k 200)", result.knn));
+        console.log(formatAccuracy("linear probe", result.linear));
+        const best = result.linear ?? result.knn;
+        if (best) console.log(`per class: ${formatPerClass(best, result.classNames)}`);
+        for (const plot of result.plots) console.log(`plot: ${plot.bucket}/${plot.key}`);
+        if (result.results) console.log(`results: ${result.results.bucket}/${result.results.key}`);
+        return 0;
+      } catch (e) {
+        if ((e as grpc.ServiceError).code !== undefined)
+          throw explain(e as grpc.ServiceError, evaluatorAddress, "evaluator");
+        throw e;
+      } finally {
+        client.close();
+      }
+    }
+    case "export": {
+      const runId = positional("run");
+      if (!values.out) throw new UsageError("--out DIR: where to write model.json and its weight shards");
+      const result = await exportEncoder(
+        store(),
+        config.checkpointsBucket,
+        runId,
+        intOption(values.step, "step"),
+        values.out,
+      );
+      console.log(`step ${result.step}: ${result.files.join(", ")}`);
+      console.log(`load it with tf.loadLayersModel("file://${values.out}/model.json")`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(group)}; see adco --help`);
+  }
+}
+
+async function evalRequest(
+  values: Record<string, string | boolean | undefined>,
+  runId: string | undefined,
+  trainerAddress: string,
+  config: { datasetsBucket: string; checkpointsBucket: string },
+): Promise<EvaluateRequest> {
+  const knn = { enabled: !values["no-knn"], k: 200, temperature: 0.1 };
+  const linear = { enabled: !values["no-linear"], epochs: 0, lr: 0, weightDecay: 0 };
+  const randomInit = values["random-init"] as string | undefined;
+  if (randomInit !== undefined) {
+    const encoder = ARCHS[randomInit];
+    if (!encoder) throw new UsageError(`--random-init: one of ${Object.keys(ARCHS).join(", ")}`);
+    if (!values.train || !values.test)
+      throw new UsageError("--random-init needs --train NAME:SPLIT and --test NAME:SPLIT");
+    return EvaluateRequest.fromPartial({
+      randomInit: { encoder, seed: 0 },
+      train: { bucket: config.datasetsBucket, name: values.train as string },
+      test: { bucket: config.datasetsBucket, name: values.test as string },
+      knn,
+      linear,
+    });
+  }
+  if (!runId) throw new UsageError("adco eval RUN, or adco eval --random-init ARCH");
+  const client = trainerAt(trainerAddress);
+  try {
+    const run = await unaryCall(client.getRun.bind(client), { runId });
+    const checkpoint = run.latestCheckpoint;
+    if (!checkpoint) throw new UsageError(`run ${runId} has no checkpoint yet`);
+    const step = values.step === undefined ? checkpoint.step : intOption(values.step as string, "step")!;
+    const bucket = run.config?.checkpointBucket || config.checkpointsBucket;
+    const dataset = run.config!.dataset!.name.split(":")[0]!;
+    return EvaluateRequest.fromPartial({
+      checkpoint: {
+        runId,
+        step,
+        manifest: { bucket, key: `runs/${runId}/ckpt-${String(step).padStart(10, "0")}/manifest.json` },
+      },
+      train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
+      test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },
+      knn,
+      linear,
+      writeResults: true,
+    });
+  } catch (e) {
+    if ((e as grpc.ServiceError).code !== undefined)
+      throw explain(e as grpc.ServiceError, trainerAddress, "trainer");
+    throw e;
+  } finally {
+    client.close();
+  }
+}
+
+async function datasetCommand(
+  command: string | undefined,
+  rest: string[],
+  values: Record<string, string | boolean | undefined>,
+  store: ObjectStore,
+  bucket: string,
+): Promise<number> {
   switch (command) {
     case "import": {
       const format = values.format as ImportFormat;
@@ -61,9 +366,9 @@ async function main(argv: string[]): Promise<number> {
       const manifest = await importDataset(store, {
         format,
         source: rest[0]!,
-        name: values.name,
+        name: values.name as string,
         bucket,
-        classes: values.classes?.split(","),
+        classes: (values.classes as string | undefined)?.split(","),
         shardBytes: shardMib * 1024 * 1024,
       });
       console.log(describeManifest(manifest));

@@ -15,3 +15,4 @@ export * from "./loop.js";
 export * from "./presets.js";
 export * from "./checkpoint.js";
 export * from "./pixels.js";
+export * from "./linear-probe.js";

@@ -1,6 +1,7 @@
-// Evaluator handlers: requests are checked now; evaluation lands with issue 5.
+// Evaluator handlers: Evaluate streams one evaluation; FollowRun evaluates a run's checkpoints as
+// they are published (the latest at the start, then each new one) until the client cancels.
 import { EncoderArch } from "@adco/proto/common";
-import type { EvaluateRequest, EvaluatorService } from "@adco/proto/evaluator";
+import type { EvaluateEvent, EvaluateRequest, EvaluatorService } from "@adco/proto/evaluator";
 import {
   invalidArgument,
   requireEnum,
@@ -9,8 +10,9 @@ import {
   requirePresent,
   requireRange,
   type ServiceHandlers,
-  unimplemented,
 } from "@adco/service-kit";
+import { type ObjectStore, storageRpcError } from "@adco/storage";
+import { evaluationEvents } from "./evaluate.js";
 
 export function checkEvaluateRequest(request: EvaluateRequest, prefix = ""): EvaluateRequest {
   if (request.checkpoint) requireId(request.checkpoint.runId, `${prefix}checkpoint.run_id`);
@@ -30,25 +32,69 @@ export function checkEvaluateRequest(request: EvaluateRequest, prefix = ""): Eva
     requireRange(request.knn.temperature, `${prefix}knn.temperature`, 0);
   }
   if (request.linear?.enabled) {
+    requireRange(request.linear.epochs, `${prefix}linear.epochs`, 0, 10_000);
     requireRange(request.linear.lr, `${prefix}linear.lr`, 0);
     requireRange(request.linear.weightDecay, `${prefix}linear.weight_decay`, 0);
   }
   return request;
 }
 
-export function evaluatorHandlers(): ServiceHandlers<typeof EvaluatorService> {
+async function* withStatuses(events: AsyncGenerator<EvaluateEvent>): AsyncGenerator<EvaluateEvent> {
+  try {
+    yield* events;
+  } catch (e) {
+    throw storageRpcError(e);
+  }
+}
+
+const FOLLOW_POLL_MS = 3000;
+
+export function evaluatorHandlers(deps: { store: ObjectStore }): ServiceHandlers<typeof EvaluatorService> {
   return {
     async *evaluate(request) {
       checkEvaluateRequest(request);
-      yield* [];
-      throw unimplemented("Evaluate: evaluation is not built yet (issue 5)");
+      yield* withStatuses(evaluationEvents(deps.store, request));
     },
-    async *followRun(request) {
+    async *followRun(request, ctx) {
       requireNonEmpty(request.bucket, "bucket");
       requireId(request.runId, "run_id");
-      checkEvaluateRequest(requirePresent(request.template, "template"), "template.");
-      yield* [];
-      throw unimplemented("FollowRun: not built yet (issue 5)");
+      const template = checkEvaluateRequest(requirePresent(request.template, "template"), "template.");
+      const manifests = async () => {
+        const keys = await deps.store.list(request.bucket, `runs/${request.runId}/`);
+        return keys
+          .map((o) => ({ key: o.key, m: /ckpt-(\d+)\/manifest\.json$/.exec(o.key) }))
+          .filter((o) => o.m)
+          .map((o) => ({ key: o.key, step: Number(o.m![1]) }))
+          .sort((a, b) => a.step - b.step);
+      };
+      let lastStep = -1;
+      try {
+        while (!ctx.signal.aborted) {
+          const all = await manifests();
+          const newest = all.at(-1);
+          if (newest && newest.step > lastStep) {
+            lastStep = newest.step;
+            yield* evaluationEvents(deps.store, {
+              ...template,
+              randomInit: undefined,
+              checkpoint: {
+                runId: request.runId,
+                step: newest.step,
+                manifest: { bucket: request.bucket, key: newest.key, sizeBytes: 0, sha256: "" },
+              },
+            });
+            continue;
+          }
+          await new Promise((resolve) => {
+            const timer = setTimeout(resolve, FOLLOW_POLL_MS);
+            ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve(undefined)), {
+              once: true,
+            });
+          });
+        }
+      } catch (e) {
+        throw storageRpcError(e);
+      }
     },
   };
 }

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
+import { initBackend } from "@adco/core";
 import { EvaluatorService } from "@adco/proto/evaluator";
 import { register, runService } from "@adco/service-kit";
+import { storeFromConfig } from "@adco/storage";
 import { evaluatorConfig } from "./config.js";
 import { evaluatorHandlers } from "./handlers.js";
 
 await runService({
   name: "evaluator",
   spec: evaluatorConfig,
-  services: () => [register(EvaluatorService, evaluatorHandlers())],
+  services: async (config, log) => {
+    const backend = await initBackend(config.backend);
+    log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
+    return [register(EvaluatorService, evaluatorHandlers({ store: storeFromConfig(config) }))];
+  },
 });

@@ -30,8 +30,8 @@ const RUN_DEFAULTS: Record<keyof typeof PRESETS, RunDefaults> = {
     epochs: 200,
     augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 224, crops: [], seed: 0 },
   },
-  "fashion-mnist": { epochs: 2, augment: GRAY_SMALL },
-  "fashion-mnist-moco": { epochs: 2, augment: GRAY_SMALL },
+  "fashion-mnist": { epochs: 4, augment: GRAY_SMALL },
+  "fashion-mnist-moco": { epochs: 4, augment: GRAY_SMALL },
 };
 
 const ARCHS: Record<number, EncoderArch> = {

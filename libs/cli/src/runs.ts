@@ -1,0 +1,175 @@
+// The run commands' work, shared by the CLI and `npm start`: start and watch a run with a progress
+// line, evaluate an encoder, export a checkpoint's encoder to local files.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import type { Accuracy } from "@adco/proto/common";
+import {
+  EvaluatorClient,
+  type EvaluateEvent,
+  type EvaluateRequest,
+  type EvaluationResult,
+} from "@adco/proto/evaluator";
+import { type Run, type RunEvent, RunState, TrainerClient } from "@adco/proto/trainer";
+import { channelOptions, unaryCall } from "@adco/service-kit";
+import { type ObjectStore, openBundle, StorageError } from "@adco/storage";
+
+export const trainerAt = (address: string) =>
+  new TrainerClient(address, grpc.credentials.createInsecure(), channelOptions());
+export const evaluatorAt = (address: string) =>
+  new EvaluatorClient(address, grpc.credentials.createInsecure(), channelOptions());
+
+const seconds = (s: number) =>
+  s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
+
+export interface WatchSummary {
+  readonly run: Run;
+  /** Mean of the interval statistics over the training steps seen. */
+  readonly imagesPerSecond: number;
+  readonly computeMs: number;
+  readonly bankCallMs: number;
+  readonly dataWaitFraction: number;
+  readonly steps: number;
+}
+
+/** Streams a run's events as progress lines until it ends; resolves with the final run. */
+export async function watchRun(
+  client: TrainerClient,
+  runId: string,
+  out: NodeJS.WriteStream = process.stderr,
+): Promise<WatchSummary> {
+  const call = client.watchRun({ runId, replay: true });
+  let lastDraw = 0;
+  const totals = { images: 0, compute: 0, bank: 0, wait: 0, steps: 0 };
+  // A run that is still starting does not know its step count yet; ask again once it trains.
+  let totalSteps = (await unaryCall(client.getRun.bind(client), { runId })).totalSteps;
+  const refreshTotal = () => {
+    if (totalSteps === 0)
+      void unaryCall(client.getRun.bind(client), { runId }).then(
+        (r) => (totalSteps = r.totalSteps),
+        () => {},
+      );
+  };
+  const print = (line: string) => {
+    if (out.isTTY) out.write(`\r\x1b[K${line}\n`);
+    else out.write(`${line}\n`);
+  };
+  await new Promise<void>((resolve, reject) => {
+    call.on("data", (event: RunEvent) => {
+      if (event.step) {
+        const s = event.step;
+        totals.images += s.imagesPerSecond;
+        totals.compute += s.computeMs;
+        totals.bank += s.bankCallMs;
+        totals.wait += s.dataWaitFraction;
+        totals.steps++;
+        refreshTotal();
+        const now = Date.now();
+        if (now - lastDraw < (out.isTTY ? 200 : 15_000) && s.step !== totalSteps) return;
+        lastDraw = now;
+        const total = totalSteps || s.step;
+        const bar = "#".repeat(Math.round((s.step / total) * 24)).padEnd(24, ".");
+        const line =
+          `step ${s.step}/${total} [${bar}] epoch ${s.epoch} loss ${s.loss.toFixed(3)} lr ${s.lr.toFixed(4)} ` +
+          `${s.imagesPerSecond.toFixed(0)} img/s, data wait ${(100 * s.dataWaitFraction).toFixed(0)}%, ` +
+          `bank ${s.bankCallMs.toFixed(0)} ms, contrast acc ${(100 * (s.bank?.contrastAccuracy ?? 0)).toFixed(0)}%, eta ${seconds(s.etaSeconds)}`;
+        if (out.isTTY) out.write(`\r\x1b[K${line}`);
+        else out.write(`${line}\n`);
+      } else if (event.epoch) {
+        print(
+          `epoch ${event.epoch.epoch} done: ${event.epoch.samples} samples, mean loss ${event.epoch.meanLoss.toFixed(3)}, ${seconds(event.epoch.seconds)}`,
+        );
+      } else if (event.checkpoint) {
+        const c = event.checkpoint.checkpoint!;
+        if (out.isTTY) print(`checkpoint at step ${c.step}: ${c.manifest?.bucket}/${c.manifest?.key}`);
+      } else if (event.state) {
+        const state = RunState[event.state.state].replace("RUN_STATE_", "").toLowerCase();
+        print(`run ${runId}: ${state}${event.state.message ? ` (${event.state.message})` : ""}`);
+      }
+    });
+    call.on("error", (e: grpc.ServiceError) => (e.code === grpc.status.CANCELLED ? resolve() : reject(e)));
+    call.on("end", () => resolve());
+  });
+  const run = await unaryCall(client.getRun.bind(client), { runId });
+  const n = Math.max(1, totals.steps);
+  return {
+    run,
+    steps: totals.steps,
+    imagesPerSecond: totals.images / n,
+    computeMs: totals.compute / n,
+    bankCallMs: totals.bank / n,
+    dataWaitFraction: totals.wait / n,
+  };
+}
+
+/** Runs one evaluation, reporting progress phases; resolves with its result. */
+export async function evaluate(
+  client: EvaluatorClient,
+  request: EvaluateRequest,
+  onProgress: (event: EvaluateEvent) => void = () => {},
+): Promise<EvaluationResult> {
+  const call = client.evaluate(request);
+  let result: EvaluationResult | undefined;
+  await new Promise<void>((resolve, reject) => {
+    call.on("data", (event: EvaluateEvent) => {
+      if (event.result) result = event.result;
+      else onProgress(event);
+    });
+    call.on("error", reject);
+    call.on("end", () => resolve());
+  });
+  if (!result) throw new Error("the evaluator ended without a result");
+  return result;
+}
+
+export function formatAccuracy(name: string, a: Accuracy | undefined): string {
+  if (!a) return `${name}: not run`;
+  return `${name}: top-1 ${(100 * a.top1).toFixed(1)}%${a.top5 ? `, top-5 ${(100 * a.top5).toFixed(1)}%` : ""} (${a.samples} test images)`;
+}
+
+/** Per-class top-1 as "name 91.0%" pairs, worst first. */
+export function formatPerClass(a: Accuracy, classNames: readonly string[]): string {
+  return a.perClassTop1
+    .map((v, i) => ({ name: classNames[i] ?? String(i), v }))
+    .sort((x, y) => x.v - y.v)
+    .map((c) => `${c.name} ${(100 * c.v).toFixed(0)}%`)
+    .join(", ");
+}
+
+/**
+ * Writes a checkpoint's query encoder (model.json + weight shards, the standard tfjs LayersModel
+ * format: tf.loadLayersModel("file://DIR/model.json")) to a directory. step undefined: the latest.
+ */
+export async function exportEncoder(
+  store: ObjectStore,
+  bucket: string,
+  runId: string,
+  step: number | undefined,
+  outDir: string,
+): Promise<{ step: number; files: string[] }> {
+  let manifestKey: string;
+  if (step === undefined) {
+    const latest = await store
+      .getJson<{ manifest: string }>(bucket, `runs/${runId}/latest.json`)
+      .catch((e: unknown) => {
+        if (e instanceof StorageError && e.kind === "not-found")
+          throw new StorageError(
+            "not-found",
+            `run ${runId} has no checkpoint in ${bucket} (adco runs lists them)`,
+          );
+        throw e;
+      });
+    manifestKey = latest.manifest;
+  } else {
+    manifestKey = `runs/${runId}/ckpt-${String(step).padStart(10, "0")}/manifest.json`;
+  }
+  const bundle = await openBundle<{ step: number }>(store, bucket, manifestKey);
+  const files: string[] = [];
+  for (const name of Object.keys(bundle.manifest.files).filter((f) => f.startsWith("query/"))) {
+    const path = join(outDir, name.slice("query/".length));
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, await bundle.read(name));
+    files.push(path);
+  }
+  return { step: bundle.meta.step, files };
+}

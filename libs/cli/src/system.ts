@@ -1,0 +1,154 @@
+// The whole system on one machine, on loopback: an S3 server (s3rver, on disk), a data worker, the
+// adversary bank, the trainer and the evaluator, each its own process, wired to each other.
+// `adco up` keeps it running; `npm start` starts it for one demonstration run.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { StorageSettings } from "@adco/storage";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+
+export const SERVICE_NAMES = ["data-worker", "adversary-bank", "trainer", "evaluator"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+/** The fixed ports of `adco up` (0 everywhere for free ones). */
+export const DEFAULT_PORTS: Record<ServiceName | "s3", number> = {
+  s3: 9000,
+  "data-worker": 50051,
+  trainer: 50052,
+  "adversary-bank": 50053,
+  evaluator: 50054,
+};
+
+export interface RunningService {
+  readonly name: ServiceName;
+  readonly child: ChildProcess;
+  readonly address: string;
+}
+
+export interface LocalSystem {
+  readonly s3: StorageSettings;
+  readonly services: Record<ServiceName, RunningService>;
+  readonly logDirectory: string;
+  stop(): Promise<void>;
+}
+
+export interface LocalSystemOptions {
+  /** Object store data and service logs live here. */
+  readonly directory: string;
+  /** Fixed ports (adco up) or free ones (npm start, tests). */
+  readonly freePorts?: boolean;
+  /** Extra environment of every service (ADCO_* keys). */
+  readonly env?: Record<string, string>;
+  readonly onStarted?: (name: string, address: string) => void;
+}
+
+/** The services run from the monorepo's sources (a deployment runs their images instead). */
+const REPO_ROOT = join(import.meta.dirname, "../../..");
+const serviceMain = (name: ServiceName) => join(REPO_ROOT, "services", name, "src/main.ts");
+
+async function startService(
+  name: ServiceName,
+  port: number,
+  env: Record<string, string>,
+  logDirectory: string,
+): Promise<RunningService> {
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ADCO_")));
+  const child = spawn(process.execPath, ["--conditions=development", "--import", "tsx", serviceMain(name)], {
+    env: {
+      ...cleanEnv,
+      ADCO_LOG_LEVEL: "info",
+      ADCO_GRPC_PORT: String(port),
+      ADCO_METRICS_PORT: "0",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = createWriteStream(join(logDirectory, `${name}.log`));
+  child.stderr!.pipe(log);
+  const lines = createInterface({ input: child.stdout! });
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not start in 60 s; see ${logDirectory}/${name}.log`)),
+      60_000,
+    );
+    lines.on("line", (line) => {
+      log.write(`${line}\n`);
+      try {
+        const entry = JSON.parse(line) as { grpcPort?: number };
+        if (typeof entry.grpcPort === "number") {
+          clearTimeout(timer);
+          resolve(entry.grpcPort);
+        }
+      } catch {
+        // not a log line of ours
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} while starting; see ${logDirectory}/${name}.log`));
+    });
+  });
+  return { name, child, address: `127.0.0.1:${grpcPort}` };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function startLocalSystem(options: LocalSystemOptions): Promise<LocalSystem> {
+  const logDirectory = join(options.directory, "logs");
+  mkdirSync(logDirectory, { recursive: true });
+  const port = (name: ServiceName | "s3") => (options.freePorts ? 0 : DEFAULT_PORTS[name]);
+  const started: RunningService[] = [];
+  let s3: S3ServerProcess | undefined;
+  const stop = async () => {
+    // Trainer first (it checkpoints on SIGTERM while the bank and store are still up).
+    for (const name of ["trainer", "evaluator", "data-worker", "adversary-bank"]) {
+      const service = started.find((s) => s.name === name);
+      if (service) await stopChild(service.child);
+    }
+    await s3?.stop();
+  };
+  try {
+    mkdirSync(join(options.directory, "s3"), { recursive: true });
+    s3 = await startS3Server({ directory: join(options.directory, "s3"), port: port("s3") });
+    options.onStarted?.("s3", s3.settings.endpoint);
+    const storageEnv = {
+      ADCO_S3_ENDPOINT: s3.settings.endpoint,
+      ADCO_S3_ACCESS_KEY: s3.settings.accessKey,
+      ADCO_S3_SECRET_KEY: s3.settings.secretKey,
+      ...options.env,
+    };
+    const up = async (name: ServiceName, env: Record<string, string> = {}) => {
+      const service = await startService(name, port(name), { ...storageEnv, ...env }, logDirectory);
+      started.push(service);
+      options.onStarted?.(name, service.address);
+      return service;
+    };
+    const [worker, bank, evaluator] = await Promise.all([
+      up("data-worker"),
+      up("adversary-bank"),
+      up("evaluator"),
+    ]);
+    const trainer = await up("trainer", {
+      ADCO_BANK_ADDRESS: bank.address,
+      ADCO_DATA_WORKERS: worker.address,
+    });
+    return {
+      s3: s3.settings,
+      services: { "data-worker": worker, "adversary-bank": bank, trainer, evaluator },
+      logDirectory,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

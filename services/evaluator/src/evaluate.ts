@@ -1,0 +1,317 @@
+// One evaluation: an encoder (a checkpoint's query encoder, or random weights as the baseline),
+// frozen backbone features of a labelled train and test split, then the kNN monitor and the linear
+// probe. With write_results, the result JSON and plots go under runs/<run>/eval/step-<step>/ beside
+// the run's checkpoints (outside the checkpoint folders, so retention keeps the accuracy history).
+import {
+  artifactsFromFiles,
+  Encoder,
+  type EncoderArch,
+  encoderFromArtifacts,
+  encoderSpec,
+  KNN_DEFAULTS,
+  knnClassify,
+  LINEAR_PROBE_DEFAULTS,
+  linearProbe,
+  pixelsToTensor,
+} from "@adco/core";
+import { EncoderArch as ProtoArch, type Accuracy, type ObjectRef } from "@adco/proto/common";
+import type { EvaluateEvent, EvaluateRequest, EvaluationResult } from "@adco/proto/evaluator";
+import { failedPrecondition, invalidArgument } from "@adco/service-kit";
+import { type ObjectStore, openBundle, StorageError } from "@adco/storage";
+import * as tf from "@tensorflow/tfjs-core";
+import { type LabelledImages, loadLabelled } from "./data.js";
+import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
+
+const ARCHS: Record<number, EncoderArch> = {
+  [ProtoArch.ENCODER_ARCH_RESNET_SMALL]: "resnet-mini",
+  [ProtoArch.ENCODER_ARCH_RESNET18_CIFAR]: "resnet18-cifar",
+  [ProtoArch.ENCODER_ARCH_RESNET50]: "resnet50",
+};
+const FEATURE_BATCH = 500;
+const EMBEDDING_POINTS = 2000;
+
+/** What an evaluation stores as results.json. */
+export interface StoredResult {
+  readonly runId: string;
+  readonly step: number;
+  readonly knn?: Accuracy;
+  readonly linear?: Accuracy & { trainLoss: number; epochs: number };
+  readonly classNames: string[];
+  readonly seconds: number;
+  readonly unixMs: number;
+}
+
+interface CheckpointMeta {
+  readonly history?: { step: number; loss: number; contrastAccuracy: number }[];
+}
+
+type Emit = (event: EvaluateEvent) => void;
+
+async function loadEncoder(
+  store: ObjectStore,
+  request: EvaluateRequest,
+): Promise<{ encoder: Encoder; meta?: CheckpointMeta }> {
+  if (request.randomInit) {
+    const arch = ARCHS[request.randomInit.encoder];
+    if (!arch)
+      throw invalidArgument(`random_init.encoder: ${request.randomInit.encoder} is not an architecture`);
+    return { encoder: new Encoder(encoderSpec(arch), Number(request.randomInit.seed) >>> 0) };
+  }
+  const manifest = request.checkpoint?.manifest;
+  if (!manifest?.bucket || !manifest.key)
+    throw invalidArgument("checkpoint.manifest: bucket and key are required");
+  const bundle = await openBundle<CheckpointMeta>(store, manifest.bucket, manifest.key);
+  if (!bundle.has("query/model.json"))
+    throw failedPrecondition(`${manifest.key}: not a trainer checkpoint (no query/model.json)`);
+  const artifacts = await artifactsFromFiles((p) => bundle.read(`query/${p}`));
+  return { encoder: await encoderFromArtifacts(artifacts), meta: bundle.meta };
+}
+
+async function features(
+  encoder: Encoder,
+  data: LabelledImages,
+  phase: string,
+  emit: Emit,
+): Promise<tf.Tensor2D> {
+  const [n, h, w, c] = data.shape;
+  const [eh, ew, ec] = encoder.spec.inputShape;
+  if (c !== ec)
+    throw failedPrecondition(
+      `${phase}: images have ${c} channels, the ${encoder.spec.arch} encoder takes ${ec}`,
+    );
+  if (h !== eh || w !== ew)
+    throw failedPrecondition(
+      `${phase}: images are ${h}x${w}, the ${encoder.spec.arch} encoder was trained on ${eh}x${ew}`,
+    );
+  const per = h * w * c;
+  const parts: tf.Tensor2D[] = [];
+  const started = performance.now();
+  for (let start = 0; start < n; start += FEATURE_BATCH) {
+    const size = Math.min(FEATURE_BATCH, n - start);
+    const images = pixelsToTensor(data.pixels.subarray(start * per, (start + size) * per), [size, h, w, c]);
+    parts.push(encoder.features(images));
+    images.dispose();
+    const done = start + size;
+    const elapsed = (performance.now() - started) / 1000;
+    emit({ progress: { phase, done, total: n, etaSeconds: (elapsed / done) * (n - done) } });
+    // Let the progress event go out before the next batch blocks the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const all = tf.concat(parts, 0) as tf.Tensor2D;
+  tf.dispose(parts);
+  return all;
+}
+
+/** The first two principal components of the rows of x (power iteration with deflation). */
+function pca2(x: tf.Tensor2D): Float32Array {
+  return tf.tidy(() => {
+    const centred = tf.sub(x, tf.mean(x, 0));
+    let cov = tf.div(tf.matMul(centred, centred, true, false), x.shape[0]) as tf.Tensor2D;
+    const components: tf.Tensor2D[] = [];
+    for (let c = 0; c < 2; c++) {
+      let v = tf.randomNormal([x.shape[1], 1], 0, 1, "float32", 7 + c) as tf.Tensor2D;
+      for (let i = 0; i < 100; i++) v = tf.div(tf.matMul(cov, v), tf.norm(tf.matMul(cov, v))) as tf.Tensor2D;
+      components.push(v);
+      const lambda = tf.sum(tf.mul(v, tf.matMul(cov, v)));
+      cov = tf.sub(cov, tf.mul(lambda, tf.matMul(v, v, false, true))) as tf.Tensor2D;
+    }
+    return tf.matMul(centred, tf.concat(components, 1)).dataSync() as Float32Array;
+  });
+}
+
+export async function runEvaluation(
+  store: ObjectStore,
+  request: EvaluateRequest,
+  emit: Emit,
+): Promise<EvaluationResult> {
+  const started = performance.now();
+  emit({ progress: { phase: "load", done: 0, total: 3, etaSeconds: 0 } });
+  const { encoder, meta } = await loadEncoder(store, request);
+  try {
+    emit({ progress: { phase: "load", done: 1, total: 3, etaSeconds: 0 } });
+    const train = await loadLabelled(store, request.train!, "train");
+    emit({ progress: { phase: "load", done: 2, total: 3, etaSeconds: 0 } });
+    const test = await loadLabelled(store, request.test!, "test");
+    emit({ progress: { phase: "load", done: 3, total: 3, etaSeconds: 0 } });
+    if (JSON.stringify(train.classes) !== JSON.stringify(test.classes))
+      throw failedPrecondition("train and test datasets have different class names");
+    const classes = train.classes.length;
+    const trainFeatures = await features(encoder, train, "features:train", emit);
+    const testFeatures = await features(encoder, test, "features:test", emit);
+    try {
+      let knn: Accuracy | undefined;
+      if (request.knn?.enabled) {
+        emit({ progress: { phase: "knn", done: 0, total: 1, etaSeconds: 0 } });
+        const r = knnClassify(trainFeatures, train.labels, testFeatures, test.labels, {
+          k: request.knn.k || KNN_DEFAULTS.k,
+          temperature: request.knn.temperature || KNN_DEFAULTS.temperature,
+          classes,
+        });
+        knn = { top1: r.top1, top5: 0, perClassTop1: r.perClass, samples: test.labels.length };
+        emit({ progress: { phase: "knn", done: 1, total: 1, etaSeconds: 0 } });
+      }
+      let linear: (Accuracy & { trainLoss: number; epochs: number }) | undefined;
+      if (request.linear?.enabled) {
+        const epochs = request.linear.epochs || LINEAR_PROBE_DEFAULTS.epochs;
+        const t0 = performance.now();
+        const r = linearProbe(trainFeatures, train.labels, testFeatures, test.labels, {
+          classes,
+          epochs,
+          lr: request.linear.lr || undefined,
+          weightDecay: request.linear.weightDecay || undefined,
+          onEpoch: (epoch) => {
+            const elapsed = (performance.now() - t0) / 1000;
+            if ((epoch + 1) % 10 === 0 || epoch + 1 === epochs)
+              emit({
+                progress: {
+                  phase: "linear",
+                  done: epoch + 1,
+                  total: epochs,
+                  etaSeconds: (elapsed / (epoch + 1)) * (epochs - epoch - 1),
+                },
+              });
+          },
+        });
+        linear = {
+          top1: r.top1,
+          top5: r.top5,
+          perClassTop1: r.perClass,
+          samples: test.labels.length,
+          trainLoss: r.trainLoss,
+          epochs,
+        };
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const result: EvaluationResult = {
+        checkpoint: request.checkpoint,
+        knn,
+        linear: linear && {
+          top1: linear.top1,
+          top5: linear.top5,
+          perClassTop1: linear.perClassTop1,
+          samples: linear.samples,
+        },
+        results: undefined,
+        plots: [],
+        seconds,
+        classNames: train.classes,
+      };
+      if (request.writeResults && request.checkpoint) {
+        const written = await writeResults(
+          store,
+          request,
+          { knn, linear, classNames: train.classes, seconds },
+          meta,
+          testFeatures,
+          test,
+        );
+        return { ...result, ...written };
+      }
+      return result;
+    } finally {
+      tf.dispose([trainFeatures, testFeatures]);
+    }
+  } finally {
+    encoder.dispose();
+  }
+}
+
+async function writeResults(
+  store: ObjectStore,
+  request: EvaluateRequest,
+  scores: Pick<StoredResult, "knn" | "linear" | "classNames" | "seconds">,
+  meta: CheckpointMeta | undefined,
+  testFeatures: tf.Tensor2D,
+  test: LabelledImages,
+): Promise<{ results: ObjectRef; plots: ObjectRef[] }> {
+  const { runId, step, manifest } = request.checkpoint!;
+  const bucket = manifest!.bucket;
+  const evalPrefix = `runs/${runId}/eval/`;
+  const prefix = `${evalPrefix}step-${String(step).padStart(10, "0")}/`;
+  const stored: StoredResult = { runId, step, ...scores, unixMs: Date.now() };
+  const ref = (o: { bucket: string; key: string; size: number; sha256: string }): ObjectRef => ({
+    bucket: o.bucket,
+    key: o.key,
+    sizeBytes: o.size,
+    sha256: o.sha256,
+  });
+  const results = ref(await store.putJson(bucket, `${prefix}results.json`, stored));
+
+  // Accuracy over the run: every earlier evaluation of it, and this one.
+  const earlier: StoredResult[] = [];
+  for (const o of await store.list(bucket, evalPrefix)) {
+    if (!o.key.endsWith("/results.json") || o.key === `${prefix}results.json`) continue;
+    try {
+      earlier.push(await store.getJson<StoredResult>(bucket, o.key));
+    } catch (e) {
+      if (!(e instanceof StorageError)) throw e;
+    }
+  }
+  const evaluations = [...earlier, stored].sort((a, b) => a.step - b.step);
+  const accuracy: Series[] = [];
+  const knnPoints = evaluations.filter((r) => r.knn).map((r) => ({ x: r.step, y: 100 * r.knn!.top1 }));
+  const linearPoints = evaluations
+    .filter((r) => r.linear)
+    .map((r) => ({ x: r.step, y: 100 * r.linear!.top1 }));
+  if (knnPoints.length) accuracy.push({ name: "kNN top-1 %", points: knnPoints });
+  if (linearPoints.length) accuracy.push({ name: "linear top-1 %", points: linearPoints });
+  const history = meta?.history ?? [];
+  const charts: [string, string][] = [
+    [
+      "loss",
+      lineChart(`${runId}: contrastive loss`, "step", "loss", [
+        { name: "loss", points: history.map((p) => ({ x: p.step, y: p.loss })) },
+      ]),
+    ],
+    ["accuracy", lineChart(`${runId}: test accuracy`, "step", "top-1 %", accuracy)],
+  ];
+  const n = Math.min(EMBEDDING_POINTS, test.labels.length);
+  const sample = tf.slice(testFeatures, [0, 0], [n, -1]);
+  const points = pca2(sample);
+  sample.dispose();
+  charts.push([
+    "embedding",
+    scatterChart(
+      `${runId} step ${step}: test features (PCA)`,
+      points,
+      test.labels.subarray(0, n),
+      test.classes,
+    ),
+  ]);
+  const plots: ObjectRef[] = [];
+  for (const [name, svg] of charts) {
+    plots.push(
+      ref(await store.put(bucket, `${prefix}${name}.svg`, new TextEncoder().encode(svg), "image/svg+xml")),
+    );
+    plots.push(ref(await store.put(bucket, `${prefix}${name}.png`, await svgToPng(svg), "image/png")));
+  }
+  return { results, plots };
+}
+
+/** The events of one evaluation as they happen: progress, then the result. */
+export async function* evaluationEvents(
+  store: ObjectStore,
+  request: EvaluateRequest,
+): AsyncGenerator<EvaluateEvent> {
+  const queue: EvaluateEvent[] = [];
+  let wake: (() => void) | undefined;
+  const push = (event: EvaluateEvent) => {
+    queue.push(event);
+    wake?.();
+  };
+  let finished = false;
+  const work = runEvaluation(store, request, push)
+    .then((result) => push({ result }))
+    .finally(() => {
+      finished = true;
+      wake?.();
+    });
+  for (;;) {
+    while (queue.length > 0) yield queue.shift()!;
+    if (finished) break;
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+  }
+  await work;
+  while (queue.length > 0) yield queue.shift()!;
+}
