@@ -11,8 +11,10 @@ import { DataWorkerClient, type ViewsResponse } from "@adco/proto/data_worker";
 import { EvaluateRequest, EvaluatorClient, type EvaluateEvent } from "@adco/proto/evaluator";
 import { RunConfig, TrainerClient } from "@adco/proto/trainer";
 import { channelOptions, checkHealth, unaryCall } from "@adco/service-kit";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import {
   failedStart,
+  s3Env,
   SERVICES,
   startService,
   type ServiceName,
@@ -135,13 +137,17 @@ for (const name of SERVICES) {
 
 describe("requests that are well-formed protobuf but wrong get a precise status", () => {
   const started: ServiceProcess[] = [];
+  // The trainer looks runs up in object storage too, so it gets a real S3 server.
+  let s3: S3ServerProcess | undefined;
   const start = async (name: ServiceName) => {
-    const s = await startService(name);
+    s3 ??= await startS3Server();
+    const s = await startService(name, s3Env(s3.settings));
     started.push(s);
     return s;
   };
   after(async () => {
     await Promise.all(started.map((s) => s.stop("SIGKILL")));
+    await s3?.stop();
   });
 
   it("trainer: a config without a preset is INVALID_ARGUMENT; unknown runs are NOT_FOUND", async () => {

@@ -137,3 +137,23 @@ describe("adco dataset", () => {
     assert.match(noDir.stderr, /\/nonexistent: no such directory/);
   });
 });
+
+describe("adco run commands", () => {
+  it("reject a run config with an unknown key, naming it and the known ones", () => {
+    const dir = mkdtempSync(join(tmpdir(), "adco-config-"));
+    const path = join(dir, "run.json");
+    writeFileSync(path, JSON.stringify({ preset: "fashion-mnist", dataset: { name: "x" }, epoch: 3 }));
+    const result = adco(["train", "--config", path]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /unknown key epoch; a RunConfig has preset, dataset, method/);
+  });
+
+  it("say how to start the system when the trainer is not there", () => {
+    const result = adco(["runs", "--trainer", "127.0.0.1:1"]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /cannot reach the trainer at 127\.0\.0\.1:1: start the system with `adco up`/,
+    );
+  });
+});

@@ -186,9 +186,7 @@ async function main(argv: string[]): Promise<number> {
       const runId = values["run-id"] ?? "";
       let runConfig: RunConfig | undefined;
       if (values.dataset || values.config || !runId) {
-        const base = values.config
-          ? RunConfig.fromJSON(JSON.parse(readFileSync(values.config, "utf8")))
-          : RunConfig.fromPartial({});
+        const base = values.config ? readRunConfig(values.config) : RunConfig.fromPartial({});
         const dataset = values.dataset ?? base.dataset?.name;
         if (!dataset) throw new UsageError("--dataset: the stored data set to train on (adco dataset ls)");
         const method =
@@ -292,6 +290,28 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command ${JSON.stringify(group)}; see adco --help`);
   }
+}
+
+/** A RunConfig from a JSON file; a key RunConfig does not have is an error, not silently dropped. */
+function readRunConfig(path: string): RunConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new UsageError(`--config ${path}: expected a JSON object (a RunConfig)`);
+  // Proto JSON accepts the camelCase and the proto (snake_case) name of each field.
+  const fields = Object.keys(RunConfig.create());
+  const accepted = fields.flatMap((k) => [k, k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]);
+  const unknown = Object.keys(json).filter((k) => !accepted.includes(k));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `--config ${path}: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; a RunConfig has ${fields.join(", ")}`,
+    );
+  }
+  return RunConfig.fromJSON(json);
 }
 
 async function evalRequest(

@@ -90,7 +90,14 @@ export class CheckpointStore {
 
   /** Runs that have a checkpoint in this bucket. */
   async runIds(): Promise<string[]> {
-    const keys = await this.store.list(this.bucket, "runs/");
+    let keys: { key: string }[];
+    try {
+      keys = await this.store.list(this.bucket, "runs/");
+    } catch (e) {
+      // No bucket yet: no run has written a checkpoint.
+      if (e instanceof StorageError && e.kind === "no-bucket") return [];
+      throw e;
+    }
     return keys.map((k) => /^runs\/([^/]+)\/latest\.json$/.exec(k.key)?.[1]).filter((id) => id !== undefined);
   }
 

@@ -11,7 +11,7 @@ import {
   resourceExhausted,
   type ServiceHandlers,
 } from "@adco/service-kit";
-import { type ObjectStore, withStorageStatus } from "@adco/storage";
+import { type ObjectStore, StorageError, withStorageStatus } from "@adco/storage";
 import { CheckpointStore, runPrefix } from "./checkpoints.js";
 import { TrainingRun, type RunStatusRecord } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
@@ -45,9 +45,12 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
   const activeRun = () => [...runs.values()].find((r) => r.active);
 
   const storedStatus = async (runId: string, bucket = deps.checkpointsBucket) => {
-    const key = `${runPrefix(runId)}status.json`;
-    if (!(await deps.store.exists(bucket, key))) return undefined;
-    return deps.store.getJson<RunStatusRecord>(bucket, key);
+    try {
+      return await deps.store.getJson<RunStatusRecord>(bucket, `${runPrefix(runId)}status.json`);
+    } catch (e) {
+      if (e instanceof StorageError && (e.kind === "not-found" || e.kind === "no-bucket")) return undefined;
+      throw e;
+    }
   };
 
   const runOf = (runId: string): TrainingRun => {
