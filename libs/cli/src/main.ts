@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { EncoderArch } from "@adco/proto/common";
+import { ENCODER_ARCH_BY_NAME } from "@adco/proto";
+import type { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { Method, RunConfig, RunState } from "@adco/proto/trainer";
 import { ConfigError, describeConfig, loadConfig, unaryCall } from "@adco/service-kit";
@@ -60,12 +61,6 @@ Object store (environment or the ADCO_CONFIG file):
 ${describeConfig(storageConfig)}`;
 
 class UsageError extends Error {}
-
-const ARCHS: Record<string, EncoderArch> = {
-  "resnet-mini": EncoderArch.ENCODER_ARCH_RESNET_SMALL,
-  "resnet18-cifar": EncoderArch.ENCODER_ARCH_RESNET18_CIFAR,
-  resnet50: EncoderArch.ENCODER_ARCH_RESNET50,
-};
 
 function intOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -324,8 +319,9 @@ async function evalRequest(
   const linear = { enabled: !values["no-linear"], epochs: 0, lr: 0, weightDecay: 0 };
   const randomInit = values["random-init"] as string | undefined;
   if (randomInit !== undefined) {
-    const encoder = ARCHS[randomInit];
-    if (!encoder) throw new UsageError(`--random-init: one of ${Object.keys(ARCHS).join(", ")}`);
+    const encoder = (ENCODER_ARCH_BY_NAME as Record<string, EncoderArch | undefined>)[randomInit];
+    if (!encoder)
+      throw new UsageError(`--random-init: one of ${Object.keys(ENCODER_ARCH_BY_NAME).join(", ")}`);
     if (!values.train || !values.test)
       throw new UsageError("--random-init needs --train NAME:SPLIT and --test NAME:SPLIT");
     return EvaluateRequest.fromPartial({

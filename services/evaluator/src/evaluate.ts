@@ -5,7 +5,6 @@
 import {
   artifactsFromFiles,
   Encoder,
-  type EncoderArch,
   encoderFromArtifacts,
   encoderSpec,
   KNN_DEFAULTS,
@@ -14,7 +13,8 @@ import {
   linearProbe,
   pixelsToTensor,
 } from "@adco/core";
-import { EncoderArch as ProtoArch, type Accuracy, type ObjectRef } from "@adco/proto/common";
+import { encoderArchName } from "@adco/proto";
+import type { Accuracy, ObjectRef } from "@adco/proto/common";
 import type { EvaluateEvent, EvaluateRequest, EvaluationResult } from "@adco/proto/evaluator";
 import { failedPrecondition, invalidArgument } from "@adco/service-kit";
 import { type ObjectStore, openBundle, StorageError } from "@adco/storage";
@@ -22,11 +22,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type LabelledImages, loadLabelled } from "./data.js";
 import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
 
-const ARCHS: Record<number, EncoderArch> = {
-  [ProtoArch.ENCODER_ARCH_RESNET_SMALL]: "resnet-mini",
-  [ProtoArch.ENCODER_ARCH_RESNET18_CIFAR]: "resnet18-cifar",
-  [ProtoArch.ENCODER_ARCH_RESNET50]: "resnet50",
-};
 const FEATURE_BATCH = 500;
 const EMBEDDING_POINTS = 2000;
 
@@ -52,7 +47,7 @@ async function loadEncoder(
   request: EvaluateRequest,
 ): Promise<{ encoder: Encoder; meta?: CheckpointMeta }> {
   if (request.randomInit) {
-    const arch = ARCHS[request.randomInit.encoder];
+    const arch = encoderArchName(request.randomInit.encoder);
     if (!arch)
       throw invalidArgument(`random_init.encoder: ${request.randomInit.encoder} is not an architecture`);
     return { encoder: new Encoder(encoderSpec(arch), Number(request.randomInit.seed) >>> 0) };

@@ -1,7 +1,8 @@
 // A run's configuration: the request's RunConfig checked field by field, then resolved against its
 // preset into every value the run uses (the proto with every field set, which is what Run.config
 // reports and checkpoints store, and the core's PretrainConfig).
-import { type EncoderArch, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import { type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import { ENCODER_ARCH_BY_NAME, encoderArchName } from "@adco/proto";
 import { BankKind, EncoderArch as ProtoArch } from "@adco/proto/common";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
 import { Method, RunConfig } from "@adco/proto/trainer";
@@ -33,14 +34,6 @@ const RUN_DEFAULTS: Record<keyof typeof PRESETS, RunDefaults> = {
   "fashion-mnist": { epochs: 4, augment: GRAY_SMALL },
   "fashion-mnist-moco": { epochs: 4, augment: GRAY_SMALL },
 };
-
-const ARCHS: Record<number, EncoderArch> = {
-  [ProtoArch.ENCODER_ARCH_RESNET_SMALL]: "resnet-mini",
-  [ProtoArch.ENCODER_ARCH_RESNET18_CIFAR]: "resnet18-cifar",
-  [ProtoArch.ENCODER_ARCH_RESNET50]: "resnet50",
-};
-const protoArch = (arch: EncoderArch) =>
-  Number(Object.entries(ARCHS).find(([, a]) => a === arch)![0]) as ProtoArch;
 
 export const DEFAULT_CHECKPOINT_EVERY = 50;
 export const DEFAULT_KEEP_CHECKPOINTS = 3;
@@ -115,7 +108,7 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
   const pretrain: PretrainConfig = {
     ...base,
     method,
-    arch: c.encoder === ProtoArch.ENCODER_ARCH_UNSPECIFIED ? base.arch : ARCHS[c.encoder]!,
+    arch: encoderArchName(c.encoder) ?? base.arch,
     projectionDim: c.featureDim ?? base.projectionDim,
     batchSize: c.batchSize ?? base.batchSize,
     lr: c.lr ?? base.lr,
@@ -154,7 +147,7 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
     preset: c.preset,
     dataset: c.dataset,
     method: method === "moco" ? Method.METHOD_MOCO_V2 : Method.METHOD_ADCO,
-    encoder: protoArch(resolvedPretrain.arch),
+    encoder: ENCODER_ARCH_BY_NAME[resolvedPretrain.arch],
     epochs,
     batchSize: resolvedPretrain.batchSize,
     seed,
