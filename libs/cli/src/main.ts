@@ -11,7 +11,14 @@ import type { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { Method, RunConfig, RunState } from "@adco/proto/trainer";
 import { ConfigError, describeConfig, loadConfig, unaryCall } from "@adco/service-kit";
-import { listDatasets, ObjectStore, readManifest, storageConfig, StorageError } from "@adco/storage";
+import {
+  checkpointManifestKey,
+  listDatasets,
+  ObjectStore,
+  readManifest,
+  storageConfig,
+  StorageError,
+} from "@adco/storage";
 import { describeManifest, IMPORT_FORMATS, type ImportFormat, importDataset, ImportError } from "./import.js";
 import {
   evaluate,
@@ -345,7 +352,7 @@ async function evalRequest(
       checkpoint: {
         runId,
         step,
-        manifest: { bucket, key: `runs/${runId}/ckpt-${String(step).padStart(10, "0")}/manifest.json` },
+        manifest: { bucket, key: checkpointManifestKey(runId, step) },
       },
       train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
       test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },

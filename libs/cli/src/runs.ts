@@ -12,7 +12,13 @@ import {
 } from "@adco/proto/evaluator";
 import { type Run, type RunEvent, RunState, TrainerClient } from "@adco/proto/trainer";
 import { channelOptions, unaryCall } from "@adco/service-kit";
-import { type ObjectStore, openBundle, StorageError } from "@adco/storage";
+import {
+  checkpointManifestKey,
+  type ObjectStore,
+  openBundle,
+  readLatestPointer,
+  StorageError,
+} from "@adco/storage";
 
 export const trainerAt = (address: string) =>
   new TrainerClient(address, grpc.credentials.createInsecure(), channelOptions());
@@ -149,19 +155,15 @@ export async function exportEncoder(
 ): Promise<{ step: number; files: string[] }> {
   let manifestKey: string;
   if (step === undefined) {
-    const latest = await store
-      .getJson<{ manifest: string }>(bucket, `runs/${runId}/latest.json`)
-      .catch((e: unknown) => {
-        if (e instanceof StorageError && e.kind === "not-found")
-          throw new StorageError(
-            "not-found",
-            `run ${runId} has no checkpoint in ${bucket} (adco runs lists them)`,
-          );
-        throw e;
-      });
+    const latest = await readLatestPointer(store, bucket, runId);
+    if (!latest)
+      throw new StorageError(
+        "not-found",
+        `run ${runId} has no checkpoint in ${bucket} (adco runs lists them)`,
+      );
     manifestKey = latest.manifest;
   } else {
-    manifestKey = `runs/${runId}/ckpt-${String(step).padStart(10, "0")}/manifest.json`;
+    manifestKey = checkpointManifestKey(runId, step);
   }
   const bundle = await openBundle<{ step: number }>(store, bucket, manifestKey);
   const files: string[] = [];

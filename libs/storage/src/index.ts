@@ -3,3 +3,4 @@ export * from "./dataset.js";
 export * from "./object-store.js";
 export * from "./bundle.js";
 export * from "./rpc.js";
+export * from "./run-layout.js";

@@ -4,7 +4,7 @@
 // restored bank and a restored trainer agree on the step.
 import { CreateBankRequest, StepResponse } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
-import { openBundle, type ObjectStore, writeBundle } from "@adco/storage";
+import { bankSnapshotPrefix, openBundle, type ObjectStore, writeBundle } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import type { Bank, BankState } from "./bank.js";
 
@@ -33,7 +33,7 @@ export async function writeSnapshot(store: ObjectStore, bank: Bank, prefix: Obje
     last: state.last ? StepResponse.toJSON(state.last) : undefined,
   };
   tf.dispose([state.negatives.weights, state.negatives.velocity].filter((t) => t !== undefined));
-  const key = `${prefix.key}bank/step-${String(state.step).padStart(10, "0")}/`;
+  const key = bankSnapshotPrefix(prefix.key, state.step);
   const ref = await writeBundle(store, prefix.bucket, key, files, meta);
   return { bucket: ref.bucket, key: ref.key, sizeBytes: ref.size, sha256: ref.sha256 };
 }

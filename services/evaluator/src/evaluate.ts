@@ -17,7 +17,13 @@ import { encoderArchName } from "@adco/proto";
 import type { Accuracy, ObjectRef } from "@adco/proto/common";
 import type { EvaluateEvent, EvaluateRequest, EvaluationResult } from "@adco/proto/evaluator";
 import { failedPrecondition, invalidArgument } from "@adco/service-kit";
-import { type ObjectStore, openBundle, StorageError } from "@adco/storage";
+import {
+  evaluationPrefix,
+  evaluationsPrefix,
+  type ObjectStore,
+  openBundle,
+  StorageError,
+} from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import { type LabelledImages, loadLabelled } from "./data.js";
 import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
@@ -221,8 +227,8 @@ async function writeResults(
 ): Promise<{ results: ObjectRef; plots: ObjectRef[] }> {
   const { runId, step, manifest } = request.checkpoint!;
   const bucket = manifest!.bucket;
-  const evalPrefix = `runs/${runId}/eval/`;
-  const prefix = `${evalPrefix}step-${String(step).padStart(10, "0")}/`;
+  const evalPrefix = evaluationsPrefix(runId);
+  const prefix = evaluationPrefix(runId, step);
   const stored: StoredResult = { runId, step, ...scores, unixMs: Date.now() };
   const ref = (o: { bucket: string; key: string; size: number; sha256: string }): ObjectRef => ({
     bucket: o.bucket,

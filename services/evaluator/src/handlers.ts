@@ -11,7 +11,7 @@ import {
   requireRange,
   type ServiceHandlers,
 } from "@adco/service-kit";
-import { type ObjectStore, storageRpcError } from "@adco/storage";
+import { listCheckpoints, type ObjectStore, storageRpcError } from "@adco/storage";
 import { evaluationEvents } from "./evaluate.js";
 
 export function checkEvaluateRequest(request: EvaluateRequest, prefix = ""): EvaluateRequest {
@@ -59,18 +59,10 @@ export function evaluatorHandlers(deps: { store: ObjectStore }): ServiceHandlers
       requireNonEmpty(request.bucket, "bucket");
       requireId(request.runId, "run_id");
       const template = checkEvaluateRequest(requirePresent(request.template, "template"), "template.");
-      const manifests = async () => {
-        const keys = await deps.store.list(request.bucket, `runs/${request.runId}/`);
-        return keys
-          .map((o) => ({ key: o.key, m: /ckpt-(\d+)\/manifest\.json$/.exec(o.key) }))
-          .filter((o) => o.m)
-          .map((o) => ({ key: o.key, step: Number(o.m![1]) }))
-          .sort((a, b) => a.step - b.step);
-      };
       let lastStep = -1;
       try {
         while (!ctx.signal.aborted) {
-          const all = await manifests();
+          const all = await listCheckpoints(deps.store, request.bucket, request.runId);
           const newest = all.at(-1);
           if (newest && newest.step > lastStep) {
             lastStep = newest.step;

@@ -1,13 +1,24 @@
-// Checkpoints of a run in object storage:
-//   runs/<run>/ckpt-<step>/...           a bundle: query/ and key/ encoders (tfjs LayersModel format),
-//                                        optimizer.bin/.json, manifest.json (state in its meta)
-//   runs/<run>/bank/step-<step>/...      the bank's snapshot at the same step (written by the bank)
-//   runs/<run>/latest.json               pointer to the newest checkpoint's manifest, written last
+// Checkpoints of a run in object storage (the layout is libs/storage run-layout.ts): a bundle of
+// query/ and key/ encoders (tfjs LayersModel format) and optimizer.bin/.json, with the run's state in
+// its manifest's meta, then the run's latest pointer.
 // A crash at any point leaves the previous checkpoint readable: the pointer moves only after a whole
 // bundle is in place, and retention deletes old checkpoints only after that.
 import type { SerializedCursor } from "@adco/dataplane";
 import type { CheckpointRef, ObjectRef } from "@adco/proto/common";
-import { Bundle, type ObjectStore, openBundle, StorageError, writeBundle } from "@adco/storage";
+import {
+  type Bundle,
+  checkpointPrefix,
+  checkpointsIn,
+  latestPointerKey,
+  type LatestPointer,
+  listRunIds,
+  type ObjectStore,
+  openBundle,
+  readLatestPointer,
+  runPrefix,
+  stepOfKey,
+  writeBundle,
+} from "@adco/storage";
 
 /** One point of the loss curve. */
 export interface HistoryPoint {
@@ -39,15 +50,6 @@ export interface CheckpointState {
   readonly trainSeconds: number;
 }
 
-interface LatestPointer {
-  readonly step: number;
-  readonly manifest: string;
-}
-
-export const runPrefix = (runId: string) => `runs/${runId}/`;
-const checkpointPrefix = (runId: string, step: number) =>
-  `${runPrefix(runId)}ckpt-${String(step).padStart(10, "0")}/`;
-
 export class CheckpointStore {
   constructor(
     private readonly store: ObjectStore,
@@ -64,7 +66,7 @@ export class CheckpointStore {
       state,
     );
     const pointer: LatestPointer = { step: state.step, manifest: ref.key };
-    await this.store.putJson(this.bucket, `${runPrefix(state.runId)}latest.json`, pointer);
+    await this.store.putJson(this.bucket, latestPointerKey(state.runId), pointer);
     return {
       runId: state.runId,
       step: state.step,
@@ -74,41 +76,13 @@ export class CheckpointStore {
 
   /** The newest checkpoint of a run, or undefined when it has none. */
   async latest(runId: string): Promise<Bundle<CheckpointState> | undefined> {
-    let pointer: LatestPointer;
-    try {
-      pointer = await this.store.getJson<LatestPointer>(this.bucket, `${runPrefix(runId)}latest.json`);
-    } catch (e) {
-      if (e instanceof StorageError && e.kind === "not-found") return undefined;
-      throw e;
-    }
-    return openBundle<CheckpointState>(this.store, this.bucket, pointer.manifest);
-  }
-
-  async open(manifestKey: string): Promise<Bundle<CheckpointState>> {
-    return openBundle<CheckpointState>(this.store, this.bucket, manifestKey);
+    const pointer = await readLatestPointer(this.store, this.bucket, runId);
+    return pointer && openBundle<CheckpointState>(this.store, this.bucket, pointer.manifest);
   }
 
   /** Runs that have a checkpoint in this bucket. */
-  async runIds(): Promise<string[]> {
-    let keys: { key: string }[];
-    try {
-      keys = await this.store.list(this.bucket, "runs/");
-    } catch (e) {
-      // No bucket yet: no run has written a checkpoint.
-      if (e instanceof StorageError && e.kind === "no-bucket") return [];
-      throw e;
-    }
-    return keys.map((k) => /^runs\/([^/]+)\/latest\.json$/.exec(k.key)?.[1]).filter((id) => id !== undefined);
-  }
-
-  /** Manifests of a run's published checkpoints, oldest first. */
-  async manifests(runId: string): Promise<{ step: number; key: string }[]> {
-    const keys = await this.store.list(this.bucket, runPrefix(runId));
-    return keys
-      .map((k) => ({ key: k.key, match: /ckpt-(\d+)\/manifest\.json$/.exec(k.key) }))
-      .filter((k) => k.match)
-      .map((k) => ({ step: Number(k.match![1]), key: k.key }))
-      .sort((a, b) => a.step - b.step);
+  runIds(): Promise<string[]> {
+    return listRunIds(this.store, this.bucket);
   }
 
   /**
@@ -117,13 +91,11 @@ export class CheckpointStore {
    */
   async prune(runId: string, keep: number): Promise<number> {
     const all = await this.store.list(this.bucket, runPrefix(runId));
-    const manifests = await this.manifests(runId);
-    const kept = manifests.slice(-keep);
-    const keptSteps = new Set(kept.map((m) => m.step));
-    const stepOf = (key: string) => /(?:ckpt|bank\/step)-(\d+)\//.exec(key)?.[1];
+    const manifests = checkpointsIn(all);
+    const keptSteps = new Set(manifests.slice(-keep).map((m) => m.step));
     const doomed = all.filter((o) => {
-      const step = stepOf(o.key);
-      return step !== undefined && !keptSteps.has(Number(step));
+      const step = stepOfKey(o.key);
+      return step !== undefined && !keptSteps.has(step);
     });
     if (doomed.length === 0) return 0;
     const isManifest = (k: string) => k.endsWith("manifest.json");
@@ -135,6 +107,6 @@ export class CheckpointStore {
       this.bucket,
       doomed.filter((o) => !isManifest(o.key)).map((o) => o.key),
     );
-    return manifests.length - kept.length;
+    return manifests.length - keptSteps.size;
   }
 }

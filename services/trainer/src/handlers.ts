@@ -11,8 +11,8 @@ import {
   resourceExhausted,
   type ServiceHandlers,
 } from "@adco/service-kit";
-import { type ObjectStore, StorageError, withStorageStatus } from "@adco/storage";
-import { CheckpointStore, runPrefix } from "./checkpoints.js";
+import { type ObjectStore, runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
+import { CheckpointStore } from "./checkpoints.js";
 import { TrainingRun, type RunStatusRecord } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
@@ -46,7 +46,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
 
   const storedStatus = async (runId: string, bucket = deps.checkpointsBucket) => {
     try {
-      return await deps.store.getJson<RunStatusRecord>(bucket, `${runPrefix(runId)}status.json`);
+      return await deps.store.getJson<RunStatusRecord>(bucket, runStatusKey(runId));
     } catch (e) {
       if (e instanceof StorageError && (e.kind === "not-found" || e.kind === "no-bucket")) return undefined;
       throw e;

@@ -27,11 +27,11 @@ import {
   type StepEvent,
 } from "@adco/proto/trainer";
 import type { Logger } from "@adco/service-kit";
-import { type ObjectStore, readManifest, type SplitManifest } from "@adco/storage";
+import { type ObjectStore, readManifest, runPrefix, runStatusKey, type SplitManifest } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import { BankLink, BankLostError } from "./bank-link.js";
 import { Batcher, type TrainBatch } from "./batcher.js";
-import { type CheckpointState, CheckpointStore, type HistoryPoint, runPrefix } from "./checkpoints.js";
+import { type CheckpointState, type CheckpointStore, type HistoryPoint } from "./checkpoints.js";
 import type { ResolvedRun } from "./run-config.js";
 
 export interface RunDeps {
@@ -126,7 +126,7 @@ export class TrainingRun {
       createdUnixMs: this.createdUnixMs,
     };
     try {
-      await this.deps.store.putJson(this.resolved.bucket, `${runPrefix(this.runId)}status.json`, record);
+      await this.deps.store.putJson(this.resolved.bucket, runStatusKey(this.runId), record);
     } catch (e) {
       this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not write the run status");
     }
