@@ -7,6 +7,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { invalidArgument, RpcError, status, toRpcError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
+import { AsyncQueue } from "./queue.js";
 
 /** What a handler knows about its call. */
 export interface CallContext {
@@ -82,40 +83,18 @@ function checked(message: unknown): unknown {
  * more than 16 messages, so a fast client cannot grow it.
  */
 function readMessages(call: grpc.ServerReadableStream<unknown, unknown>): AsyncIterator<unknown> {
-  const queue: unknown[] = [];
-  let ended = false;
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const notify = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
+  const queue = new AsyncQueue<unknown>();
   call.on("data", (message: unknown) => {
     queue.push(message);
-    if (queue.length > 16) call.pause();
-    notify();
+    if (queue.size > 16) call.pause();
   });
-  call.on("end", () => {
-    ended = true;
-    notify();
-  });
-  call.on("error", (e: unknown) => {
-    failure = e;
-    notify();
-  });
+  call.on("end", () => queue.end());
+  call.on("error", (e: unknown) => queue.fail(e));
   return {
     async next() {
-      for (;;) {
-        if (queue.length > 0) {
-          const value = queue.shift();
-          if (queue.length < 4 && call.isPaused()) call.resume();
-          return { value, done: false };
-        }
-        if (failure !== undefined) throw failure;
-        if (ended) return { value: undefined, done: true };
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
+      const result = await queue.next();
+      if (queue.size < 4 && call.isPaused()) call.resume();
+      return result;
     },
   };
 }

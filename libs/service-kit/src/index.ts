@@ -7,3 +7,4 @@ export * from "./metrics.js";
 export * from "./server.js";
 export * from "./validate.js";
 export * from "./version.js";
+export * from "./queue.js";

@@ -16,7 +16,7 @@ import {
 import { encoderArchName } from "@adco/proto";
 import type { Accuracy, ObjectRef } from "@adco/proto/common";
 import type { EvaluateEvent, EvaluateRequest, EvaluationResult } from "@adco/proto/evaluator";
-import { failedPrecondition, invalidArgument } from "@adco/service-kit";
+import { AsyncQueue, failedPrecondition, invalidArgument } from "@adco/service-kit";
 import {
   evaluationPrefix,
   evaluationsPrefix,
@@ -294,25 +294,13 @@ export async function* evaluationEvents(
   store: ObjectStore,
   request: EvaluateRequest,
 ): AsyncGenerator<EvaluateEvent> {
-  const queue: EvaluateEvent[] = [];
-  let wake: (() => void) | undefined;
-  const push = (event: EvaluateEvent) => {
-    queue.push(event);
-    wake?.();
-  };
-  let finished = false;
-  const work = runEvaluation(store, request, push)
-    .then((result) => push({ result }))
-    .finally(() => {
-      finished = true;
-      wake?.();
-    });
-  for (;;) {
-    while (queue.length > 0) yield queue.shift()!;
-    if (finished) break;
-    await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
-  }
-  await work;
-  while (queue.length > 0) yield queue.shift()!;
+  const queue = new AsyncQueue<EvaluateEvent>();
+  runEvaluation(store, request, (event) => queue.push(event)).then(
+    (result) => {
+      queue.push({ result });
+      queue.end();
+    },
+    (e: unknown) => queue.fail(e),
+  );
+  yield* queue;
 }

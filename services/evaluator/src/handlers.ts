@@ -1,5 +1,6 @@
 // Evaluator handlers: Evaluate streams one evaluation; FollowRun evaluates a run's checkpoints as
 // they are published (the latest at the start, then each new one) until the client cancels.
+import { setTimeout as sleep } from "node:timers/promises";
 import { EncoderArch } from "@adco/proto/common";
 import type { EvaluateEvent, EvaluateRequest, EvaluatorService } from "@adco/proto/evaluator";
 import {
@@ -77,12 +78,8 @@ export function evaluatorHandlers(deps: { store: ObjectStore }): ServiceHandlers
             });
             continue;
           }
-          await new Promise((resolve) => {
-            const timer = setTimeout(resolve, FOLLOW_POLL_MS);
-            ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve(undefined)), {
-              once: true,
-            });
-          });
+          // timers/promises removes its abort listener after each wait (no pile-up over a long follow).
+          await sleep(FOLLOW_POLL_MS, undefined, { signal: ctx.signal }).catch(() => {});
         }
       } catch (e) {
         throw storageRpcError(e);

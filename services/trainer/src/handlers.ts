@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { RunConfig, RunState, type Run, type RunEvent, type TrainerService } from "@adco/proto/trainer";
 import {
+  AsyncQueue,
   failedPrecondition,
   invalidArgument,
   type Logger,
@@ -155,30 +156,18 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
     },
     async *watchRun(request, ctx) {
       const run = runOf(request.runId);
-      const queue: RunEvent[] = request.replay ? [...run.events] : [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = run.subscribe((event) => {
-        queue.push(event);
-        wake?.();
-      });
-      const ended = run.done.then(() => wake?.());
+      const queue = new AsyncQueue<RunEvent>();
+      if (request.replay) for (const event of run.events) queue.push(event);
+      const unsubscribe = run.subscribe((event) => queue.push(event));
+      // Every event of the run is emitted before `done` resolves.
+      void run.done.then(() => queue.end());
+      const onAbort = () => queue.end();
+      if (ctx.signal.aborted) queue.end();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {
-        for (;;) {
-          while (queue.length > 0) yield queue.shift()!;
-          if (!run.active || ctx.signal.aborted) break;
-          await new Promise<void>((resolve) => {
-            const onAbort = () => resolve();
-            ctx.signal.addEventListener("abort", onAbort, { once: true });
-            wake = () => {
-              ctx.signal.removeEventListener("abort", onAbort);
-              resolve();
-            };
-          });
-          wake = undefined;
-        }
-        await ended;
-        while (queue.length > 0) yield queue.shift()!;
+        yield* queue;
       } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
         unsubscribe();
       }
     },
