@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ENCODER_ARCH_BY_NAME } from "@adco/proto";
 import type { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
-import { Method, RunConfig, RunState } from "@adco/proto/trainer";
+import { Method, RunConfig, RunState, type TrainerClient } from "@adco/proto/trainer";
 import { ConfigError, describeConfig, loadConfig, unaryCall } from "@adco/service-kit";
 import {
   checkpointManifestKey,
@@ -93,6 +93,23 @@ function explain(e: grpc.ServiceError, address: string, what: string): Error {
   return new UsageError(`${what}: ${grpc.status[e.code]}: ${e.details}`);
 }
 
+/** Runs work against a service client, explains its gRPC errors, and closes the client. */
+async function withService<C extends grpc.Client, T>(
+  client: C,
+  address: string,
+  what: "trainer" | "evaluator",
+  work: (client: C) => Promise<T>,
+): Promise<T> {
+  try {
+    return await work(client);
+  } catch (e) {
+    if ((e as grpc.ServiceError).code !== undefined) throw explain(e as grpc.ServiceError, address, what);
+    throw e;
+  } finally {
+    client.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -144,18 +161,8 @@ async function main(argv: string[]): Promise<number> {
     values.trainer ?? process.env.ADCO_TRAINER_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.trainer}`;
   const evaluatorAddress =
     values.evaluator ?? process.env.ADCO_EVALUATOR_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.evaluator}`;
-  const onTrainer = async <T>(work: (client: ReturnType<typeof trainerAt>) => Promise<T>): Promise<T> => {
-    const client = trainerAt(trainerAddress);
-    try {
-      return await work(client);
-    } catch (e) {
-      if ((e as grpc.ServiceError).code !== undefined)
-        throw explain(e as grpc.ServiceError, trainerAddress, "trainer");
-      throw e;
-    } finally {
-      client.close();
-    }
-  };
+  const onTrainer = <T>(work: (client: TrainerClient) => Promise<T>): Promise<T> =>
+    withService(trainerAt(trainerAddress), trainerAddress, "trainer", work);
   const positional = (what: string) => {
     const value = command;
     if (!value) throw new UsageError(`adco ${group} ${what}: give the ${what}`);
@@ -254,8 +261,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "eval": {
       const request = await evalRequest(values, command, trainerAddress, config);
-      const client = evaluatorAt(evaluatorAddress);
-      try {
+      return withService(evaluatorAt(evaluatorAddress), evaluatorAddress, "evaluator", async (client) => {
         const result = await evaluate(client, request, (event) => {
           const p = event.progress!;
           process.stderr.write(`${p.phase} ${p.done}/${p.total}\n`);
@@ -267,13 +273,7 @@ async function main(argv: string[]): Promise<number> {
         for (const plot of result.plots) console.log(`plot: ${plot.bucket}/${plot.key}`);
         if (result.results) console.log(`results: ${result.results.bucket}/${result.results.key}`);
         return 0;
-      } catch (e) {
-        if ((e as grpc.ServiceError).code !== undefined)
-          throw explain(e as grpc.ServiceError, evaluatorAddress, "evaluator");
-        throw e;
-      } finally {
-        client.close();
-      }
+      });
     }
     case "export": {
       const runId = positional("run");
@@ -340,33 +340,26 @@ async function evalRequest(
     });
   }
   if (!runId) throw new UsageError("adco eval RUN, or adco eval --random-init ARCH");
-  const client = trainerAt(trainerAddress);
-  try {
-    const run = await unaryCall(client.getRun.bind(client), { runId });
-    const checkpoint = run.latestCheckpoint;
-    if (!checkpoint) throw new UsageError(`run ${runId} has no checkpoint yet`);
-    const step = values.step === undefined ? checkpoint.step : intOption(values.step as string, "step")!;
-    const bucket = run.config?.checkpointBucket || config.checkpointsBucket;
-    const dataset = run.config!.dataset!.name.split(":")[0]!;
-    return EvaluateRequest.fromPartial({
-      checkpoint: {
-        runId,
-        step,
-        manifest: { bucket, key: checkpointManifestKey(runId, step) },
-      },
-      train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
-      test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },
-      knn,
-      linear,
-      writeResults: true,
-    });
-  } catch (e) {
-    if ((e as grpc.ServiceError).code !== undefined)
-      throw explain(e as grpc.ServiceError, trainerAddress, "trainer");
-    throw e;
-  } finally {
-    client.close();
-  }
+  const run = await withService(trainerAt(trainerAddress), trainerAddress, "trainer", (client) =>
+    unaryCall(client.getRun.bind(client), { runId }),
+  );
+  const checkpoint = run.latestCheckpoint;
+  if (!checkpoint) throw new UsageError(`run ${runId} has no checkpoint yet`);
+  const step = values.step === undefined ? checkpoint.step : intOption(values.step as string, "step")!;
+  const bucket = run.config?.checkpointBucket || config.checkpointsBucket;
+  const dataset = run.config!.dataset!.name.split(":")[0]!;
+  return EvaluateRequest.fromPartial({
+    checkpoint: {
+      runId,
+      step,
+      manifest: { bucket, key: checkpointManifestKey(runId, step) },
+    },
+    train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
+    test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },
+    knn,
+    linear,
+    writeResults: true,
+  });
 }
 
 async function datasetCommand(
