@@ -50,6 +50,15 @@ export interface CheckpointState {
   readonly trainSeconds: number;
 }
 
+/** The CheckpointRef of an opened checkpoint (size and checksum of its manifest left unset). */
+export function checkpointRef(checkpoint: Bundle<CheckpointState>): CheckpointRef {
+  return {
+    runId: checkpoint.meta.runId,
+    step: checkpoint.meta.step,
+    manifest: { ...checkpoint.manifestRef, sizeBytes: 0, sha256: "" },
+  };
+}
+
 export class CheckpointStore {
   constructor(
     private readonly store: ObjectStore,

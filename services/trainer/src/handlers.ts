@@ -13,7 +13,7 @@ import {
   type ServiceHandlers,
 } from "@adco/service-kit";
 import { type ObjectStore, runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
-import { CheckpointStore } from "./checkpoints.js";
+import { checkpointRef, CheckpointStore } from "./checkpoints.js";
 import { TrainingRun, type RunStatusRecord } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
@@ -74,9 +74,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
       step: latest?.meta.step ?? 0,
       epoch: latest?.meta.epoch ?? 0,
       totalSteps: latest?.meta.totalSteps ?? 0,
-      latestCheckpoint: latest
-        ? { runId, step: latest.meta.step, manifest: { ...latest.manifestRef, sizeBytes: 0, sha256: "" } }
-        : undefined,
+      latestCheckpoint: latest ? checkpointRef(latest) : undefined,
       createdUnixMs: status.createdUnixMs,
       error: status.error,
     };

@@ -31,7 +31,12 @@ import { type ObjectStore, readManifest, runPrefix, runStatusKey, type SplitMani
 import * as tf from "@tensorflow/tfjs-core";
 import { BankLink, BankLostError } from "./bank-link.js";
 import { Batcher, type TrainBatch } from "./batcher.js";
-import { type CheckpointState, type CheckpointStore, type HistoryPoint } from "./checkpoints.js";
+import {
+  checkpointRef,
+  type CheckpointState,
+  type CheckpointStore,
+  type HistoryPoint,
+} from "./checkpoints.js";
 import type { ResolvedRun } from "./run-config.js";
 
 export interface RunDeps {
@@ -210,11 +215,7 @@ export class TrainingRun {
         state = checkpoint.meta;
         await restorePretrainer(trainer, (path) => checkpoint.read(path), state.step);
         if (state.bankSnapshot) await bank.restore(this.runId, state.bankSnapshot);
-        this.latest = {
-          runId: this.runId,
-          step: state.step,
-          manifest: { ...checkpoint.manifestRef, sizeBytes: 0, sha256: "" },
-        };
+        this.latest = checkpointRef(checkpoint);
         this.deps.log.info(
           { runId: this.runId, step: state.step, epoch: state.epoch },
           "resumed from checkpoint",
