@@ -160,9 +160,25 @@ export function bankGradient(
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const batch = q.shape[0];
-    const logits = tf.div(cosines, memoryTemperature);
-    const probs = tf.softmax(logits, 1);
-    const adversaryProbs = tf.slice(probs, [0, batch], [batch, directions.shape[1]]);
+    const probs = tf.softmax(tf.div(cosines, memoryTemperature), 1);
+    const adversaryProbs = tf.slice(probs, [0, batch], [batch, directions.shape[1]]) as tf.Tensor2D;
+    return bankGradientFromProbs(q, directions, norms, adversaryProbs, memoryTemperature);
+  });
+}
+
+/**
+ * The same from the softmax probabilities (N x K) of the adversaries at t_mem: a sharded bank has its
+ * columns' probabilities from the merged normaliser, and the gradient of a column needs nothing else.
+ */
+export function bankGradientFromProbs(
+  q: tf.Tensor2D,
+  directions: tf.Tensor2D,
+  norms: tf.Tensor2D,
+  adversaryProbs: tf.Tensor2D,
+  memoryTemperature: number,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const batch = q.shape[0];
     // g = dL/dd, D x K: sum_i p_i,N+j q_i / (N t_mem)
     const g = tf.div(tf.matMul(tf.transpose(q), adversaryProbs), batch * memoryTemperature);
     // Project out the d component twice. When adversaries nearly equal queries, g is almost parallel

@@ -16,3 +16,4 @@ export * from "./presets.js";
 export * from "./checkpoint.js";
 export * from "./pixels.js";
 export * from "./linear-probe.js";
+export * from "./bank-shard.js";

@@ -97,12 +97,27 @@ function scaleFor(reduction: PairReduction, pairs: number): number {
   return reduction === "mean" ? 1 / pairs : 1;
 }
 
-function randomUnitColumns(dim: number, size: number, seed: number): tf.Tensor2D {
+/**
+ * A seeded D x K bank of unit columns, or the columns first..first+count of it: a shard draws the
+ * whole bank's random stream and keeps its slice, so S shards start exactly as one bank does.
+ */
+export function randomUnitColumns(
+  dim: number,
+  size: number,
+  seed: number,
+  first = 0,
+  count = size - first,
+): tf.Tensor2D {
   const random = new SeededRandom(seed);
-  const values = new Float32Array(dim * size);
-  for (let i = 0; i < values.length; i++) values[i] = random.normal();
+  const values = new Float32Array(dim * count);
+  for (let row = 0; row < dim; row++) {
+    for (let column = 0; column < size; column++) {
+      const value = random.normal();
+      if (column >= first && column < first + count) values[row * count + column - first] = value;
+    }
+  }
   return tf.tidy(() =>
-    tf.transpose(l2Normalize(tf.transpose(tf.tensor2d(values, [dim, size])))),
+    tf.transpose(l2Normalize(tf.transpose(tf.tensor2d(values, [dim, count])))),
   ) as tf.Tensor2D;
 }
 
@@ -189,7 +204,7 @@ export class AdversaryNegatives implements Negatives {
 }
 
 /** Writes keys (N x D) into the columns start.. of a D x K variable, wrapping around at K. */
-function writeColumns(target: tf.Variable<tf.Rank.R2>, keys: tf.Tensor2D, start: number): void {
+export function writeColumns(target: tf.Variable<tf.Rank.R2>, keys: tf.Tensor2D, start: number): void {
   const [dim, size] = target.shape;
   const n = Math.min(keys.shape[0], size);
   const next = tf.tidy(() => {

@@ -1,0 +1,162 @@
+// A bank split over shards computes the one-bank step: same loss, dLoss/dq, statistics and updated
+// adversaries, to float32 rounding of the merged normalisers.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import { PAPER_HYPERPARAMETERS } from "./adco.js";
+import { initBackend } from "./backend.js";
+import { AdversaryShard, shardedContrast, shardSlices, splitWrite } from "./bank-shard.js";
+import { l2Normalize } from "./encoder.js";
+import {
+  AdversaryNegatives,
+  type ContrastOutcome,
+  type ContrastPair,
+  type PairReduction,
+} from "./methods.js";
+
+const DIM = 16;
+const SIZE = 61; // not a multiple of the shard counts or the batch
+const BATCH = 8;
+const SEED = 7;
+
+before(async () => {
+  await initBackend("cpu");
+});
+
+const units = (seed: number) =>
+  l2Normalize(tf.randomNormal([BATCH, DIM], 0, 1, "float32", seed) as tf.Tensor2D) as tf.Tensor2D;
+
+function pairsFor(step: number, count: number): ContrastPair[] {
+  return Array.from({ length: count }, (_, i) => ({
+    query: units(1000 * step + 2 * i),
+    key: units(1000 * step + 2 * i + 1),
+  }));
+}
+
+/** Largest difference relative to the tensor's scale (its largest magnitude, at least 1). */
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance: number,
+  what: string,
+) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(
+    worst <= tolerance * scale,
+    `${what}: differs by ${(worst / scale).toExponential(2)} of its scale (tolerance ${tolerance})`,
+  );
+}
+
+function assertSameOutcome(sharded: ContrastOutcome, single: ContrastOutcome, what: string) {
+  assertClose([sharded.loss], [single.loss], 1e-6, `${what} loss`);
+  assertClose([sharded.accuracy], [single.accuracy], 0, `${what} accuracy`);
+  assertClose([sharded.negativeProbability], [single.negativeProbability], 1e-6, `${what} adversary mass`);
+  const s = sharded.similarity;
+  const o = single.similarity;
+  assertClose(
+    [s.meanNegative, s.maxNegative, s.meanPositive, s.meanNegativeNorm],
+    [o.meanNegative, o.maxNegative, o.meanPositive, o.meanNegativeNorm],
+    1e-6,
+    `${what} similarity statistics`,
+  );
+  sharded.queryGrads.forEach((g, i) =>
+    assertClose(g.dataSync(), single.queryGrads[i]!.dataSync(), 1e-5, `${what} dLoss/dq of pair ${i}`),
+  );
+}
+
+function bankOf(shards: readonly AdversaryShard[]): Float32Array {
+  return tf.tidy(
+    () =>
+      tf
+        .concat(
+          shards.map((s) => s.state().weights),
+          1,
+        )
+        .dataSync() as Float32Array,
+  );
+}
+
+async function compare(shardCount: number, pairCount: number, reduction: PairReduction) {
+  const single = new AdversaryNegatives(DIM, SIZE, PAPER_HYPERPARAMETERS, SEED);
+  const slices = shardSlices(SIZE, shardCount);
+  const shards = slices.map((slice) => new AdversaryShard(DIM, slice, PAPER_HYPERPARAMETERS, SEED));
+  try {
+    assertClose(bankOf(shards), single.state().weights.dataSync(), 0, "initial bank");
+    for (let step = 1; step <= 4; step++) {
+      const pairs = pairsFor(step, pairCount);
+      const expected = single.contrast(pairs, reduction, true);
+      const got = await shardedContrast(pairs, shards, slices, PAPER_HYPERPARAMETERS, reduction, true);
+      assertSameOutcome(got, expected, `${shardCount} shards, step ${step}`);
+      tf.dispose([...got.queryGrads, ...expected.queryGrads, ...pairs.flatMap((p) => [p.query, p.key])]);
+    }
+    assertClose(bankOf(shards), single.state().weights.dataSync(), 1e-5, "bank after 4 ascent steps");
+    const velocity = tf.tidy(() =>
+      tf
+        .concat(
+          shards.map((s) => s.state().velocity!),
+          1,
+        )
+        .dataSync(),
+    );
+    assertClose(velocity, single.state().velocity!.dataSync(), 1e-5, "momentum after 4 ascent steps");
+  } finally {
+    single.dispose();
+    shards.forEach((s) => s.dispose());
+  }
+}
+
+describe("sharded adversary bank", () => {
+  it("splits K as evenly as it can and refuses more shards than columns", () => {
+    assert.deepEqual(
+      shardSlices(61, 3).map((s) => [s.offset, s.columns]),
+      [
+        [0, 21],
+        [21, 20],
+        [41, 20],
+      ],
+    );
+    assert.throws(() => shardSlices(2, 3), /3 shards for a bank of 2 columns/);
+  });
+
+  it("2 shards equal one bank over training steps of the symmetric loss", () => compare(2, 2, "mean"));
+  it("3 uneven shards equal one bank with multi-crop (sum) pairs", () => compare(3, 3, "sum"));
+
+  it("writes keys (init_memory) that wrap at K into the same columns as one bank", async () => {
+    const single = new AdversaryNegatives(DIM, SIZE, PAPER_HYPERPARAMETERS, SEED);
+    const slices = shardSlices(SIZE, 2);
+    const shards = slices.map((slice) => new AdversaryShard(DIM, slice, PAPER_HYPERPARAMETERS, SEED));
+    const pairs = pairsFor(9, 1);
+    const key = pairs[0]!.key;
+    // Column 57 with 8 keys: 57..60, then 0..3 (the first shard) — and, for 40 keys from column 25,
+    // a wrap that ends back in the shard it started in.
+    for (const [start, keys] of [
+      [57, key],
+      [25, tf.concat([key, key, key, key, key], 0) as tf.Tensor2D],
+    ] as const) {
+      const expected = single.contrast(pairs, "mean", false);
+      single.write(keys, start);
+      const got = await shardedContrast(pairs, shards, slices, PAPER_HYPERPARAMETERS, "mean", false, {
+        keys,
+        start,
+      });
+      assertSameOutcome(got, expected, `write at ${start}`);
+      assertClose(bankOf(shards), single.state().weights.dataSync(), 0, `bank after a write at ${start}`);
+    }
+    const writes = splitWrite(key, 57, slices);
+    assert.deepEqual(
+      writes.map((w) => [w?.start, w?.keys.shape[0]]),
+      [
+        [0, 4],
+        [26, 4],
+      ],
+    );
+    single.dispose();
+    shards.forEach((s) => s.dispose());
+  });
+});
