@@ -1,6 +1,6 @@
-// The whole system as processes on loopback: S3 server, two data workers, the bank, the trainer and
-// the evaluator. A short AdCo run is interrupted by SIGKILL of the trainer and of a data worker, and
-// later of the bank; each restarts and the run finishes with every epoch's samples trained on exactly
+// The whole system as processes on loopback: S3 server, two data workers, the bank in two shards, the
+// trainer and the evaluator. A short AdCo run is interrupted by SIGKILL of the trainer and of a data
+// worker, and later of a bank shard; each restarts and the run finishes with every epoch's samples trained on exactly
 // once, and its encoder scores above random init.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -84,14 +84,17 @@ async function waitFor<T>(
 }
 
 describe("the system on loopback", () => {
-  it("survives SIGKILL of the trainer, a data worker and the bank; each epoch is trained exactly once; the encoder beats random init", async () => {
+  it("survives SIGKILL of the trainer, a data worker and a bank shard; each epoch is trained exactly once; the encoder beats random init", async () => {
     const workers = [await start("data-worker"), await start("data-worker")];
+    // The bank in two shards: the trainer talks to shard 0, which fans each step out to shard 1.
     const bank = await start("adversary-bank");
+    const bankShard = await start("adversary-bank");
     const evaluator = await start("evaluator");
     const workerList = workers.map((w) => w.grpcAddress).join(",");
-    const bankPort = bank.grpcAddress.split(":")[1]!;
+    const bankShardPort = bankShard.grpcAddress.split(":")[1]!;
     const trainerEnv = {
       ADCO_BANK_ADDRESS: bank.grpcAddress,
+      ADCO_BANK_PEERS: bankShard.grpcAddress,
       ADCO_DATA_WORKERS: workerList,
       ADCO_RETRY_TIMEOUT_SECONDS: "120",
     };
@@ -157,12 +160,13 @@ describe("the system on loopback", () => {
     });
     resumed.close();
 
-    // Then the bank, mid-epoch 1: the trainer waits for it and goes back to its last checkpoint.
+    // Then the bank's second shard, mid-epoch 1: the bank has lost a slice, so the trainer restores
+    // every slice and itself from its last checkpoint.
     await watch(trainer.grpcAddress, "e2e", (e) => (e.step?.step ?? 0) >= 30, events);
     const resumedAt = events.find((e) => e.state?.message.startsWith("resumed at step"));
     assert.ok(resumedAt, "the restarted trainer resumed the run from a checkpoint");
-    await bank.stop("SIGKILL");
-    await start("adversary-bank", { ADCO_GRPC_PORT: bankPort });
+    await bankShard.stop("SIGKILL");
+    await start("adversary-bank", { ADCO_GRPC_PORT: bankShardPort });
 
     await watch(
       trainer.grpcAddress,
@@ -182,7 +186,7 @@ describe("the system on loopback", () => {
     assert.equal(final.step, 48);
     assert.ok(
       events.some((e) => e.state?.message.includes("bank lost the run")),
-      "the trainer noticed the restarted bank had lost the run",
+      "the trainer noticed the bank had lost a shard",
     );
 
     // Exactly once: the last report of each epoch counts every sample once (a repeat would push the

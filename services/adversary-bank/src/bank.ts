@@ -1,6 +1,14 @@
 // One run's bank on this replica: the core's negatives (AdCo adversaries or the MoCo queue), the last
 // applied step and its answer (so a retried step is replayed, never applied twice).
-import { AdversaryNegatives, type Negatives, type NegativesState, QueueNegatives } from "@adco/core";
+import {
+  AdversaryNegatives,
+  type ContrastOutcome,
+  type ContrastPair,
+  type Negatives,
+  type NegativesState,
+  type PairReduction,
+  QueueNegatives,
+} from "@adco/core";
 import { encodeTensor } from "@adco/proto";
 import {
   BankUpdate,
@@ -13,7 +21,7 @@ import {
 import { BankKind, type BankHyperparameters } from "@adco/proto/common";
 import { failedPrecondition } from "@adco/service-kit";
 import * as tf from "@tensorflow/tfjs-core";
-import { checkStep } from "./validate.js";
+import { type CheckedStep, checkStep } from "./validate.js";
 
 /** Everything a snapshot holds besides the creating request. */
 export interface BankState {
@@ -41,14 +49,7 @@ export class Bank {
 
   /** Same configuration (a retried CreateBank), ignoring fields that do not shape the bank. */
   sameAs(other: CreateBankRequest): boolean {
-    const a = this.request;
-    return (
-      a.kind === other.kind &&
-      a.size === other.size &&
-      a.dim === other.dim &&
-      a.seed === other.seed &&
-      JSON.stringify(a.hyper) === JSON.stringify(other.hyper)
-    );
+    return sameBank(this.request, other);
   }
 
   info(): BankInfo {
@@ -90,49 +91,23 @@ export class Bank {
   }
 
   apply(request: StepRequest): StepResponse {
-    if (this.last && request.step === this.step) return { ...this.last, replayed: true };
-    if (request.step !== this.step + 1) {
-      throw failedPrecondition(
-        `step ${request.step} is out of order: the last applied step is ${this.step}, so send ${this.step + 1} (or ${this.step} to replay)`,
-      );
-    }
+    const replay = replayOrCheckOrder(request, this.step, this.last);
+    if (replay) return replay;
     const checked = checkStep(request, this.request.dim);
     const started = performance.now();
     let response!: StepResponse;
     tf.tidy(() => {
-      const pairs = checked.pairs.map((p) => ({
-        query: tf.tensor2d(p.queries.data, [checked.batch, this.request.dim]),
-        key: tf.tensor2d(p.keys.data, [checked.batch, this.request.dim]),
-      }));
-      const reduction = request.reduction === Reduction.REDUCTION_SUM ? "sum" : "mean";
+      const pairs = pairTensors(checked, this.request.dim);
       const outcome = this.negatives.contrast(
         pairs,
-        reduction,
+        reductionOf(request),
         request.update === BankUpdate.BANK_UPDATE_TRAIN,
       );
       if (request.update === BankUpdate.BANK_UPDATE_FILL) {
         this.negatives.write(pairs[0]!.key, this.filledRows % this.negatives.size);
         this.filledRows = Math.min(this.negatives.size, this.filledRows + checked.batch);
       }
-      const queryGrads = outcome.queryGrads.map((g) => encodeTensor(g.dataSync() as Float32Array, g.shape));
-      response = {
-        runId: request.runId,
-        step: request.step,
-        loss: outcome.loss,
-        queryGrads,
-        stats: {
-          step: request.step,
-          contrastAccuracy: outcome.accuracy,
-          adversaryProbability: outcome.negativeProbability,
-          meanAdversarySimilarity: outcome.similarity.meanNegative,
-          maxAdversarySimilarity: outcome.similarity.maxNegative,
-          meanRowNorm: outcome.similarity.meanNegativeNorm,
-          meanPositiveSimilarity: outcome.similarity.meanPositive,
-          filledRows: this.filledRows,
-        },
-        replayed: false,
-        computeMs: 0,
-      };
+      response = stepAnswer(request, outcome, this.filledRows);
     });
     response.computeMs = performance.now() - started;
     this.step = request.step;
@@ -145,7 +120,71 @@ export class Bank {
   }
 }
 
-function coreHyper(h: BankHyperparameters) {
+/** Same bank configuration, ignoring fields that do not shape the bank (the snapshot prefix). */
+export function sameBank(a: CreateBankRequest, b: CreateBankRequest): boolean {
+  return (
+    a.kind === b.kind &&
+    a.size === b.size &&
+    a.dim === b.dim &&
+    a.seed === b.seed &&
+    JSON.stringify(a.hyper) === JSON.stringify(b.hyper) &&
+    JSON.stringify(a.peers) === JSON.stringify(b.peers) &&
+    JSON.stringify(a.shard) === JSON.stringify(b.shard)
+  );
+}
+
+/**
+ * A step's order against the last applied one: the same id again is a retry, answered from the
+ * cache; anything but the next id is FAILED_PRECONDITION. Undefined means: compute the step.
+ */
+export function replayOrCheckOrder(
+  request: StepRequest,
+  applied: number,
+  last: StepResponse | undefined,
+): StepResponse | undefined {
+  if (last && request.step === applied) return { ...last, replayed: true };
+  if (request.step !== applied + 1) {
+    throw failedPrecondition(
+      `step ${request.step} is out of order: the last applied step is ${applied}, so send ${applied + 1} (or ${applied} to replay)`,
+    );
+  }
+  return undefined;
+}
+
+export const reductionOf = (request: StepRequest): PairReduction =>
+  request.reduction === Reduction.REDUCTION_SUM ? "sum" : "mean";
+
+/** The checked pairs as tensors (inside the caller's tidy, or disposed by it). */
+export function pairTensors(checked: CheckedStep, dim: number): ContrastPair[] {
+  return checked.pairs.map((p) => ({
+    query: tf.tensor2d(p.queries.data, [checked.batch, dim]),
+    key: tf.tensor2d(p.keys.data, [checked.batch, dim]),
+  }));
+}
+
+/** The answer to a step from the negatives' outcome (computeMs is filled in by the caller). */
+export function stepAnswer(request: StepRequest, outcome: ContrastOutcome, filledRows: number): StepResponse {
+  return {
+    runId: request.runId,
+    step: request.step,
+    loss: outcome.loss,
+    queryGrads: outcome.queryGrads.map((g) => encodeTensor(g.dataSync() as Float32Array, g.shape)),
+    stats: {
+      step: request.step,
+      contrastAccuracy: outcome.accuracy,
+      adversaryProbability: outcome.negativeProbability,
+      meanAdversarySimilarity: outcome.similarity.meanNegative,
+      maxAdversarySimilarity: outcome.similarity.maxNegative,
+      meanRowNorm: outcome.similarity.meanNegativeNorm,
+      meanPositiveSimilarity: outcome.similarity.meanPositive,
+      filledRows,
+    },
+    replayed: false,
+    computeMs: 0,
+  };
+}
+
+export function coreHyper(h: BankHyperparameters) {
   return {
     temperature: h.temperature,
     memoryTemperature: h.memoryTemperature,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { initBackend } from "@adco/core";
-import { AdversaryBankService } from "@adco/proto/adversary_bank";
+import { AdversaryBankService, AdversaryBankShardService } from "@adco/proto/adversary_bank";
 import { register, runService } from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { adversaryBankConfig } from "./config.js";
@@ -12,6 +12,10 @@ await runService({
   services: async (config, log) => {
     const backend = await initBackend(config.backend);
     log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
-    return [register(AdversaryBankService, adversaryBankHandlers({ store: storeFromConfig(config) }))];
+    const handlers = adversaryBankHandlers({ store: storeFromConfig(config) });
+    return [
+      register(AdversaryBankService, handlers.bank),
+      register(AdversaryBankShardService, handlers.shard),
+    ];
   },
 });

@@ -3,7 +3,14 @@ import { DataType } from "@adco/proto/common";
 import { BankKind, type BankHyperparameters } from "@adco/proto/common";
 import { BankUpdate, Reduction, type CreateBankRequest, type StepRequest } from "@adco/proto/adversary_bank";
 import { decodeTensor, type DecodedTensor } from "@adco/proto";
-import { invalidArgument, requireEnum, requireId, requirePresent, requireRange } from "@adco/service-kit";
+import {
+  invalidArgument,
+  requireEnum,
+  requireId,
+  requirePresent,
+  requireRange,
+  unimplemented,
+} from "@adco/service-kit";
 
 export function checkHyper(hyper: BankHyperparameters | undefined, field: string): BankHyperparameters {
   const h = requirePresent(hyper, field);
@@ -25,7 +32,36 @@ export function checkCreateBank(request: CreateBankRequest): CreateBankRequest {
     if (!/^[^\s:]+:\d{1,5}$/.test(peer))
       throw invalidArgument(`peers[${i}]: ${JSON.stringify(peer)} is not host:port`);
   });
+  const shards = request.peers.length + 1;
+  if (shards > 1) {
+    if (request.kind !== BankKind.BANK_KIND_ADVERSARIAL) {
+      throw unimplemented(
+        "peers: sharding is built for the adversary bank (kind ADVERSARIAL); a MoCo queue runs on one replica",
+      );
+    }
+    if (request.shard)
+      throw invalidArgument("shard: set by the coordinator only; a request with peers has none");
+    if (shards > request.size)
+      throw invalidArgument(`peers: ${shards} shards for a bank of ${request.size} rows`);
+  }
+  if (request.shard && request.shard.count > 1) checkShardSpec(request);
   return request;
+}
+
+/** A coordinator's CreateBank for one of its shards. */
+export const isShardRequest = (request: CreateBankRequest): boolean =>
+  request.shard !== undefined && request.shard.count > 1;
+
+function checkShardSpec(request: CreateBankRequest): void {
+  const { index, count, rowOffset, rows } = request.shard!;
+  if (request.kind !== BankKind.BANK_KIND_ADVERSARIAL)
+    throw unimplemented("shard: sharding is built for the adversary bank (kind ADVERSARIAL)");
+  if (index >= count) throw invalidArgument(`shard.index: ${index} is not below shard.count ${count}`);
+  if (rows < 1 || rowOffset + rows > request.size) {
+    throw invalidArgument(
+      `shard: rows ${rowOffset}..${rowOffset + rows - 1} are not inside the bank's ${request.size} rows`,
+    );
+  }
 }
 
 export interface CheckedStep {

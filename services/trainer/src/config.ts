@@ -14,6 +14,10 @@ export const trainerConfig = {
     default: "127.0.0.1:50053",
     doc: "host:port of the adversary-bank service (shard 0)",
   }),
+  bankPeers: field.string({
+    default: "",
+    doc: "comma-separated host:port of adversary-bank shards 1..S-1 (empty: the bank is one shard, at bankAddress); K is split over bankAddress and these",
+  }),
   dataWorkers: field.string({
     default: "127.0.0.1:50051",
     doc: "comma-separated host:port of the data workers (a DNS name with several addresses counts once per address it resolves to)",

@@ -23,6 +23,8 @@ export interface TrainerDeps {
   readonly store: ObjectStore;
   readonly checkpointsBucket: string;
   readonly bankAddress: string;
+  /** host:port of bank shards 1..S-1; empty for a bank of one shard. */
+  readonly bankPeers: readonly string[];
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
@@ -117,6 +119,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
           ? checkpoints
           : new CheckpointStore(deps.store, resolved.bucket),
       bankAddress: deps.bankAddress,
+      bankPeers: deps.bankPeers,
       dataWorkers: deps.dataWorkers,
       retryTimeoutMs: deps.retryTimeoutMs,
       log: deps.log,

@@ -20,10 +20,8 @@ await runService({
       store: storeFromConfig(config),
       checkpointsBucket: config.checkpointsBucket,
       bankAddress: config.bankAddress,
-      dataWorkers: config.dataWorkers
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== ""),
+      bankPeers: commaList(config.bankPeers),
+      dataWorkers: commaList(config.dataWorkers),
       retryTimeoutMs: config.retryTimeoutSeconds * 1000,
       backend: backend.name,
       log,
@@ -49,3 +47,10 @@ await runService({
     await control?.shutdown();
   },
 });
+
+function commaList(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}

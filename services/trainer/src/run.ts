@@ -43,6 +43,8 @@ export interface RunDeps {
   readonly store: ObjectStore;
   readonly checkpoints: CheckpointStore;
   readonly bankAddress: string;
+  /** host:port of bank shards 1..S-1; empty for a bank of one shard. */
+  readonly bankPeers: readonly string[];
   /** host:port entries; a name that resolves to several addresses gives a worker per address. */
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
@@ -205,7 +207,7 @@ export class TrainingRun {
         dim: pretrain.projectionDim,
         hyper: this.config.bank,
         seed: pretrain.seed + 1,
-        peers: [],
+        peers: [...this.deps.bankPeers],
         snapshotPrefix: { bucket, key: runPrefix(this.runId), sizeBytes: 0, sha256: "" },
       });
       // Resume: encoders, optimizer, bank and cursor from the latest checkpoint.
