@@ -169,6 +169,25 @@ describe("requests that are well-formed protobuf but wrong get a precise status"
     client.close();
   });
 
+  it("trainer: the run of startRun (a ConfigMap in Kubernetes) starts at boot", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "adco-start-"));
+    const file = join(dir, "run.json");
+    const config = { preset: "fashion-mnist", dataset: { bucket: "adco-datasets", name: "not-imported" } };
+    writeFileSync(file, JSON.stringify({ runId: "boot-run", config }));
+    s3 ??= await startS3Server();
+    const s = await startService("trainer", { ...s3Env(s3.settings), ADCO_START_RUN: file });
+    started.push(s);
+    const client = new TrainerClient(s.grpcAddress, insecure, channelOptions());
+    let run;
+    for (let i = 0; i < 100 && run?.error === undefined; i++) {
+      run = await unaryCall(client.getRun.bind(client), { runId: "boot-run" }).catch(() => undefined);
+      if (!run?.error) await new Promise((r) => setTimeout(r, 200));
+    }
+    // Started, then failed for want of the dataset: what a user would see in `adco runs`.
+    assert.match(run?.error ?? "", /not-imported/);
+    client.close();
+  });
+
   it("adversary-bank: a zero temperature is INVALID_ARGUMENT naming it; steps of unknown runs NOT_FOUND", async () => {
     const s = await start("adversary-bank");
     const client = new AdversaryBankClient(s.grpcAddress, insecure, channelOptions());
@@ -254,6 +273,17 @@ describe("configuration errors stop a service at start, naming the key", () => {
     assert.equal(code, 2);
     assert.match(stderr, /unknown key "bankSise"/);
     assert.match(stderr, /key "logLevel": expected one of fatal, error, warn, info/);
+  });
+});
+
+describe("the trainer's startRun file", () => {
+  it("with a key a RunConfig lacks stops the trainer at start, naming it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "adco-start-"));
+    const file = join(dir, "run.json");
+    writeFileSync(file, JSON.stringify({ runId: "r", config: { preset: "fashion-mnist", epoch: 3 } }));
+    const { code, stderr } = await failedStart("trainer", { ADCO_START_RUN: file });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /startRun .*run\.json: unknown key epoch; a RunConfig has/);
   });
 });
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { ENCODER_ARCH_BY_NAME } from "@adco/proto";
+import { ENCODER_ARCH_BY_NAME, runConfigFromJson } from "@adco/proto";
 import type { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { Method, RunConfig, RunState, type TrainerClient } from "@adco/proto/trainer";
@@ -302,18 +302,11 @@ function readRunConfig(path: string): RunConfig {
   } catch (e) {
     throw new UsageError(`--config ${path}: ${(e as Error).message}`);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json))
-    throw new UsageError(`--config ${path}: expected a JSON object (a RunConfig)`);
-  // Proto JSON accepts the camelCase and the proto (snake_case) name of each field.
-  const fields = Object.keys(RunConfig.create());
-  const accepted = fields.flatMap((k) => [k, k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]);
-  const unknown = Object.keys(json).filter((k) => !accepted.includes(k));
-  if (unknown.length > 0) {
-    throw new UsageError(
-      `--config ${path}: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; a RunConfig has ${fields.join(", ")}`,
-    );
+  try {
+    return runConfigFromJson(json);
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
   }
-  return RunConfig.fromJSON(json);
 }
 
 async function evalRequest(

@@ -4,3 +4,4 @@
 export { fileDescriptorSetBase64 } from "./gen/descriptor.js";
 export { decodeTensor, encodeTensor, TensorError, type DecodedTensor, type TypedArray } from "./tensor.js";
 export { ENCODER_ARCH_BY_NAME, encoderArchName, type EncoderArchName } from "./names.js";
+export { runConfigFromJson, startRunRequestFromJson } from "./strict-json.js";

@@ -233,6 +233,11 @@ export async function runService<S extends ConfigSpec & ReturnType<typeof common
       ...(options.onShutdown ? { onShutdown: options.onShutdown } : {}),
     });
   } catch (e) {
+    // A config file a service reads while starting (e.g. the trainer's startRun) is configuration too.
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${options.name}: ${e.message}\n`);
+      process.exit(2);
+    }
     log.fatal({ err: e }, `${options.name} failed to start`);
     process.exit(1);
   }

@@ -27,6 +27,10 @@ export const trainerConfig = {
     min: 1,
     doc: "how long a run waits for an unreachable bank, data worker or object store before it fails",
   }),
+  startRun: field.string({
+    default: "",
+    doc: "path of a StartRunRequest JSON file ({runId, config}) started at boot unless that run is already known (a Kubernetes ConfigMap); empty: runs start over gRPC only",
+  }),
   resumeInterrupted: field.boolean({
     default: true,
     doc: "at start, resume the newest run that a previous trainer process left running (crash, kill, reschedule)",

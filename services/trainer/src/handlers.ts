@@ -38,6 +38,8 @@ export interface TrainerControl {
   start(runId: string, config: RunConfig | undefined): Promise<Run>;
   /** Runs interrupted by a crash or kill of the previous trainer process (newest first). */
   interrupted(): Promise<string[]>;
+  /** Whether a run of this id is in this process or in storage (in any state). */
+  known(runId: string): Promise<boolean>;
   /** Stops the active run (checkpoint first); resolves when it has ended. */
   shutdown(): Promise<void>;
 }
@@ -183,6 +185,9 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
   return {
     handlers,
     start,
+    async known(runId) {
+      return runs.has(runId) || (await storedStatus(runId)) !== undefined;
+    },
     async interrupted() {
       const ids = await checkpoints.runIds();
       const out: { id: string; created: number }[] = [];

@@ -1,13 +1,47 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { initBackend } from "@adco/core";
-import { TrainerService } from "@adco/proto/trainer";
-import { register, runService } from "@adco/service-kit";
+import { startRunRequestFromJson } from "@adco/proto";
+import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
+import { ConfigError, type Logger, register, runService } from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
 
 let control: TrainerControl | undefined;
 let resume = false;
+
+/** The StartRunRequest of `startRun`; a missing file or an unknown key stops the trainer at start. */
+function readStartRun(path: string): StartRunRequest {
+  let request: StartRunRequest;
+  try {
+    request = startRunRequestFromJson(JSON.parse(readFileSync(path, "utf8")));
+  } catch (e) {
+    throw new ConfigError(`startRun ${path}: ${(e as Error).message}`);
+  }
+  // Without an id every boot would start another run.
+  if (!request.runId) throw new ConfigError(`startRun ${path}: runId is required`);
+  if (!request.config) throw new ConfigError(`startRun ${path}: config is required`);
+  return request;
+}
+
+async function boot(
+  c: TrainerControl,
+  resumeInterrupted: boolean,
+  startRequest: StartRunRequest | undefined,
+  log: Logger,
+): Promise<void> {
+  const interrupted = resumeInterrupted ? await c.interrupted() : [];
+  if (interrupted[0] !== undefined) {
+    log.info({ runId: interrupted[0] }, "resuming the interrupted run");
+    await c.start(interrupted[0], undefined);
+    return;
+  }
+  if (startRequest && !(await c.known(startRequest.runId))) {
+    log.info({ runId: startRequest.runId }, "starting the run of startRun");
+    await c.start(startRequest.runId, startRequest.config);
+  }
+}
 
 await runService({
   name: "trainer",
@@ -26,21 +60,16 @@ await runService({
       backend: backend.name,
       log,
     });
-    // A restarted trainer (crash, SIGKILL, rescheduled pod) picks up the run it was training.
-    if (resume) {
-      const c = control;
-      setImmediate(() => {
-        c.interrupted()
-          .then(async (ids) => {
-            if (ids[0] === undefined) return;
-            log.info({ runId: ids[0] }, "resuming the interrupted run");
-            await c.start(ids[0], undefined);
-          })
-          .catch((e: unknown) =>
-            log.error({ err: (e as Error).message }, "could not resume interrupted runs"),
-          );
-      });
-    }
+    // A restarted trainer (crash, SIGKILL, rescheduled pod) picks up the run it was training; a run
+    // given in `startRun` starts once, the first time a trainer sees it.
+    const c = control;
+    const startRunFile = config.startRun;
+    const startRequest = startRunFile ? readStartRun(startRunFile) : undefined;
+    setImmediate(() => {
+      boot(c, resume, startRequest, log).catch((e: unknown) =>
+        log.error({ err: (e as Error).message }, "could not resume or start the boot run"),
+      );
+    });
     return [register(TrainerService, control.handlers)];
   },
   onShutdown: async () => {
