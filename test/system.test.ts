@@ -184,6 +184,10 @@ describe("the system on loopback", () => {
     tc.close();
     assert.equal(final.state, RunState.RUN_STATE_COMPLETED, final.error);
     assert.equal(final.step, 48);
+    // The same progress on /metrics, for dashboards and the data workers' autoscaler.
+    const metrics = await (await fetch(trainer.metricsUrl)).text();
+    assert.match(metrics, /adco_trainer_step\{run_id="e2e",service="trainer"\} 48/);
+    assert.match(metrics, /adco_trainer_data_wait_fraction\{run_id="e2e",service="trainer"\} [0-9.e-]+/);
     assert.ok(
       events.some((e) => e.state?.message.includes("bank lost the run")),
       "the trainer noticed the bank had lost a shard",

@@ -73,6 +73,8 @@ export interface StartOptions {
   readonly config: CommonConfig;
   readonly services: readonly Registration[];
   readonly log?: Logger;
+  /** The service's metrics registry, when the caller made it to add its own metrics. */
+  readonly metrics?: Metrics;
   /** Runs after the gRPC server has drained (close stores, flush state). */
   readonly onShutdown?: () => Promise<void>;
 }
@@ -102,7 +104,7 @@ export class ServiceHost {
   static async start(options: StartOptions): Promise<ServiceHost> {
     const { config } = options;
     const log = options.log ?? createLogger(options.name, config.logLevel);
-    const metrics = new Metrics(options.name);
+    const metrics = options.metrics ?? new Metrics(options.name);
     const shutdownController = new AbortController();
     const server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
@@ -201,6 +203,7 @@ export interface RunOptions<S extends ConfigSpec> {
   readonly services: (
     config: ConfigOf<S> & CommonConfig,
     log: Logger,
+    metrics: Metrics,
   ) => readonly Registration[] | Promise<readonly Registration[]>;
   readonly onShutdown?: () => Promise<void>;
 }
@@ -223,13 +226,15 @@ export async function runService<S extends ConfigSpec & ReturnType<typeof common
     throw e;
   }
   const log = createLogger(options.name, config.logLevel);
+  const metrics = new Metrics(options.name);
   let host: ServiceHost;
   try {
     host = await ServiceHost.start({
       name: options.name,
       config,
       log,
-      services: await options.services(config, log),
+      metrics,
+      services: await options.services(config, log, metrics),
       ...(options.onShutdown ? { onShutdown: options.onShutdown } : {}),
     });
   } catch (e) {

@@ -27,6 +27,8 @@ export interface TrainerDeps {
   readonly bankPeers: readonly string[];
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
+  /** Sees every event of every run (the process's training metrics). */
+  readonly observe?: (event: RunEvent) => void;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
   readonly backend: string;
   readonly log: Logger;
@@ -124,6 +126,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
       bankPeers: deps.bankPeers,
       dataWorkers: deps.dataWorkers,
       retryTimeoutMs: deps.retryTimeoutMs,
+      observe: deps.observe,
       log: deps.log,
     });
     runs.set(runId, run);

@@ -7,6 +7,7 @@ import { ConfigError, type Logger, register, runService } from "@adco/service-ki
 import { storeFromConfig } from "@adco/storage";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
+import { trainingMetrics } from "./metrics.js";
 
 let control: TrainerControl | undefined;
 let resume = false;
@@ -46,7 +47,7 @@ async function boot(
 await runService({
   name: "trainer",
   spec: trainerConfig,
-  services: async (config, log) => {
+  services: async (config, log, metrics) => {
     const backend = await initBackend(config.backend);
     log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
     resume = config.resumeInterrupted;
@@ -58,6 +59,7 @@ await runService({
       dataWorkers: commaList(config.dataWorkers),
       retryTimeoutMs: config.retryTimeoutSeconds * 1000,
       backend: backend.name,
+      observe: trainingMetrics(metrics),
       log,
     });
     // A restarted trainer (crash, SIGKILL, rescheduled pod) picks up the run it was training; a run

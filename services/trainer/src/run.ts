@@ -48,6 +48,8 @@ export interface RunDeps {
   /** host:port entries; a name that resolves to several addresses gives a worker per address. */
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
+  /** Sees every event of every run (the process's training metrics). */
+  readonly observe?: (event: RunEvent) => void;
   readonly log: Logger;
 }
 
@@ -120,6 +122,7 @@ export class TrainingRun {
     this.events.push(full);
     if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
     for (const listener of this.listeners) listener(full);
+    this.deps.observe?.(full);
   }
 
   private async setState(state: RunState, message = ""): Promise<void> {
