@@ -63,7 +63,7 @@ function containerEnv(objects: readonly K8sObject[], container: any): Record<str
 
 function serviceContainers(objects: readonly K8sObject[]) {
   return podTemplates(objects)
-    .filter((t) => t.labels["app.kubernetes.io/name"] in SERVICES)
+    .filter((t) => (t.labels["app.kubernetes.io/name"] ?? "") in SERVICES)
     .map((t) => {
       const name = t.labels["app.kubernetes.io/name"] as ServiceName;
       const container = t.spec.containers.find((c: any) => c.name === name);
@@ -173,7 +173,7 @@ for (const overlay of OVERLAYS) {
     it("the trainer's addresses name the bank's shards and the data workers; its run config is valid", () => {
       const trainer = serviceContainers(objects).find((c) => c.name === "trainer")!;
       const bankSet = find(objects, "StatefulSet", "adversary-bank");
-      const bankPort = adversaryBankConfig.grpcPort.default;
+      const bankPort = adversaryBankConfig.grpcPort.default!;
       const shards = Array.from(
         { length: bankSet.spec.replicas },
         (_, i) => `adversary-bank-${i}.${bankSet.spec.serviceName}:${bankPort}`,
@@ -189,7 +189,7 @@ for (const overlay of OVERLAYS) {
         "per-pod DNS names",
       );
       // Headless, so the name resolves to every worker pod and the trainer connects to each.
-      assert.equal(trainer.env.ADCO_DATA_WORKERS, `data-worker:${dataWorkerConfig.grpcPort.default}`);
+      assert.equal(trainer.env.ADCO_DATA_WORKERS, `data-worker:${dataWorkerConfig.grpcPort.default!}`);
       assert.equal(find(objects, "Service", "data-worker").spec.clusterIP, "None");
 
       const mount = trainer.container.volumeMounts.find((m: any) =>
@@ -217,8 +217,8 @@ for (const overlay of OVERLAYS) {
       assert.equal(minioEnv.MINIO_ROOT_PASSWORD, `<secret ${SECRET}/secretKey>`);
       const job = find(objects, "Job", "minio-buckets").spec.template.spec.containers[0];
       const jobEnv = containerEnv(objects, job);
-      assert.equal(jobEnv.ADCO_DATASETS_BUCKET, dataWorkerConfig.datasetsBucket.default);
-      assert.equal(jobEnv.ADCO_CHECKPOINTS_BUCKET, trainerConfig.checkpointsBucket.default);
+      assert.equal(jobEnv.ADCO_DATASETS_BUCKET, dataWorkerConfig.datasetsBucket.default!);
+      assert.equal(jobEnv.ADCO_CHECKPOINTS_BUCKET, trainerConfig.checkpointsBucket.default!);
       assert.match(job.args.join(" "), /\$ADCO_DATASETS_BUCKET.*\$ADCO_CHECKPOINTS_BUCKET/);
     });
 
@@ -291,7 +291,7 @@ for (const overlay of OVERLAYS) {
     it("network: each pod reaches only what it needs", () => {
       const policies = objects.filter((o) => o.kind === "NetworkPolicy");
       const s3 = 9000;
-      const port = (name: ServiceName) => SERVICES[name].spec.grpcPort.default;
+      const port = (name: ServiceName) => SERVICES[name].spec.grpcPort.default!;
       const client = pod("cli", { "adco.dev/client": "true" });
       const dns = {
         labels: { "k8s-app": "kube-dns" },
@@ -324,7 +324,7 @@ for (const overlay of OVERLAYS) {
         ),
         ...(Object.keys(SERVICES) as ServiceName[]).map(
           (n) =>
-            [`prometheus -> ${n} metrics`, prometheus, pod(n), SERVICES[n].spec.metricsPort.default] as [
+            [`prometheus -> ${n} metrics`, prometheus, pod(n), SERVICES[n].spec.metricsPort.default!] as [
               string,
               any,
               any,
