@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { initBackend } from "@adco/core";
 import { startRunRequestFromJson } from "@adco/proto";
 import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
 import { ConfigError, type Logger, register, runService } from "@adco/service-kit";
-import { storeFromConfig } from "@adco/storage";
+import { type ObjectStore, readManifest, StorageError, storeFromConfig } from "@adco/storage";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
 import { trainingMetrics } from "./metrics.js";
@@ -26,8 +27,13 @@ function readStartRun(path: string): StartRunRequest {
   return request;
 }
 
+const DATASET_POLL_MS = 2000;
+/** What a freshly applied deployment looks like for a while: MinIO starting, buckets not yet made, no data. */
+const WAITABLE = new Set(["not-found", "no-bucket", "unavailable"]);
+
 async function boot(
   c: TrainerControl,
+  store: ObjectStore,
   resumeInterrupted: boolean,
   startRequest: StartRunRequest | undefined,
   log: Logger,
@@ -39,8 +45,34 @@ async function boot(
     return;
   }
   if (startRequest && !(await c.known(startRequest.runId))) {
+    await waitForDataset(store, startRequest, log);
     log.info({ runId: startRequest.runId }, "starting the run of startRun");
     await c.start(startRequest.runId, startRequest.config);
+  }
+}
+
+/**
+ * A deployment applies the trainer and its run before anyone has imported the data: wait for the
+ * dataset (saying so every 30 s) instead of failing the run.
+ */
+async function waitForDataset(store: ObjectStore, request: StartRunRequest, log: Logger): Promise<void> {
+  const dataset = request.config?.dataset;
+  if (!dataset?.bucket || !dataset.name) return; // the run's own checks name what is missing
+  const name = dataset.name.split(":")[0]!;
+  for (let waited = 0; ; waited += DATASET_POLL_MS) {
+    try {
+      await readManifest(store, dataset.bucket, name);
+      return;
+    } catch (e) {
+      if (!(e instanceof StorageError && WAITABLE.has(e.kind))) throw e;
+    }
+    if (waited % 30_000 === 0) {
+      log.warn(
+        { runId: request.runId, bucket: dataset.bucket, dataset: name },
+        "waiting for the run's dataset; import it with `adco dataset import`",
+      );
+    }
+    await sleep(DATASET_POLL_MS);
   }
 }
 
@@ -51,8 +83,9 @@ await runService({
     const backend = await initBackend(config.backend);
     log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
     resume = config.resumeInterrupted;
+    const store = storeFromConfig(config);
     control = trainerControl({
-      store: storeFromConfig(config),
+      store,
       checkpointsBucket: config.checkpointsBucket,
       bankAddress: config.bankAddress,
       bankPeers: commaList(config.bankPeers),
@@ -68,9 +101,21 @@ await runService({
     const startRunFile = config.startRun;
     const startRequest = startRunFile ? readStartRun(startRunFile) : undefined;
     setImmediate(() => {
-      boot(c, resume, startRequest, log).catch((e: unknown) =>
-        log.error({ err: (e as Error).message }, "could not resume or start the boot run"),
-      );
+      void (async () => {
+        // Object storage may come up after the trainer (a fresh deployment): keep trying.
+        for (;;) {
+          try {
+            return await boot(c, store, resume, startRequest, log);
+          } catch (e) {
+            if (!(e instanceof StorageError && WAITABLE.has(e.kind))) {
+              log.error({ err: (e as Error).message }, "could not resume or start the boot run");
+              return;
+            }
+            log.warn({ err: e.message }, "object storage not ready; retrying the boot run in 5 s");
+            await sleep(5000);
+          }
+        }
+      })();
     });
     return [register(TrainerService, control.handlers)];
   },
