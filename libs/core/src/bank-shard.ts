@@ -35,6 +35,19 @@ export interface ShardPartial {
   readonly similaritySum: tf.Tensor1D;
 }
 
+/** Frees round-1 answers (the coordinator's copies, or a shard's after it encoded them). */
+export function disposePartials(partials: readonly ShardPartial[]): void {
+  tf.dispose(
+    partials.flatMap((p) => [
+      p.encoder.max,
+      p.encoder.sumExp,
+      p.memory.max,
+      p.memory.sumExp,
+      p.similaritySum,
+    ]),
+  );
+}
+
 /** The global normalisers of one pair, per query. */
 export interface Normalizers {
   readonly encoder: tf.Tensor1D;
@@ -307,10 +320,8 @@ export async function shardedContrast(
       }),
     };
   } finally {
+    disposePartials(byShard.flat());
     tf.dispose([
-      ...byShard
-        .flat()
-        .flatMap((p) => [p.encoder.max, p.encoder.sumExp, p.memory.max, p.memory.sumExp, p.similaritySum]),
       ...normalizers.flatMap((n) => [n.encoder, n.memory]),
       ...applied.flatMap((a) => a.gradParts),
       ...writes.flatMap((w) => (w ? [w.keys] : [])),

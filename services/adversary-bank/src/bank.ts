@@ -53,17 +53,7 @@ export class Bank {
   }
 
   info(): BankInfo {
-    const r = this.request;
-    return {
-      runId: r.runId,
-      kind: r.kind,
-      size: r.size,
-      dim: r.dim,
-      hyper: r.hyper,
-      step: this.step,
-      filledRows: this.filledRows,
-      shardCount: 1,
-    };
+    return bankInfo(this.request, this.step, this.filledRows, 1);
   }
 
   get appliedStep(): number {
@@ -118,6 +108,17 @@ export class Bank {
   dispose(): void {
     this.negatives.dispose();
   }
+}
+
+/** What a bank (whole, coordinator or shard) is, for CreateBank and Restore answers. */
+export function bankInfo(
+  request: CreateBankRequest,
+  step: number,
+  filledRows: number,
+  shardCount: number,
+): BankInfo {
+  const { runId, kind, size, dim, hyper } = request;
+  return { runId, kind, size, dim, hyper, step, filledRows, shardCount };
 }
 
 /** Same bank configuration, ignoring fields that do not shape the bank (the snapshot prefix). */

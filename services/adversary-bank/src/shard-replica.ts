@@ -2,7 +2,7 @@
 // the two rounds of AdversaryBankShard, with the same step rules as a whole bank. Each round's last
 // answer is kept, so a coordinator that retries a step after a failure on another shard gets the
 // answer this shard gave before it updated, and the shard never applies a step twice.
-import { AdversaryShard, type NegativesState } from "@adco/core";
+import { AdversaryShard, disposePartials, type NegativesState } from "@adco/core";
 import type {
   ApplyShardRequest,
   ApplyShardResponse,
@@ -13,7 +13,7 @@ import type {
 } from "@adco/proto/adversary_bank";
 import { failedPrecondition, invalidArgument } from "@adco/service-kit";
 import * as tf from "@tensorflow/tfjs-core";
-import { coreHyper, sameBank } from "./bank.js";
+import { bankInfo, coreHyper, sameBank } from "./bank.js";
 import { decodeApply, decodeQueries, encodeApplied, encodePartials } from "./shard-wire.js";
 
 export interface ShardState {
@@ -53,17 +53,7 @@ export class ShardReplica {
   }
 
   info(): BankInfo {
-    const r = this.request;
-    return {
-      runId: r.runId,
-      kind: r.kind,
-      size: r.size,
-      dim: r.dim,
-      hyper: r.hyper,
-      step: this.step,
-      filledRows: 0,
-      shardCount: r.shard!.count,
-    };
+    return bankInfo(this.request, this.step, 0, this.request.shard!.count);
   }
 
   /** The step may be the next one, or the last one again (a retry, answered from the cache). */
@@ -88,15 +78,7 @@ export class ShardReplica {
     try {
       const partials = this.shard.partialsNow(queries);
       const response = encodePartials(partials);
-      tf.dispose(
-        partials.flatMap((p) => [
-          p.encoder.max,
-          p.encoder.sumExp,
-          p.memory.max,
-          p.memory.sumExp,
-          p.similaritySum,
-        ]),
-      );
+      disposePartials(partials);
       this.round1 = { step: request.step, response };
       return response;
     } finally {

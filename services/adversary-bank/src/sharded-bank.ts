@@ -29,7 +29,15 @@ import {
 } from "@adco/service-kit";
 import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
-import { coreHyper, pairTensors, reductionOf, replayOrCheckOrder, sameBank, stepAnswer } from "./bank.js";
+import {
+  bankInfo,
+  coreHyper,
+  pairTensors,
+  reductionOf,
+  replayOrCheckOrder,
+  sameBank,
+  stepAnswer,
+} from "./bank.js";
 import { ShardReplica, type ShardState } from "./shard-replica.js";
 import { decodeApplied, decodePartials, encodeApply, encodeQueries } from "./shard-wire.js";
 import { checkStep } from "./validate.js";
@@ -182,17 +190,7 @@ export class ShardedBank {
   }
 
   info(): BankInfo {
-    const r = this.request;
-    return {
-      runId: r.runId,
-      kind: r.kind,
-      size: r.size,
-      dim: r.dim,
-      hyper: r.hyper,
-      step: this.step,
-      filledRows: this.filledRows,
-      shardCount: this.slices.length,
-    };
+    return bankInfo(this.request, this.step, this.filledRows, this.slices.length);
   }
 
   get appliedStep(): number {
