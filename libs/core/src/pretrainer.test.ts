@@ -7,6 +7,7 @@ import { CoreInputError } from "./checks.js";
 import { l2Normalize } from "./encoder.js";
 import { AdversaryNegatives, QueueNegatives } from "./methods.js";
 import {
+  bnGroupsFor,
   checkPretrainConfig,
   cosineLr,
   PAPER_CONFIG,
@@ -125,6 +126,14 @@ describe("adversary negatives", () => {
 });
 
 describe("pretrainer", () => {
+  it("trains a batch the BN groups do not divide with the largest count that does, 2+ samples each", () => {
+    assert.equal(bnGroupsFor(8, 256), 8);
+    assert.equal(bnGroupsFor(8, 100), 5);
+    assert.equal(bnGroupsFor(8, 10), 5);
+    assert.equal(bnGroupsFor(8, 7), 1);
+    assert.equal(bnGroupsFor(8, 3), 1);
+  });
+
   it("an AdCo step updates f_q by SGD and f_k by the momentum rule", () => {
     const trainer = new Pretrainer(SMALL);
     const name = "stem_conv/kernel";

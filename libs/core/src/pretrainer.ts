@@ -130,6 +130,15 @@ export interface PretrainerOptions {
   readonly localNegatives?: boolean;
 }
 
+/**
+ * BN groups for a batch of n: the configured count when it divides n, else the largest count below it
+ * that does and leaves at least 2 samples per group; 1 when none does.
+ */
+export function bnGroupsFor(configured: number, n: number): number {
+  for (let g = Math.min(configured, Math.floor(n / 2)); g > 1; g--) if (n % g === 0) return g;
+  return 1;
+}
+
 export class Pretrainer {
   readonly query: Encoder;
   readonly key: Encoder;
@@ -201,13 +210,9 @@ export class Pretrainer {
     return this.runStep(views, lr, start);
   }
 
-  /**
-   * BN groups for a batch of n: the configured count when it divides n, else the largest count that
-   * does and leaves at least 2 samples per group (the short last batch of an epoch).
-   */
+  /** BN groups for a batch of n (the short last batch of an epoch has fewer): see `bnGroupsFor`. */
   bnGroupsFor(n: number): number {
-    for (let g = Math.min(this.config.bnGroups, Math.floor(n / 2)); g > 1; g--) if (n % g === 0) return g;
-    return 1;
+    return bnGroupsFor(this.config.bnGroups, n);
   }
 
   /** The step's (query view, key) pairs: view0 against key1; symmetric adds view1 against key0; crops against key1. */

@@ -1,7 +1,7 @@
 // A run's configuration: the request's RunConfig checked field by field, then resolved against its
 // preset into every value the run uses (the proto with every field set, which is what Run.config
 // reports and checkpoints store, and the core's PretrainConfig).
-import { type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import { bnGroupsFor, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
 import { ENCODER_ARCH_BY_NAME, encoderArchName } from "@adco/proto";
 import { BankKind, EncoderArch as ProtoArch } from "@adco/proto/common";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
@@ -128,8 +128,9 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
     },
   };
   // The core's own checks (bnGroups divides the batch, K >= batch, ...), reported as the request's fields.
-  const groups = pretrain.bnGroups;
-  const bnGroups = pretrain.batchSize % groups === 0 ? groups : 1;
+  // A batch the preset's BN groups do not divide trains with fewer groups, by the rule of an epoch's
+  // short last batch.
+  const bnGroups = bnGroupsFor(pretrain.bnGroups, pretrain.batchSize);
   const resolvedPretrain = { ...pretrain, bnGroups };
   if (resolvedPretrain.negatives < resolvedPretrain.batchSize) {
     throw invalidArgument(
