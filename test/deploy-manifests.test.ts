@@ -23,6 +23,7 @@ import {
   podTemplates,
   render,
   selects,
+  unknownFields,
   WORKLOAD_KINDS,
 } from "./lib/manifests.js";
 
@@ -97,6 +98,7 @@ for (const overlay of OVERLAYS) {
         .map((o) => [`${o.kind}/${o.metadata.name}`, schemaErrors(o)] as const)
         .filter(([, e]) => e !== undefined);
       assert.deepEqual(errors, []);
+      assert.deepEqual(unknownFields(objects), [], "every field is one the Kubernetes API knows");
       for (const kind of ["Namespace", "StatefulSet", "Deployment", "HorizontalPodAutoscaler", "Job"]) {
         assert.ok(
           objects.some((o) => o.kind === kind),

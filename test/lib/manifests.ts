@@ -2,6 +2,7 @@
 // uses), the pod templates in them, and a small NetworkPolicy evaluator, for tests that check the
 // manifests without a cluster.
 import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ROOT } from "./service-process.js";
@@ -127,3 +128,46 @@ export const pod = (name: string, extra: Record<string, string> = {}): Endpoint 
   labels: { "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "adco", ...extra },
   namespaceLabels: { "kubernetes.io/metadata.name": "adco" },
 });
+
+/**
+ * Fields the Kubernetes API does not know (a misspelt `readinesProbe` is silently dropped by the API
+ * server and by kubernetes-models' validate()): each object is type-checked as an object literal of
+ * its kubernetes-models interface, where TypeScript reports every property the type lacks.
+ * Returns "Kind/name: message" per problem.
+ */
+export function unknownFields(objects: readonly K8sObject[]): string[] {
+  // typescript is a devDependency of the workspace; loaded lazily, only this check needs it.
+  const ts = createRequire(import.meta.url)("typescript") as typeof import("typescript");
+  const file = join(ROOT, "test", "__rendered_manifests__.ts");
+  const lines = objects.map((o, i) => {
+    const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
+    const from = `kubernetes-models/${group ? `${group}/` : ""}${version}/${o.kind}`;
+    return `import type { I${o.kind} as T${i} } from "${from}";\nexport const o${i}: T${i} = ${JSON.stringify(o)};`;
+  });
+  const source = lines.join("\n");
+  const options: import("typescript").CompilerOptions = {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists, readFile } = host;
+  host.getSourceFile = (name, language, ...rest) =>
+    name === file
+      ? ts.createSourceFile(name, source, language)
+      : getSourceFile.call(host, name, language, ...rest);
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  host.readFile = (name) => (name === file ? source : readFile.call(host, name));
+  const program = ts.createProgram([file], options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, "\n").split("\n").at(-1)!.trim();
+    if (!d.file || d.start === undefined) return message;
+    const line = d.file.getLineAndCharacterOfPosition(d.start).line;
+    const object = objects[Math.floor(line / 2)];
+    return `${object ? `${object.kind}/${object.metadata.name}` : d.file.fileName}: ${message}`;
+  });
+}
