@@ -193,6 +193,7 @@ for (const overlay of OVERLAYS) {
       // Headless, so the name resolves to every worker pod and the trainer connects to each.
       assert.equal(trainer.env.ADCO_DATA_WORKERS, `data-worker:${dataWorkerConfig.grpcPort.default!}`);
       assert.equal(find(objects, "Service", "data-worker").spec.clusterIP, "None");
+      assert.equal(trainer.env.ADCO_EVALUATOR_ADDRESS, `evaluator:${evaluatorConfig.grpcPort.default!}`);
 
       const mount = trainer.container.volumeMounts.find((m: any) =>
         trainer.env.ADCO_START_RUN!.startsWith(`${m.mountPath}/`),
@@ -306,6 +307,7 @@ for (const overlay of OVERLAYS) {
       const open: [string, ReturnType<typeof pod>, ReturnType<typeof pod>, number][] = [
         ["trainer -> data-worker", pod("trainer"), pod("data-worker"), port("data-worker")],
         ["trainer -> bank", pod("trainer"), pod("adversary-bank"), port("adversary-bank")],
+        ["trainer -> evaluator (each epoch's kNN)", pod("trainer"), pod("evaluator"), port("evaluator")],
         [
           "bank shard 0 -> bank shard 1",
           pod("adversary-bank"),

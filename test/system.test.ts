@@ -95,6 +95,7 @@ describe("the system on loopback", () => {
     const trainerEnv = {
       ADCO_BANK_ADDRESS: bank.grpcAddress,
       ADCO_BANK_PEERS: bankShard.grpcAddress,
+      ADCO_EVALUATOR_ADDRESS: evaluator.grpcAddress, // kNN of each epoch's checkpoint, on the watch stream
       ADCO_DATA_WORKERS: workerList,
       ADCO_RETRY_TIMEOUT_SECONDS: "120",
     };
@@ -219,6 +220,10 @@ describe("the system on loopback", () => {
       `kNN ${trained.knn!.top1} vs random init ${random.knn!.top1}`,
     );
     assert.equal(trained.knn!.perClassTop1.length, 10);
+    // The trainer had the last epoch's checkpoint scored too, before it said COMPLETED: the same number.
+    const epochEval = events.find((e) => e.eval?.checkpoint?.step === final.latestCheckpoint!.step)?.eval;
+    assert.ok(epochEval?.knn, "an EvalEvent for the last epoch's checkpoint");
+    assert.equal(epochEval.knn.top1, trained.knn!.top1);
     assert.ok(trained.plots.some((p) => p.key.endsWith("embedding.png")));
     await assert.rejects(
       evaluate(

@@ -88,6 +88,9 @@ export async function watchRun(
       } else if (event.checkpoint) {
         const c = event.checkpoint.checkpoint!;
         if (out.isTTY) print(`checkpoint at step ${c.step}: ${c.manifest?.bucket}/${c.manifest?.key}`);
+      } else if (event.eval) {
+        const knn = event.eval.knn;
+        if (knn) print(`eval at step ${event.eval.checkpoint?.step}: ${formatAccuracy("kNN", knn)}`);
       } else if (event.state) {
         const state = RunState[event.state.state].replace("RUN_STATE_", "").toLowerCase();
         print(`run ${runId}: ${state}${event.state.message ? ` (${event.state.message})` : ""}`);

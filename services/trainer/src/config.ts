@@ -22,6 +22,10 @@ export const trainerConfig = {
     default: "127.0.0.1:50051",
     doc: "comma-separated host:port of the data workers (a DNS name with several addresses counts once per address it resolves to)",
   }),
+  evaluatorAddress: field.string({
+    default: "",
+    doc: "host:port of an evaluator that scores each epoch's checkpoint (kNN on the dataset's train and test splits) while training goes on, shown by WatchRun; empty: none",
+  }),
   retryTimeoutSeconds: field.int({
     default: 600,
     min: 1,

@@ -27,6 +27,8 @@ export interface TrainerDeps {
   readonly bankPeers: readonly string[];
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
+  /** host:port of the evaluator that scores each epoch's checkpoint (kNN); undefined: none. */
+  readonly evaluatorAddress?: string;
   /** Sees every event of every run (the process's training metrics). */
   readonly observe?: (event: RunEvent) => void;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
@@ -127,6 +129,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
       dataWorkers: deps.dataWorkers,
       retryTimeoutMs: deps.retryTimeoutMs,
       observe: deps.observe,
+      evaluatorAddress: deps.evaluatorAddress,
       log: deps.log,
     });
     runs.set(runId, run);

@@ -93,6 +93,7 @@ await runService({
       retryTimeoutMs: config.retryTimeoutSeconds * 1000,
       backend: backend.name,
       observe: trainingMetrics(metrics),
+      evaluatorAddress: config.evaluatorAddress || undefined,
       log,
     });
     // A restarted trainer (crash, SIGKILL, rescheduled pod) picks up the run it was training; a run

@@ -31,6 +31,7 @@ import { type ObjectStore, readManifest, runPrefix, runStatusKey, type SplitMani
 import * as tf from "@tensorflow/tfjs-core";
 import { BankLink, BankLostError } from "./bank-link.js";
 import { Batcher, type TrainBatch } from "./batcher.js";
+import { EpochEvaluator } from "./epoch-eval.js";
 import {
   checkpointRef,
   type CheckpointState,
@@ -48,6 +49,8 @@ export interface RunDeps {
   /** host:port entries; a name that resolves to several addresses gives a worker per address. */
   readonly dataWorkers: readonly string[];
   readonly retryTimeoutMs: number;
+  /** host:port of the evaluator that scores each epoch's checkpoint (kNN); undefined: none. */
+  readonly evaluatorAddress?: string;
   /** Sees every event of every run (the process's training metrics). */
   readonly observe?: (event: RunEvent) => void;
   readonly log: Logger;
@@ -196,6 +199,15 @@ export class TrainingRun {
         : 0;
 
     const trainer = new Pretrainer(pretrain, { localNegatives: false });
+    const epochEvaluator = this.deps.evaluatorAddress
+      ? new EpochEvaluator(
+          this.deps.evaluatorAddress,
+          this.runId,
+          dataset,
+          (result) => this.emit({ eval: result }),
+          this.deps.log,
+        )
+      : undefined;
     const bank = new BankLink({
       address: this.deps.bankAddress,
       retryTimeoutMs: this.deps.retryTimeoutMs,
@@ -417,15 +429,19 @@ export class TrainingRun {
         this.deps.log.info({ runId: this.runId, ...finished, failed: feeder.failed }, "epoch done");
         // The epoch-end checkpoint records the complete cursor; a resume starts the next epoch.
         if (this.latest?.step !== trainer.step) await writeCheckpoint();
+        if (this.latest) epochEvaluator?.evaluate(this.latest);
         epochStarted = performance.now();
       }
       if (this.stop.signal.aborted) {
         if (trainer.step > 0 && this.latest?.step !== trainer.step) await writeCheckpoint();
         await this.setState(RunState.RUN_STATE_STOPPED, `stopped at step ${trainer.step}`);
       } else {
+        // The last epoch's accuracy belongs to the run: watchers stop at COMPLETED.
+        await epochEvaluator?.settled(this.stop.signal);
         await this.setState(RunState.RUN_STATE_COMPLETED, `${trainer.step} steps`);
       }
     } finally {
+      epochEvaluator?.close();
       bank.close();
       trainer.dispose();
     }
