@@ -176,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
       const directory = values.dir ?? join(tmpdir(), "adco-up");
       const system = await startLocalSystem({
         directory,
+        evaluateEpochs: true,
         onStarted: (name, address) => console.log(`${name.padEnd(15)} ${address}`),
       });
       console.log(`logs in ${system.logDirectory}; object store data in ${directory}/s3`);

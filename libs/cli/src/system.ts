@@ -41,6 +41,11 @@ export interface LocalSystemOptions {
   readonly freePorts?: boolean;
   /** Extra environment of every service (ADCO_* keys). */
   readonly env?: Record<string, string>;
+  /**
+   * Have the evaluator score each epoch's checkpoint (kNN) while the trainer goes on, shown by
+   * `adco watch`. Off for `npm start`, which scores the result once at the end.
+   */
+  readonly evaluateEpochs?: boolean;
   readonly onStarted?: (name: string, address: string) => void;
 }
 
@@ -140,6 +145,7 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
     const trainer = await up("trainer", {
       ADCO_BANK_ADDRESS: bank.address,
       ADCO_DATA_WORKERS: worker.address,
+      ...(options.evaluateEpochs ? { ADCO_EVALUATOR_ADDRESS: evaluator.address } : {}),
     });
     return {
       s3: s3.settings,
