@@ -5,7 +5,7 @@ import { before, describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { PAPER_HYPERPARAMETERS } from "./adco.js";
 import { initBackend } from "./backend.js";
-import { AdversaryShard, shardedContrast, shardSlices, splitWrite } from "./bank-shard.js";
+import { AdversaryShard, disposePartials, shardedContrast, shardSlices, splitWrite } from "./bank-shard.js";
 import { l2Normalize } from "./encoder.js";
 import {
   AdversaryNegatives,
@@ -126,6 +126,25 @@ describe("sharded adversary bank", () => {
 
   it("2 shards equal one bank over training steps of the symmetric loss", () => compare(2, 2, "mean"));
   it("3 uneven shards equal one bank with multi-crop (sum) pairs", () => compare(3, 3, "sum"));
+
+  it("round 2 from round 1's kept exponentials equals round 2 computed afresh, and leaks no tensor", () => {
+    const slice = shardSlices(SIZE, 2)[1]!;
+    const [kept, fresh] = [1, 2].map(() => new AdversaryShard(DIM, slice, PAPER_HYPERPARAMETERS, SEED));
+    const pairs = pairsFor(5, 2);
+    const queries = pairs.map((p) => p.query);
+    const before = tf.memory().numTensors;
+    const partials = kept!.partialsNow(queries, 1);
+    const normalizers = partials.map((p) => ({ encoder: p.encoder.max, memory: p.memory.max }));
+    const a = kept!.applyNow(queries, normalizers, [0.5, 0.5], true, 1);
+    const b = fresh!.applyNow(queries, normalizers, [0.5, 0.5], true);
+    a.gradParts.forEach((g, i) => assertClose(g.dataSync(), b.gradParts[i]!.dataSync(), 1e-6, `pair ${i}`));
+    const [x, y] = [kept!.state(), fresh!.state()];
+    assertClose(x.weights.dataSync(), y.weights.dataSync(), 1e-6, "bank after ascent");
+    tf.dispose([...a.gradParts, ...b.gradParts, x.weights, x.velocity!, y.weights, y.velocity!]);
+    disposePartials(partials);
+    assert.equal(tf.memory().numTensors, before, "every tensor of both rounds is freed");
+    [kept, fresh].forEach((s) => s!.dispose());
+  });
 
   it("writes keys (init_memory) that wrap at K into the same columns as one bank", async () => {
     const single = new AdversaryNegatives(DIM, SIZE, PAPER_HYPERPARAMETERS, SEED);

@@ -329,10 +329,28 @@ export async function shardedContrast(
   }
 }
 
+interface ShiftedExp {
+  /** Per query, the max logit. */
+  readonly max: tf.Tensor1D;
+  /** exp(logit - max), N x columns. */
+  readonly exp: tf.Tensor2D;
+}
+
+interface KeptRound {
+  readonly round: number;
+  readonly directions: tf.Tensor2D;
+  readonly norms: tf.Tensor2D;
+  readonly pairs: readonly { encoder: ShiftedExp; memory: ShiftedExp }[];
+}
+
 /** One shard's columns of the adversaries and their momentum (D x columns), and its two rounds. */
 export class AdversaryShard implements ShardPeer {
   private readonly weights: tf.Variable<tf.Rank.R2>;
   private readonly velocity: tf.Variable<tf.Rank.R2>;
+  /** Round 1's work that round 2 of the same round key reuses. */
+  private kept: KeptRound | undefined;
+  /** Round keys of the in-process ShardPeer calls (partials then apply, one step at a time). */
+  private inProcessRound = 0;
 
   constructor(
     readonly dim: number,
@@ -352,7 +370,7 @@ export class AdversaryShard implements ShardPeer {
   }
 
   partials(queries: readonly tf.Tensor2D[]): Promise<ShardPartial[]> {
-    return Promise.resolve(this.partialsNow(queries));
+    return Promise.resolve(this.partialsNow(queries, ++this.inProcessRound));
   }
 
   apply(
@@ -362,26 +380,47 @@ export class AdversaryShard implements ShardPeer {
     update: boolean,
     write?: ShardWrite,
   ): Promise<ShardApplied> {
-    const applied = this.applyNow(queries, normalizers, pairWeights, update);
+    const applied = this.applyNow(queries, normalizers, pairWeights, update, this.inProcessRound);
     if (write) this.write(write.keys, write.start);
     return Promise.resolve(applied);
   }
 
-  /** Round 1: per pair, the log-sum-exp parts over this shard's columns at t and t_mem. */
-  partialsNow(queries: readonly tf.Tensor2D[]): ShardPartial[] {
+  /**
+   * Round 1: per pair, the log-sum-exp parts over this shard's columns at t and t_mem. With a `round`
+   * key, the exponentials are kept for round 2 of the same key, which then needs neither the q.d
+   * product nor an exp again (they are most of a step's work).
+   */
+  partialsNow(queries: readonly tf.Tensor2D[], round?: number): ShardPartial[] {
     this.checkQueries(queries);
-    return tf.tidy(() => {
-      const { directions } = normalizeColumns(this.weights);
-      const partials: ShardPartial[] = queries.map((q) => {
+    this.dropKept();
+    const { partials, kept } = tf.tidy(() => {
+      const { directions, norms } = normalizeColumns(this.weights);
+      const shifted = (cosines: tf.Tensor2D, t: number) => {
+        const logits = tf.div(cosines, t);
+        const max = tf.max(logits, 1) as tf.Tensor1D;
+        return { max, exp: tf.exp(tf.sub(logits, tf.expandDims(max, 1))) as tf.Tensor2D };
+      };
+      const pairs = queries.map((q) => {
         const cosines = tf.matMul(q, directions) as tf.Tensor2D;
         return {
-          encoder: logSumExpPart(tf.div(cosines, this.hyper.temperature) as tf.Tensor2D),
-          memory: logSumExpPart(tf.div(cosines, this.hyper.memoryTemperature) as tf.Tensor2D),
+          encoder: shifted(cosines, this.hyper.temperature),
+          memory: shifted(cosines, this.hyper.memoryTemperature),
           similaritySum: tf.sum(cosines, 1) as tf.Tensor1D,
         };
       });
-      return partials as unknown as tf.TensorContainer;
-    }) as unknown as ShardPartial[];
+      const partials: ShardPartial[] = pairs.map((p) => ({
+        encoder: { max: tf.clone(p.encoder.max), sumExp: tf.sum(p.encoder.exp, 1) as tf.Tensor1D },
+        memory: { max: tf.clone(p.memory.max), sumExp: tf.sum(p.memory.exp, 1) as tf.Tensor1D },
+        similaritySum: p.similaritySum,
+      }));
+      const kept =
+        round === undefined
+          ? undefined
+          : { directions, norms, pairs: pairs.map((p) => ({ encoder: p.encoder, memory: p.memory })) };
+      return { partials, kept } as unknown as tf.TensorContainer;
+    }) as unknown as { partials: ShardPartial[]; kept?: Omit<KeptRound, "round"> };
+    if (kept) this.kept = { round: round!, ...kept };
+    return partials;
   }
 
   /**
@@ -393,25 +432,36 @@ export class AdversaryShard implements ShardPeer {
     normalizers: readonly Normalizers[],
     pairWeights: readonly number[],
     update: boolean,
+    round?: number,
   ): ShardApplied {
     this.checkQueries(queries);
     if (normalizers.length !== queries.length || pairWeights.length !== queries.length) {
       throw new CoreInputError("normalizers", "one normaliser and one weight per pair are needed");
     }
+    const kept = round !== undefined && this.kept?.round === round ? this.kept : undefined;
     let normSum = 0;
     const [next, gradParts] = tf.tidy(() => {
-      const { directions, norms } = normalizeColumns(this.weights);
+      const { directions, norms } = kept ?? normalizeColumns(this.weights);
       normSum = tf.sum(norms).dataSync()[0]!;
       const transposed = tf.transpose(directions);
       const parts: tf.Tensor2D[] = [];
       let gradient: tf.Tensor2D | undefined;
       queries.forEach((q, i) => {
-        const cosines = tf.matMul(q, directions);
-        const probsAt = (t: number, logZ: tf.Tensor1D) =>
-          tf.exp(tf.sub(tf.div(cosines, t), tf.expandDims(logZ, 1))) as tf.Tensor2D;
-        parts.push(tf.matMul(probsAt(this.hyper.temperature, normalizers[i]!.encoder), transposed));
+        // p_ij = exp(logit_ij - logZ_i): from round 1's exp(logit_ij - max_i) when kept.
+        const cosines = kept ? undefined : tf.matMul(q, directions);
+        const probsAt = (which: "encoder" | "memory", t: number, logZ: tf.Tensor1D) => {
+          const pair = kept?.pairs[i];
+          if (pair) return tf.mul(pair[which].exp, tf.expandDims(tf.exp(tf.sub(pair[which].max, logZ)), 1));
+          return tf.exp(tf.sub(tf.div(cosines!, t), tf.expandDims(logZ, 1)));
+        };
+        const encoderProbs = probsAt("encoder", this.hyper.temperature, normalizers[i]!.encoder);
+        parts.push(tf.matMul(encoderProbs, transposed));
         if (!update) return;
-        const memoryProbs = probsAt(this.hyper.memoryTemperature, normalizers[i]!.memory);
+        const memoryProbs = probsAt(
+          "memory",
+          this.hyper.memoryTemperature,
+          normalizers[i]!.memory,
+        ) as tf.Tensor2D;
         const g = tf.mul(
           bankGradientFromProbs(q, directions, norms, memoryProbs, this.hyper.memoryTemperature),
           pairWeights[i]!,
@@ -422,12 +472,24 @@ export class AdversaryShard implements ShardPeer {
       const bank = ascend({ weights: this.weights, velocity: this.velocity }, gradient, this.hyper);
       return [[bank.weights, bank.velocity], parts];
     });
+    this.dropKept();
     if (next.length === 2) {
       this.weights.assign(next[0]!);
       this.velocity.assign(next[1]!);
       tf.dispose(next);
     }
     return { gradParts, normSum };
+  }
+
+  private dropKept(): void {
+    if (!this.kept) return;
+    const { directions, norms, pairs } = this.kept;
+    tf.dispose([
+      directions,
+      norms,
+      ...pairs.flatMap((p) => [p.encoder.max, p.encoder.exp, p.memory.max, p.memory.exp]),
+    ]);
+    this.kept = undefined;
   }
 
   /** Overwrites R <= columns columns of this shard with keys (R x D) from column `start`, wrapping at its end. */
@@ -439,6 +501,7 @@ export class AdversaryShard implements ShardPeer {
         `${keys.shape[0]} rows at column ${start} do not fit the shard's ${this.slice.columns} columns`,
       );
     }
+    this.dropKept();
     writeColumns(this.weights, keys, start);
   }
 
@@ -452,11 +515,13 @@ export class AdversaryShard implements ShardPeer {
     if (got[0] !== d || got[1] !== k)
       throw new CoreInputError("shard", `snapshot is ${got[0]} x ${got[1]}, the shard is ${d} x ${k}`);
     if (!state.velocity) throw new CoreInputError("shard", "snapshot has no momentum");
+    this.dropKept();
     this.weights.assign(state.weights);
     this.velocity.assign(state.velocity);
   }
 
   dispose(): void {
+    this.dropKept();
     tf.dispose([this.weights, this.velocity]);
   }
 }

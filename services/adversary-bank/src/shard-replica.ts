@@ -76,7 +76,7 @@ export class ShardReplica {
     }
     const queries = decodeQueries(request.queries, this.request.dim);
     try {
-      const partials = this.shard.partialsNow(queries);
+      const partials = this.shard.partialsNow(queries, request.step);
       const response = encodePartials(partials);
       disposePartials(partials);
       this.round1 = { step: request.step, response };
@@ -107,6 +107,7 @@ export class ShardReplica {
         inputs.normalizers,
         inputs.pairWeights,
         inputs.update,
+        request.step,
       );
       if (inputs.write) this.shard.write(inputs.write.keys, inputs.write.start);
       const response = encodeApplied(applied);
