@@ -73,10 +73,12 @@ export async function watchRun(
         const now = Date.now();
         if (now - lastDraw < (out.isTTY ? 200 : 15_000) && s.step !== totalSteps) return;
         lastDraw = now;
-        const total = totalSteps || s.step;
-        const bar = "#".repeat(Math.round((s.step / total) * 24)).padEnd(24, ".");
+        // The step count is known once the run has read its dataset; until then it shows as "?".
+        const bar = totalSteps
+          ? "#".repeat(Math.round((s.step / totalSteps) * 24)).padEnd(24, ".")
+          : ".".repeat(24);
         const line =
-          `step ${s.step}/${total} [${bar}] epoch ${s.epoch} loss ${s.loss.toFixed(3)} lr ${s.lr.toFixed(4)} ` +
+          `step ${s.step}/${totalSteps || "?"} [${bar}] epoch ${s.epoch} loss ${s.loss.toFixed(3)} lr ${s.lr.toFixed(4)} ` +
           `${s.imagesPerSecond.toFixed(0)} img/s, data wait ${(100 * s.dataWaitFraction).toFixed(0)}%, ` +
           `bank ${s.bankCallMs.toFixed(0)} ms, contrast acc ${(100 * (s.bank?.contrastAccuracy ?? 0)).toFixed(0)}%, eta ${seconds(s.etaSeconds)}`;
         if (out.isTTY) out.write(`\r\x1b[K${line}`);

@@ -32,6 +32,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { BankLink, BankLostError } from "./bank-link.js";
 import { Batcher, type TrainBatch } from "./batcher.js";
 import { EpochEvaluator } from "./epoch-eval.js";
+import { WorkerRetry } from "./worker-retry.js";
 import {
   checkpointRef,
   type CheckpointState,
@@ -379,6 +380,7 @@ export class TrainingRun {
           epochStarted = performance.now();
         }
         this.epoch = epoch;
+        const workerRetry = new WorkerRetry();
         const feeder = new ViewFeeder({
           consumerId: `${this.runId}-trainer`,
           dataset: { bucket: dataset.bucket, name: dataset.name },
@@ -387,10 +389,14 @@ export class TrainingRun {
           recordCounts,
           epoch,
           cursor: EpochCursor.deserialize(cursor.serialize()),
-          onEvent: (event) => this.deps.log.info({ runId: this.runId, ...event }, `data: ${event.kind}`),
+          onEvent: (event) => {
+            this.deps.log.info({ runId: this.runId, ...event }, `data: ${event.kind}`);
+            if (event.kind === "worker-joined") workerRetry.added(event.address);
+            if (event.kind === "worker-lost") workerRetry.lost(event.address);
+          },
         });
         const batcher = new Batcher(pretrain.batchSize);
-        const connecting = this.keepWorkersConnected(feeder);
+        const connecting = this.keepWorkersConnected(feeder, workerRetry);
         try {
           let waitStarted = performance.now();
           for await (const delivered of feeder.batches(this.stop.signal)) {
@@ -447,13 +453,13 @@ export class TrainingRun {
     }
   }
 
-  /** Adds every data worker address to the feeder, and re-adds lost ones every few seconds. */
-  private keepWorkersConnected(feeder: ViewFeeder): AbortController {
+  /** Adds every data worker address to the feeder, and re-adds lost ones when `retry` says they are due. */
+  private keepWorkersConnected(feeder: ViewFeeder, retry: WorkerRetry): AbortController {
     const control = new AbortController();
     const connect = async () => {
       while (!control.signal.aborted) {
         for (const address of await resolveAll(this.deps.dataWorkers, this.deps.log))
-          feeder.addWorker(address);
+          if (retry.due(address)) feeder.addWorker(address);
         await new Promise((r) => setTimeout(r, 3000));
       }
     };
