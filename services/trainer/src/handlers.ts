@@ -6,34 +6,23 @@ import {
   AsyncQueue,
   failedPrecondition,
   invalidArgument,
-  type Logger,
   notFound,
   requireId,
   resourceExhausted,
   type ServiceHandlers,
 } from "@adco/service-kit";
-import { type ObjectStore, runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
+import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
 import { checkpointRef, CheckpointStore } from "./checkpoints.js";
-import { TrainingRun, type RunStatusRecord } from "./run.js";
+import { type RunDeps, TrainingRun, type RunStatusRecord } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 export { checkRunConfig } from "./run-config.js";
 
-export interface TrainerDeps {
-  readonly store: ObjectStore;
+/** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
+export interface TrainerDeps extends Omit<RunDeps, "checkpoints"> {
   readonly checkpointsBucket: string;
-  readonly bankAddress: string;
-  /** host:port of bank shards 1..S-1; empty for a bank of one shard. */
-  readonly bankPeers: readonly string[];
-  readonly dataWorkers: readonly string[];
-  readonly retryTimeoutMs: number;
-  /** host:port of the evaluator that scores each epoch's checkpoint (kNN); undefined: none. */
-  readonly evaluatorAddress?: string;
-  /** Sees every event of every run (the process's training metrics). */
-  readonly observe?: (event: RunEvent) => void;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
   readonly backend: string;
-  readonly log: Logger;
 }
 
 export interface TrainerControl {
@@ -119,18 +108,11 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
     }
     await withStorageStatus(() => deps.store.ensureBucket(resolved.bucket));
     const run = new TrainingRun(runId, resolved, stored?.createdUnixMs ?? Date.now(), {
-      store: deps.store,
+      ...deps,
       checkpoints:
         resolved.bucket === deps.checkpointsBucket
           ? checkpoints
           : new CheckpointStore(deps.store, resolved.bucket),
-      bankAddress: deps.bankAddress,
-      bankPeers: deps.bankPeers,
-      dataWorkers: deps.dataWorkers,
-      retryTimeoutMs: deps.retryTimeoutMs,
-      observe: deps.observe,
-      evaluatorAddress: deps.evaluatorAddress,
-      log: deps.log,
     });
     runs.set(runId, run);
     return run.info();
