@@ -12,6 +12,7 @@ export * from "./wasm-kernels.js";
 export * from "./export.js";
 export * from "./knn.js";
 export * from "./loop.js";
+export * from "./schedule.js";
 export * from "./presets.js";
 export * from "./checkpoint.js";
 export * from "./pixels.js";

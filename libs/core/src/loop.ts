@@ -1,7 +1,8 @@
 // The in-process training loop: init_memory (AdCo), then steps with a cosine learning rate. Data comes
 // from a callback, so the loop is the same whether views are made here or by data workers.
 import * as tf from "@tensorflow/tfjs-core";
-import { cosineLr, type Pretrainer, type StepStats } from "./pretrainer.js";
+import type { Pretrainer, StepStats } from "./pretrainer.js";
+import { initSteps, learningRate } from "./schedule.js";
 
 export interface LoopProgress extends StepStats {
   readonly phase: "init" | "train";
@@ -22,13 +23,6 @@ export interface LoopOptions {
   readonly shouldStop?: () => boolean;
 }
 
-/** Number of init_memory batches: enough keys to fill the bank (AdCo only). */
-export function initSteps(trainer: Pretrainer): number {
-  return trainer.config.method === "adco"
-    ? Math.ceil(trainer.config.negatives / trainer.config.batchSize)
-    : 0;
-}
-
 export function runPretraining(options: LoopOptions): { steps: number; seconds: number } {
   const { trainer } = options;
   const init = initSteps(trainer);
@@ -39,10 +33,10 @@ export function runPretraining(options: LoopOptions): { steps: number; seconds: 
     const views = options.batch(index);
     try {
       const phase = index < init ? "init" : "train";
-      const lr = cosineLr(trainer.config, index - init, options.steps);
+      const lr = learningRate(trainer.config, index, total);
       const stats =
         phase === "init"
-          ? trainer.initStep(views, trainer.config.lr, index * trainer.config.batchSize)
+          ? trainer.initStep(views, lr, index * trainer.config.batchSize)
           : trainer.trainStep(views, lr);
       if (index === init - 1) trainer.finishInit();
       done++;

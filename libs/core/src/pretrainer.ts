@@ -88,15 +88,8 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   checkPositive(c.mocoTemperature, "mocoTemperature");
 }
 
-/** Cosine annealing from lr to finalLr over totalSteps (the official schedule, per step). */
-export function cosineLr(
-  config: Pick<PretrainConfig, "lr" | "finalLr">,
-  step: number,
-  totalSteps: number,
-): number {
-  const progress = Math.min(1, Math.max(0, step / Math.max(1, totalSteps)));
-  return config.finalLr + (config.lr - config.finalLr) * 0.5 * (1 + Math.cos(Math.PI * progress));
-}
+// The learning-rate schedule lives in schedule.ts; re-exported for the importers of this module.
+export { cosineLr } from "./schedule.js";
 
 export interface StepStats extends ContrastStats {
   readonly lr: number;
