@@ -3,25 +3,10 @@
 // done, one bit per record: small (60,000 samples = 7.5 KB), serialisable, and enough to resume an
 // epoch without repeating or skipping a sample.
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mixSeeds, permutation } from "@adco/random";
 
-export function permutation(n: number, seed: number): number[] {
-  const next = mulberry32(seed);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
-}
+/** A uniformly random ordering of 0..n-1 from the raw seed (the project's one mulberry32). */
+export { permutation };
 
 export interface PlannedLease {
   readonly shard: number;
@@ -38,9 +23,8 @@ export function planEpoch(
   cursor?: EpochCursor,
 ): PlannedLease[] {
   const leases: PlannedLease[] = [];
-  const mix = (a: number, b: number) => (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b) >>> 0;
-  for (const shard of permutation(recordCounts.length, mix(seed, epoch))) {
-    const order = permutation(recordCounts[shard]!, mix(mix(seed, epoch), shard + 1)).filter(
+  for (const shard of permutation(recordCounts.length, mixSeeds(seed, epoch))) {
+    const order = permutation(recordCounts[shard]!, mixSeeds(mixSeeds(seed, epoch), shard + 1)).filter(
       (r) => !cursor?.isDone(shard, r),
     );
     for (let i = 0; i < order.length; i += leaseRecords)
