@@ -119,3 +119,27 @@ export class CheckpointStore {
     return manifests.length - keptSteps.size;
   }
 }
+
+/** CheckpointNow callers, each waiting for the run's next checkpoint (written at a step boundary). */
+export class CheckpointRequests {
+  private waiters: { resolve: (ref: CheckpointRef) => void; reject: (e: Error) => void }[] = [];
+
+  /** Whether someone waits: the run then checkpoints after its current step. */
+  get waiting(): boolean {
+    return this.waiters.length > 0;
+  }
+
+  next(): Promise<CheckpointRef> {
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** Answers everyone waiting with a checkpoint just written. */
+  written(ref: CheckpointRef): void {
+    for (const w of this.waiters.splice(0)) w.resolve(ref);
+  }
+
+  /** The run failed: no checkpoint is coming. */
+  failed(error: Error): void {
+    for (const w of this.waiters.splice(0)) w.reject(error);
+  }
+}

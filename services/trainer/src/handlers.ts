@@ -13,7 +13,8 @@ import {
 } from "@adco/service-kit";
 import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
 import { checkpointRef, CheckpointStore } from "./checkpoints.js";
-import { type RunDeps, TrainingRun, type RunStatusRecord } from "./run.js";
+import type { RunStatusRecord } from "./lifecycle.js";
+import { type RunDeps, TrainingRun } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 export { checkRunConfig } from "./run-config.js";

@@ -1,0 +1,102 @@
+// A run's lifecycle as others see it: its state (STARTING -> INITIALIZING_BANK -> RUNNING ->
+// COMPLETED, or STOPPING -> STOPPED, or FAILED), the events of WatchRun (kept for replay, sent to
+// subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
+// a restarted trainer which runs were interrupted.
+import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
+import type { Logger } from "@adco/service-kit";
+import { type ObjectStore, runStatusKey } from "@adco/storage";
+
+/** Events a run keeps for WatchRun's replay. */
+const EVENTS_KEPT = 5000;
+
+/** Status of a run as stored beside its checkpoints, so a restarted trainer knows what was interrupted. */
+export interface RunStatusRecord {
+  readonly state: keyof typeof RunState;
+  readonly error: string;
+  readonly config: unknown;
+  readonly createdUnixMs: number;
+}
+
+export interface LifecycleDeps {
+  readonly store: Pick<ObjectStore, "putJson">;
+  /** Sees every event of every run (the process's training metrics). */
+  readonly observe?: (event: RunEvent) => void;
+  readonly log: Logger;
+}
+
+/** An event as a run's parts emit it; the lifecycle stamps the run id, sequence and time. */
+export type RunEventBody = Omit<RunEvent, "runId" | "sequence" | "unixMs">;
+
+const FINAL_STATES = [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED];
+
+export class RunLifecycle {
+  state = RunState.RUN_STATE_STARTING;
+  /** Why the run failed; empty otherwise. */
+  error = "";
+  readonly events: RunEvent[] = [];
+  private sequence = 0;
+  private readonly listeners = new Set<(event: RunEvent) => void>();
+
+  constructor(
+    readonly runId: string,
+    private readonly status: {
+      readonly bucket: string;
+      readonly config: RunConfig;
+      readonly createdUnixMs: number;
+    },
+    private readonly deps: LifecycleDeps,
+  ) {}
+
+  get active(): boolean {
+    return !FINAL_STATES.includes(this.state);
+  }
+
+  subscribe(listener: (event: RunEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: RunEventBody): void {
+    const full: RunEvent = { runId: this.runId, sequence: ++this.sequence, unixMs: Date.now(), ...event };
+    this.events.push(full);
+    if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
+    for (const listener of this.listeners) listener(full);
+    this.deps.observe?.(full);
+  }
+
+  /** Moves to `state`: an event, a log line and the stored status (a failed write is only logged). */
+  async enter(state: RunState, message = ""): Promise<void> {
+    this.state = state;
+    this.emit({ state: { state, message } });
+    this.deps.log.info({ runId: this.runId, state: RunState[state], message }, "run state");
+    const record: RunStatusRecord = {
+      state: RunState[state] as keyof typeof RunState,
+      error: this.error,
+      config: RunConfig.toJSON(this.status.config),
+      createdUnixMs: this.status.createdUnixMs,
+    };
+    try {
+      await this.deps.store.putJson(this.status.bucket, runStatusKey(this.runId), record);
+    } catch (e) {
+      this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not write the run status");
+    }
+  }
+
+  /**
+   * STOPPING, at once and only in memory: the stored status keeps saying RUNNING until the run has
+   * checkpointed and is STOPPED, so a trainer killed meanwhile resumes it. False if already ended.
+   */
+  stopping(): boolean {
+    if (!this.active) return false;
+    this.state = RunState.RUN_STATE_STOPPING;
+    this.emit({ state: { state: this.state, message: "stop requested" } });
+    return true;
+  }
+
+  /** FAILED with the error's message, logged with its stack. */
+  async fail(error: Error): Promise<void> {
+    this.error = error.message;
+    this.deps.log.error({ runId: this.runId, err: this.error, stack: error.stack }, "run failed");
+    await this.enter(RunState.RUN_STATE_FAILED, this.error);
+  }
+}
