@@ -94,16 +94,35 @@ export interface ResolvedRun {
 /** Applies the preset to a checked config. `defaultBucket` is the trainer's checkpointsBucket. */
 export function resolveRunConfig(requested: RunConfig, defaultBucket: string): ResolvedRun {
   const c = checkRunConfig(requested);
-  const name = c.preset as keyof typeof PRESETS;
-  const base = corePreset(name);
-  const defaults = RUN_DEFAULTS[name];
+  const defaults = RUN_DEFAULTS[c.preset as keyof typeof PRESETS];
+  const pretrain = pretrainConfig(c);
+  const run: RunSettings = {
+    epochs: c.epochs ?? defaults.epochs,
+    augment: { ...(c.augment ?? defaults.augment), seed: c.augment?.seed || pretrain.seed },
+    checkpointEvery: c.checkpointEverySteps ?? DEFAULT_CHECKPOINT_EVERY,
+    keepCheckpoints: c.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS,
+    bucket: c.checkpointBucket || defaultBucket,
+  };
+  return {
+    config: fullRunConfig(c, pretrain, run),
+    pretrain,
+    ...run,
+    bankKind: pretrain.method === "moco" ? BankKind.BANK_KIND_QUEUE : BankKind.BANK_KIND_ADVERSARIAL,
+  };
+}
+
+/** What a run adds to its PretrainConfig. */
+type RunSettings = Pick<ResolvedRun, "epochs" | "augment" | "checkpointEvery" | "keepCheckpoints" | "bucket">;
+
+/** The preset's PretrainConfig with the request's overrides, checked as the core would check it. */
+function pretrainConfig(c: RunConfig): PretrainConfig {
+  const base = corePreset(c.preset);
   const method =
     c.method === Method.METHOD_UNSPECIFIED
       ? base.method
       : c.method === Method.METHOD_MOCO_V2
         ? "moco"
         : "adco";
-  const seed = c.seed ?? base.seed;
   const h = c.bank;
   const pretrain: PretrainConfig = {
     ...base,
@@ -118,7 +137,7 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
     encoderMomentum: c.encoderMomentum ?? base.encoderMomentum,
     symmetric: c.symmetric ?? base.symmetric,
     negatives: c.bankSize ?? base.negatives,
-    seed,
+    seed: c.seed ?? base.seed,
     adco: {
       temperature: h?.temperature || base.adco.temperature,
       memoryTemperature: h?.memoryTemperature || base.adco.memoryTemperature,
@@ -130,57 +149,46 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
   // The core's own checks (bnGroups divides the batch, K >= batch, ...), reported as the request's fields.
   // A batch the preset's BN groups do not divide trains with fewer groups, by the rule of an epoch's
   // short last batch.
-  const bnGroups = bnGroupsFor(pretrain.bnGroups, pretrain.batchSize);
-  const resolvedPretrain = { ...pretrain, bnGroups };
-  if (resolvedPretrain.negatives < resolvedPretrain.batchSize) {
+  const resolved = { ...pretrain, bnGroups: bnGroupsFor(pretrain.bnGroups, pretrain.batchSize) };
+  if (resolved.negatives < resolved.batchSize) {
     throw invalidArgument(
-      `config.bank_size: K = ${resolvedPretrain.negatives} is smaller than batch_size ${resolvedPretrain.batchSize}`,
+      `config.bank_size: K = ${resolved.negatives} is smaller than batch_size ${resolved.batchSize}`,
     );
   }
-  if (resolvedPretrain.finalLr > resolvedPretrain.lr)
-    throw invalidArgument(`config.final_lr: ${resolvedPretrain.finalLr} is above lr ${resolvedPretrain.lr}`);
-  const augment: AugmentSpec = { ...(c.augment ?? defaults.augment), seed: c.augment?.seed || seed };
-  const epochs = c.epochs ?? defaults.epochs;
-  const checkpointEvery = c.checkpointEverySteps ?? DEFAULT_CHECKPOINT_EVERY;
-  const keepCheckpoints = c.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS;
-  const bucket = c.checkpointBucket || defaultBucket;
-  const config = RunConfig.fromPartial({
+  if (resolved.finalLr > resolved.lr)
+    throw invalidArgument(`config.final_lr: ${resolved.finalLr} is above lr ${resolved.lr}`);
+  return resolved;
+}
+
+/** The RunConfig with every field set: what Run.config reports and checkpoints store. */
+function fullRunConfig(c: RunConfig, pretrain: PretrainConfig, run: RunSettings): RunConfig {
+  return RunConfig.fromPartial({
     preset: c.preset,
     dataset: c.dataset,
-    method: method === "moco" ? Method.METHOD_MOCO_V2 : Method.METHOD_ADCO,
-    encoder: ENCODER_ARCH_BY_NAME[resolvedPretrain.arch],
-    epochs,
-    batchSize: resolvedPretrain.batchSize,
-    seed,
+    method: pretrain.method === "moco" ? Method.METHOD_MOCO_V2 : Method.METHOD_ADCO,
+    encoder: ENCODER_ARCH_BY_NAME[pretrain.arch],
+    epochs: run.epochs,
+    batchSize: pretrain.batchSize,
+    seed: pretrain.seed,
     backend: c.backend || "auto",
-    lr: resolvedPretrain.lr,
-    finalLr: resolvedPretrain.finalLr,
-    sgdMomentum: resolvedPretrain.sgdMomentum,
-    weightDecay: resolvedPretrain.weightDecay,
-    encoderMomentum: resolvedPretrain.encoderMomentum,
-    bankSize: resolvedPretrain.negatives,
-    featureDim: resolvedPretrain.projectionDim,
+    lr: pretrain.lr,
+    finalLr: pretrain.finalLr,
+    sgdMomentum: pretrain.sgdMomentum,
+    weightDecay: pretrain.weightDecay,
+    encoderMomentum: pretrain.encoderMomentum,
+    bankSize: pretrain.negatives,
+    featureDim: pretrain.projectionDim,
     bank: {
-      ...resolvedPretrain.adco,
+      ...pretrain.adco,
       // MoCo's queue uses its own temperature.
-      temperature: method === "moco" ? resolvedPretrain.mocoTemperature : resolvedPretrain.adco.temperature,
+      temperature: pretrain.method === "moco" ? pretrain.mocoTemperature : pretrain.adco.temperature,
     },
-    symmetric: resolvedPretrain.symmetric,
-    augment,
-    checkpointEverySteps: checkpointEvery,
-    keepCheckpoints,
-    checkpointBucket: bucket,
+    symmetric: pretrain.symmetric,
+    augment: run.augment,
+    checkpointEverySteps: run.checkpointEvery,
+    keepCheckpoints: run.keepCheckpoints,
+    checkpointBucket: run.bucket,
   });
-  return {
-    config,
-    pretrain: resolvedPretrain,
-    epochs,
-    augment,
-    checkpointEvery,
-    keepCheckpoints,
-    bucket,
-    bankKind: method === "moco" ? BankKind.BANK_KIND_QUEUE : BankKind.BANK_KIND_ADVERSARIAL,
-  };
 }
 
 /** True when two configs ask for the same run (a resume may repeat the stored config). */
