@@ -1,0 +1,162 @@
+// The runs a trainer knows: those it has started since the process began (one trains at a time), and
+// those of earlier processes, known from their status and checkpoints in the bucket. A run id with a
+// stored status resumes with its stored config.
+import { randomUUID } from "node:crypto";
+import { RunConfig, RunState, type Run } from "@adco/proto/trainer";
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  requireId,
+  resourceExhausted,
+} from "@adco/service-kit";
+import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
+import { checkpointRef, CheckpointStore } from "./checkpoints.js";
+import type { RunStatusRecord } from "./lifecycle.js";
+import { type RunDeps, TrainingRun } from "./run.js";
+import { resolveRunConfig, sameRunConfig } from "./run-config.js";
+
+/** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
+export interface TrainerDeps extends Omit<RunDeps, "checkpoints"> {
+  readonly checkpointsBucket: string;
+  /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
+  readonly backend: string;
+}
+
+/** States a trainer process was killed in, whose runs it resumes at boot. */
+const INTERRUPTED = [
+  RunState.RUN_STATE_RUNNING,
+  RunState.RUN_STATE_INITIALIZING_BANK,
+  RunState.RUN_STATE_STARTING,
+];
+
+export class Runs {
+  private readonly runs = new Map<string, TrainingRun>();
+  private readonly checkpoints: CheckpointStore;
+
+  constructor(private readonly deps: TrainerDeps) {
+    this.checkpoints = new CheckpointStore(deps.store, deps.checkpointsBucket);
+  }
+
+  /** The run training now, if any. */
+  active(): TrainingRun | undefined {
+    return [...this.runs.values()].find((r) => r.active);
+  }
+
+  /** A run of this process; NOT_FOUND otherwise. */
+  of(runId: string): TrainingRun {
+    requireId(runId, "run_id");
+    const run = this.runs.get(runId);
+    if (!run)
+      throw notFound(`no run ${JSON.stringify(runId)} on this trainer (ListRuns shows the known runs)`);
+    return run;
+  }
+
+  /** A run of this process or of storage. */
+  async info(runId: string): Promise<Run | undefined> {
+    return this.runs.get(runId)?.info() ?? (await withStorageStatus(() => this.stored(runId)));
+  }
+
+  /** Every known run, newest first. */
+  async list(): Promise<Run[]> {
+    const known = new Map<string, Run>([...this.runs].map(([id, r]) => [id, r.info()]));
+    const ids = await withStorageStatus(() => this.checkpoints.runIds());
+    for (const id of ids) {
+      if (known.has(id)) continue;
+      const run = await this.stored(id);
+      if (run) known.set(id, run);
+    }
+    return [...known.values()].sort((a, b) => b.createdUnixMs - a.createdUnixMs);
+  }
+
+  async known(runId: string): Promise<boolean> {
+    return this.runs.has(runId) || (await this.storedStatus(runId)) !== undefined;
+  }
+
+  /** Runs interrupted by a crash or kill of the previous trainer process (newest first). */
+  async interrupted(): Promise<string[]> {
+    const out: { id: string; created: number }[] = [];
+    for (const id of await this.checkpoints.runIds()) {
+      const status = await this.storedStatus(id);
+      if (status && INTERRUPTED.includes(RunState[status.state]))
+        out.push({ id, created: status.createdUnixMs });
+    }
+    return out.sort((a, b) => b.created - a.created).map((r) => r.id);
+  }
+
+  /** Starts a run, or resumes a stored one (whose config a request may repeat but not change). */
+  async start(requestedId: string, requested: RunConfig | undefined): Promise<Run> {
+    if (requestedId !== "") requireId(requestedId, "run_id");
+    const active = this.active();
+    if (active) {
+      if (active.runId === requestedId) throw failedPrecondition(`run ${requestedId} is already running`);
+      throw resourceExhausted(
+        `this trainer is running ${active.runId}; stop it first or use another trainer`,
+      );
+    }
+    const runId = requestedId || `run-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    const stored = requestedId ? await withStorageStatus(() => this.storedStatus(runId)) : undefined;
+    const resolved = resolveRunConfig(this.configOf(runId, requested, stored), this.deps.checkpointsBucket);
+    if (resolved.config.backend !== "auto" && resolved.config.backend !== this.deps.backend) {
+      throw failedPrecondition(
+        `config.backend: this trainer runs ${this.deps.backend}; start a trainer with ADCO_BACKEND=${resolved.config.backend} or use "auto"`,
+      );
+    }
+    await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
+    const run = new TrainingRun(runId, resolved, stored?.createdUnixMs ?? Date.now(), {
+      ...this.deps,
+      checkpoints:
+        resolved.bucket === this.deps.checkpointsBucket
+          ? this.checkpoints
+          : new CheckpointStore(this.deps.store, resolved.bucket),
+    });
+    this.runs.set(runId, run);
+    return run.info();
+  }
+
+  /** The config a start trains with: the stored one for a resume, else the request's. */
+  private configOf(runId: string, requested: RunConfig | undefined, stored: RunStatusRecord | undefined) {
+    if (!stored) {
+      if (!requested)
+        throw invalidArgument(
+          `config: is required (run ${JSON.stringify(runId)} has no checkpoint to resume)`,
+        );
+      return requested;
+    }
+    const storedConfig = RunConfig.fromJSON(stored.config);
+    const { checkpointsBucket } = this.deps;
+    if (requested && !sameRunConfig(resolveRunConfig(requested, checkpointsBucket).config, storedConfig)) {
+      throw invalidArgument(
+        `config: run ${runId} exists with another config; omit config to resume it, or pick a new run_id`,
+      );
+    }
+    return storedConfig;
+  }
+
+  private async storedStatus(runId: string): Promise<RunStatusRecord | undefined> {
+    try {
+      return await this.deps.store.getJson<RunStatusRecord>(this.deps.checkpointsBucket, runStatusKey(runId));
+    } catch (e) {
+      if (e instanceof StorageError && (e.kind === "not-found" || e.kind === "no-bucket")) return undefined;
+      throw e;
+    }
+  }
+
+  /** A run known only from storage (a previous trainer process). */
+  private async stored(runId: string): Promise<Run | undefined> {
+    const status = await this.storedStatus(runId);
+    if (!status) return undefined;
+    const latest = await this.checkpoints.latest(runId).catch(() => undefined);
+    return {
+      runId,
+      config: RunConfig.fromJSON(status.config),
+      state: RunState[status.state] ?? RunState.RUN_STATE_UNSPECIFIED,
+      step: latest?.meta.step ?? 0,
+      epoch: latest?.meta.epoch ?? 0,
+      totalSteps: latest?.meta.totalSteps ?? 0,
+      latestCheckpoint: latest ? checkpointRef(latest) : undefined,
+      createdUnixMs: status.createdUnixMs,
+      error: status.error,
+    };
+  }
+}
