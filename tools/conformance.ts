@@ -1,13 +1,19 @@
-// npm run -s conformance -- FILE.json [FILE ...]
-// Runs the core's loss, dLoss/dq, bank gradient and bank update on each golden case on the default
-// backend (ADCO_BACKEND to choose), prints the worst error of each output, and exits 0 only if every
-// output of every case is within tolerance.
+// npm run -s conformance -- [--shards 1,2,3] FILE.json [FILE ...]
+// Runs the production AdCo step (the one the in-process negatives, the bank service and every shard
+// run) on each golden case, the bank whole and split over 2 and 3 shards, on the default backend
+// (ADCO_BACKEND to choose); prints the worst error of each output, and exits 0 only if every output
+// of every case is within tolerance in every split.
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { backendFromEnv, initBackend, parseGoldenCase, runGoldenCase, TOLERANCE } from "@adco/core";
 
-const files = process.argv.slice(2);
-if (files.length === 0) {
-  console.error("usage: npm run -s conformance -- FILE.json [FILE ...]");
+const { values, positionals: files } = parseArgs({
+  options: { shards: { type: "string", default: "1,2,3" } },
+  allowPositionals: true,
+});
+const splits = values.shards.split(",").map(Number);
+if (files.length === 0 || !splits.every((s) => Number.isInteger(s) && s >= 1)) {
+  console.error("usage: npm run -s conformance -- [--shards 1,2,3] FILE.json [FILE ...]");
   process.exit(2);
 }
 const backend = await initBackend(backendFromEnv());
@@ -15,23 +21,27 @@ console.log(
   `backend ${backend.name}; tolerance: relative ${TOLERANCE.relative} where |expected| > ${TOLERANCE.relativeAbove}, absolute ${TOLERANCE.absolute} elsewhere`,
 );
 let failed = 0;
-for (const file of files) {
-  let results;
-  try {
-    results = runGoldenCase(parseGoldenCase(JSON.parse(readFileSync(file, "utf8")), file));
-  } catch (e) {
-    console.log(`FAIL ${file}: ${(e as Error).message}`);
-    failed++;
-    continue;
+let run = 0;
+for (const file of files)
+  for (const shards of splits) {
+    run++;
+    const label = `${file} (${shards === 1 ? "one bank" : `${shards} shards`})`;
+    let results;
+    try {
+      results = runGoldenCase(parseGoldenCase(JSON.parse(readFileSync(file, "utf8")), file), shards);
+    } catch (e) {
+      console.log(`FAIL ${label}: ${(e as Error).message}`);
+      failed++;
+      continue;
+    }
+    const ok = results.every((r) => r.ok);
+    if (!ok) failed++;
+    console.log(`${ok ? "ok  " : "FAIL"} ${label}`);
+    for (const r of results) {
+      console.log(
+        `     ${r.ok ? " " : "!"} ${r.output.padEnd(14)} worst relative ${r.worstRelative.toExponential(2)}  worst absolute ${r.worstAbsolute.toExponential(2)}`,
+      );
+    }
   }
-  const ok = results.every((r) => r.ok);
-  if (!ok) failed++;
-  console.log(`${ok ? "ok  " : "FAIL"} ${file}`);
-  for (const r of results) {
-    console.log(
-      `     ${r.ok ? " " : "!"} ${r.output.padEnd(14)} worst relative ${r.worstRelative.toExponential(2)}  worst absolute ${r.worstAbsolute.toExponential(2)}`,
-    );
-  }
-}
-console.log(`${files.length - failed} passed, ${failed} failed`);
+console.log(`${run - failed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

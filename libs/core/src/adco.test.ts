@@ -3,11 +3,14 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { adcoStep, PAPER_HYPERPARAMETERS, type AdversaryBank } from "./adco.js";
+import { adcoStep, stepInProcess } from "./adco.js";
 import { initBackend } from "./backend.js";
 import { CoreInputError } from "./checks.js";
 import { parseGoldenCase, runGoldenCase } from "./golden.js";
+import { PAPER_HYPERPARAMETERS } from "./hyperparameters.js";
+import { AdversaryNegatives } from "./methods.js";
 import { makeGoldenCase, referenceExpected } from "./reference.js";
+import { AdversaryShard } from "./shard.js";
 
 const fixtures = join(import.meta.dirname, "../fixtures/golden");
 
@@ -26,12 +29,12 @@ function assertAgrees(results: ReturnType<typeof runGoldenCase>, label: string) 
 
 describe("AdCo step against golden cases", () => {
   for (const file of readdirSync(fixtures).filter((f) => f.endsWith(".json"))) {
-    it(`agrees with the shared case ${file}`, () => {
-      assertAgrees(
-        runGoldenCase(parseGoldenCase(JSON.parse(readFileSync(join(fixtures, file), "utf8")), file)),
-        file,
-      );
-    });
+    for (const shards of [1, 2, 3]) {
+      it(`agrees with the shared case ${file} in ${shards} shard(s)`, () => {
+        const c = parseGoldenCase(JSON.parse(readFileSync(join(fixtures, file), "utf8")), file);
+        assertAgrees(runGoldenCase(c, shards), `${file}, ${shards} shard(s)`);
+      });
+    }
   }
 
   it("the float64 reference reproduces the shared cases (so generated cases mean the same thing)", () => {
@@ -68,16 +71,25 @@ describe("AdCo step against golden cases", () => {
   ];
   for (const shape of shapes) {
     it(`agrees with a generated case N=${shape.n} D=${shape.dim} K=${shape.size}${shape.aligned ? " (aligned)" : ""}`, () => {
-      assertAgrees(runGoldenCase(makeGoldenCase(shape)), JSON.stringify(shape));
+      const c = makeGoldenCase(shape);
+      for (const shards of shape.size >= 3 ? [1, 3] : [1]) {
+        assertAgrees(runGoldenCase(c, shards), `${JSON.stringify(shape)}, ${shards} shard(s)`);
+      }
     });
   }
 });
 
 describe("bad input", () => {
-  const bank = (dim: number, size: number): AdversaryBank => ({
-    weights: tf.randomNormal([dim, size]),
-    velocity: tf.zeros([dim, size]),
-  });
+  /** One step against a whole bank of D x K adversaries. */
+  const step = (q: tf.Tensor2D, k: tf.Tensor2D, dim: number, size: number, hyper = PAPER_HYPERPARAMETERS) => {
+    const slice = { offset: 0, columns: size, size };
+    const shard = new AdversaryShard(dim, slice, PAPER_HYPERPARAMETERS, 1);
+    try {
+      return stepInProcess(adcoStep([{ query: q, key: k }], [slice], hyper, "mean", true), [shard]);
+    } finally {
+      shard.dispose();
+    }
+  };
   const unit = (n: number, dim: number) => tf.div(tf.randomNormal([n, dim]), Math.sqrt(dim)) as tf.Tensor2D;
   const throwsNaming = (fn: () => unknown, argument: string, pattern: RegExp) =>
     assert.throws(
@@ -86,74 +98,44 @@ describe("bad input", () => {
     );
 
   it("names a query of the wrong feature dimension", () => {
-    throwsNaming(
-      () => adcoStep(unit(4, 16), unit(4, 16), bank(8, 32), PAPER_HYPERPARAMETERS),
-      "q",
-      /\[4, 16\] does not match \[\*, 8\]/,
-    );
+    throwsNaming(() => step(unit(4, 16), unit(4, 16), 8, 32), "queries", /\[4, 16\] does not match \[4, 8\]/);
   });
   it("names keys whose batch differs from the queries'", () => {
-    throwsNaming(() => adcoStep(unit(4, 8), unit(5, 8), bank(8, 32), PAPER_HYPERPARAMETERS), "k", /\[5, 8\]/);
+    throwsNaming(() => step(unit(4, 8), unit(5, 8), 8, 32), "k", /\[5, 8\]/);
   });
   it("rejects NaN features", () => {
     const q = tf.tensor2d([
       [NaN, 0],
       [0, 1],
     ]);
-    throwsNaming(() => adcoStep(q, unit(2, 2), bank(2, 4), PAPER_HYPERPARAMETERS), "q", /element 0 is NaN/);
+    throwsNaming(() => step(q, unit(2, 2), 2, 4), "q", /element 0 is NaN/);
   });
   it("rejects a bank smaller than the batch", () => {
-    throwsNaming(
-      () => adcoStep(unit(8, 4), unit(8, 4), bank(4, 7), PAPER_HYPERPARAMETERS),
-      "bank.weights",
-      /K = 7 .* N = 8/,
-    );
+    throwsNaming(() => step(unit(8, 4), unit(8, 4), 4, 7), "bank", /K = 7 .* N = 8/);
   });
   it("rejects non-positive temperatures and a momentum of 1", () => {
-    const args = [unit(2, 4), unit(2, 4), bank(4, 8)] as const;
-    throwsNaming(
-      () => adcoStep(...args, { ...PAPER_HYPERPARAMETERS, temperature: 0 }),
-      "temperature",
-      /> 0, got 0/,
-    );
-    throwsNaming(
-      () => adcoStep(...args, { ...PAPER_HYPERPARAMETERS, memoryTemperature: -1 }),
-      "memoryTemperature",
-      /> 0/,
-    );
-    throwsNaming(
-      () => adcoStep(...args, { ...PAPER_HYPERPARAMETERS, memoryMomentum: 1 }),
-      "memoryMomentum",
-      /\[0, 1\)/,
-    );
+    const [q, k] = [unit(2, 4), unit(2, 4)];
+    const h = PAPER_HYPERPARAMETERS;
+    throwsNaming(() => step(q, k, 4, 8, { ...h, temperature: 0 }), "temperature", /> 0, got 0/);
+    throwsNaming(() => step(q, k, 4, 8, { ...h, memoryTemperature: -1 }), "memoryTemperature", /> 0/);
+    throwsNaming(() => step(q, k, 4, 8, { ...h, memoryMomentum: 1 }), "memoryMomentum", /\[0, 1\)/);
   });
-  it("rejects a velocity whose shape differs from the bank's", () => {
-    const b = { weights: tf.randomNormal([4, 8]) as tf.Tensor2D, velocity: tf.zeros([8, 4]) as tf.Tensor2D };
-    throwsNaming(
-      () => adcoStep(unit(2, 4), unit(2, 4), b, PAPER_HYPERPARAMETERS),
-      "bank.velocity",
-      /\[8, 4\]/,
-    );
+  it("refuses a snapshot whose momentum is missing or of another shape", () => {
+    const shard = new AdversaryShard(4, { offset: 0, columns: 8, size: 8 }, PAPER_HYPERPARAMETERS);
+    const weights = tf.randomNormal([4, 8]) as tf.Tensor2D;
+    throwsNaming(() => shard.restore({ weights, velocity: tf.zeros([8, 4]) }), "shard", /8 x 4/);
+    throwsNaming(() => shard.restore({ weights }), "shard", /no momentum/);
+    shard.dispose();
   });
 });
 
 describe("memory", () => {
   it("holds the same number of tensors over 100 steps", () => {
-    let current = bank0();
+    const bank = new AdversaryNegatives(32, 64, PAPER_HYPERPARAMETERS, 1);
     const q = tf.div(tf.randomNormal([16, 32]), Math.sqrt(32)) as tf.Tensor2D;
     const counts: number[] = [];
     for (let step = 0; step < 100; step++) {
-      const result = adcoStep(q, q, current, PAPER_HYPERPARAMETERS);
-      tf.dispose([
-        current.weights,
-        current.velocity,
-        result.loss,
-        result.queryGrad,
-        result.bankGrad,
-        result.accuracy,
-        result.adversaryProbability,
-      ]);
-      current = result.bank;
+      tf.dispose(bank.contrast([{ query: q, key: q }], "mean").queryGrads);
       counts.push(tf.memory().numTensors);
     }
     assert.equal(
@@ -161,8 +143,6 @@ describe("memory", () => {
       1,
       `tensor count varied: ${Math.min(...counts)}..${Math.max(...counts)}`,
     );
-    function bank0(): AdversaryBank {
-      return { weights: tf.randomNormal([32, 64]), velocity: tf.zeros([32, 64]) };
-    }
+    bank.dispose();
   });
 });

@@ -1,7 +1,10 @@
-// Golden cases of one AdCo step (format adco-golden/1, ../shared/golden/FORMAT.md): run the core on a
-// case and measure its agreement with the float64 expectations. Pure: the caller reads the file.
+// Golden cases of one AdCo step (format adco-golden/1, libs/core/fixtures/golden/FORMAT.md): run the
+// production step on a case and measure its agreement with the float64 expectations. Pure: the caller
+// reads the file.
 import * as tf from "@tensorflow/tfjs-core";
-import { adcoStep, type AdcoHyperparameters } from "./adco.js";
+import { adcoStep, stepInProcess } from "./adco.js";
+import type { AdcoHyperparameters } from "./hyperparameters.js";
+import { AdversaryShard, type ShardSlice, shardSlices } from "./shard.js";
 
 export interface GoldenCase {
   readonly format: "adco-golden/1";
@@ -62,8 +65,13 @@ export function parseGoldenCase(value: unknown, source: string): GoldenCase {
   return c as GoldenCase;
 }
 
-/** Runs one step of the core on the case and compares every output. */
-export function runGoldenCase(c: GoldenCase): OutputAgreement[] {
+/**
+ * Runs one step of the production code on the case, the bank split over `shards` shards (1: a whole
+ * bank, as AdversaryNegatives holds it), and compares every output. Production never forms the bank
+ * gradient on its own, so it is read off the update: g = momentum v + wd W - v_next, in float64
+ * from the float32 outputs (exact to their rounding, which the tolerance covers).
+ */
+export function runGoldenCase(c: GoldenCase, shards = 1): OutputAgreement[] {
   const h: AdcoHyperparameters = {
     temperature: c.hyper.t,
     memoryTemperature: c.hyper.mem_t,
@@ -71,25 +79,44 @@ export function runGoldenCase(c: GoldenCase): OutputAgreement[] {
     memoryMomentum: c.hyper.momentum,
     memoryWeightDecay: c.hyper.wd,
   };
-  const q = tf.tensor2d(c.q);
-  const k = tf.tensor2d(c.k);
-  // Golden banks are K x D rows; the core keeps D x K columns.
-  const bank = {
-    weights: tf.transpose(tf.tensor2d(c.bank)),
-    velocity: tf.transpose(tf.tensor2d(c.velocity)),
-  };
-  const step = adcoStep(q, k, bank, h);
-  const rows = (t: tf.Tensor2D) => tf.tidy(() => tf.transpose(t).dataSync());
+  const dim = c.q[0]!.length;
+  const slices = shardSlices(c.bank.length, shards);
+  const bank = slices.map((slice) => new AdversaryShard(dim, slice, h));
+  const pair = { query: tf.tensor2d(c.q), key: tf.tensor2d(c.k) };
+  // Golden banks are K x D rows; a shard holds D x columns.
+  const columns = (rows: number[][], s: ShardSlice) =>
+    tf.tidy(() => tf.transpose(tf.tensor2d(rows.slice(s.offset, s.offset + s.columns))) as tf.Tensor2D);
+  slices.forEach((s, i) => {
+    const state = { weights: columns(c.bank, s), velocity: columns(c.velocity, s) };
+    bank[i]!.restore(state);
+    tf.dispose([state.weights, state.velocity]);
+  });
   try {
+    const outcome = stepInProcess(adcoStep([pair], slices, h, "mean", true), bank);
+    const dq = outcome.queryGrads[0]!.dataSync();
+    tf.dispose(outcome.queryGrads);
+    // Rows (K x D, flat) of the bank and its momentum after the step, shard after shard.
+    const after = (which: "weights" | "velocity") =>
+      bank.flatMap((shard) => {
+        const state = shard.state();
+        const rows = tf.tidy(() => tf.transpose(state[which]!).dataSync());
+        tf.dispose([state.weights, state.velocity!]);
+        return [...rows];
+      });
+    const weightsNext = after("weights");
+    const velocityNext = after("velocity");
+    const w = c.bank.flat();
+    const v = c.velocity.flat();
+    const bankGrad = velocityNext.map((vn, i) => c.hyper.momentum * v[i]! + c.hyper.wd * w[i]! - vn);
     return [
-      compare("loss", step.loss.dataSync(), [c.expected.loss]),
-      compare("dq", step.queryGrad.dataSync(), c.expected.dq.flat()),
-      compare("bank_grad", rows(step.bankGrad), c.expected.bank_grad.flat()),
-      compare("velocity_next", rows(step.bank.velocity), c.expected.velocity_next.flat()),
-      compare("bank_next", rows(step.bank.weights), c.expected.bank_next.flat()),
+      compare("loss", [outcome.loss], [c.expected.loss]),
+      compare("dq", dq, c.expected.dq.flat()),
+      compare("bank_grad", bankGrad, c.expected.bank_grad.flat()),
+      compare("velocity_next", velocityNext, c.expected.velocity_next.flat()),
+      compare("bank_next", weightsNext, c.expected.bank_next.flat()),
     ];
   } finally {
-    tf.dispose([q, k, bank.weights, bank.velocity, step.loss, step.queryGrad, step.bankGrad, step.accuracy]);
-    tf.dispose([step.adversaryProbability, step.bank.weights, step.bank.velocity]);
+    tf.dispose([pair.query, pair.key]);
+    bank.forEach((shard) => shard.dispose());
   }
 }

@@ -17,4 +17,5 @@ export * from "./presets.js";
 export * from "./checkpoint.js";
 export * from "./pixels.js";
 export * from "./linear-probe.js";
-export * from "./bank-shard.js";
+export * from "./shard.js";
+export * from "./hyperparameters.js";

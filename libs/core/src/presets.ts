@@ -1,6 +1,6 @@
 // One config per experiment (solo-learn style). The paper's ImageNet settings, and ours for small
 // grayscale data on a CPU, where a run is a few hundred steps rather than 200 epochs.
-import { PAPER_HYPERPARAMETERS } from "./adco.js";
+import { PAPER_HYPERPARAMETERS } from "./hyperparameters.js";
 import { PAPER_CONFIG, type PretrainConfig } from "./pretrainer.js";
 
 const FASHION_MNIST_ADCO: PretrainConfig = {

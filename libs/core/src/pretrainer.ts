@@ -6,18 +6,11 @@
 //   SGD step of f_q with dLoss/dq pulled back through f_q (vector-Jacobian product)
 //   f_k <- m f_k + (1 - m) f_q
 import * as tf from "@tensorflow/tfjs-core";
-import { type AdcoHyperparameters, PAPER_HYPERPARAMETERS } from "./adco.js";
+import type { ContrastOutcome, ContrastPair, ContrastStats, PairReduction } from "./adco.js";
 import { checkInRange, checkPositive, CoreInputError } from "./checks.js";
 import { Encoder, type EncoderArch, encoderSpec } from "./encoder.js";
-import {
-  type ContrastOutcome,
-  type ContrastPair,
-  type ContrastStats,
-  type Negatives,
-  type PairReduction,
-  AdversaryNegatives,
-  QueueNegatives,
-} from "./methods.js";
+import { type AdcoHyperparameters, PAPER_HYPERPARAMETERS } from "./hyperparameters.js";
+import { AdversaryNegatives, type Negatives, QueueNegatives } from "./methods.js";
 import { SeededRandom } from "./random.js";
 import { Sgd } from "./sgd.js";
 

@@ -11,6 +11,7 @@ import {
 } from "@adco/core";
 import { encodeTensor } from "@adco/proto";
 import {
+  BankStats,
   BankUpdate,
   type CreateBankRequest,
   type BankInfo,
@@ -19,8 +20,11 @@ import {
   type StepResponse,
 } from "@adco/proto/adversary_bank";
 import { BankKind, type BankHyperparameters } from "@adco/proto/common";
-import { failedPrecondition } from "@adco/service-kit";
+import { failedPrecondition, requirePresent } from "@adco/service-kit";
+import type { ObjectStore } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
+import type { RunBank } from "./run-bank.js";
+import { type Snapshot, writeSnapshot } from "./snapshot.js";
 import { type CheckedStep, checkStep } from "./validate.js";
 
 /** Everything a snapshot holds besides the creating request. */
@@ -31,7 +35,8 @@ export interface BankState {
   readonly negatives: NegativesState;
 }
 
-export class Bank {
+/** A whole bank on this replica. */
+export class Bank implements RunBank {
   readonly negatives: Negatives;
   private step = 0;
   private filledRows = 0;
@@ -69,18 +74,36 @@ export class Bank {
     };
   }
 
-  restore(state: BankState): void {
-    this.negatives.restore(state.negatives);
-    this.step = state.step;
-    this.filledRows = state.filledRows;
-    this.last = state.last;
+  async restore(snapshot: Snapshot): Promise<void> {
+    this.negatives.restore(requirePresent(snapshot.state.negatives, "snapshot weights"));
+    this.step = snapshot.state.step;
+    this.filledRows = snapshot.state.filledRows;
+    this.last = snapshot.state.last;
   }
 
-  lastStats() {
-    return this.last?.stats;
+  snapshot(store: ObjectStore) {
+    return writeSnapshot(store, this);
   }
 
-  apply(request: StepRequest): StepResponse {
+  stats(): BankStats {
+    return this.last?.stats ?? BankStats.fromPartial({ filledRows: this.filledRows });
+  }
+
+  partialLogSumExp(): never {
+    throw notSharded(this.request);
+  }
+
+  applyShard(): never {
+    throw notSharded(this.request);
+  }
+
+  async deletePeers(): Promise<void> {}
+
+  dispose(): void {
+    this.negatives.dispose();
+  }
+
+  async apply(request: StepRequest): Promise<StepResponse> {
     const replay = replayOrCheckOrder(request, this.step, this.last);
     if (replay) return replay;
     const checked = checkStep(request, this.request.dim);
@@ -104,11 +127,11 @@ export class Bank {
     this.last = response;
     return response;
   }
-
-  dispose(): void {
-    this.negatives.dispose();
-  }
 }
+
+/** The answer of a whole bank or a coordinator to a shard round. */
+export const notSharded = (request: CreateBankRequest) =>
+  failedPrecondition(`run ${JSON.stringify(request.runId)} is not sharded on this replica`);
 
 /** What a bank (whole, coordinator or shard) is, for CreateBank and Restore answers. */
 export function bankInfo(

@@ -1,12 +1,10 @@
 // AdversaryBank handlers: one bank per run on this replica (CreateBank, Step with replay of a retried
-// step, Snapshot/Restore through object storage, GetStats, DeleteBank). A run's bank here is whole
-// (`Bank`), the coordinator of a sharded bank (`ShardedBank`, the trainer named peers), or one slice
-// of a sharded bank that a coordinator created (`ShardReplica`, served by AdversaryBankShard).
-import {
-  type AdversaryBankService,
-  type AdversaryBankShardService,
-  BankStats,
-  type CreateBankRequest,
+// step, Snapshot/Restore through object storage, GetStats, DeleteBank), and the two rounds of
+// AdversaryBankShard. A run's bank is a RunBank: whole, the coordinator of shards, or one shard.
+import type {
+  AdversaryBankService,
+  AdversaryBankShardService,
+  CreateBankRequest,
 } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
 import {
@@ -19,19 +17,18 @@ import {
 } from "@adco/service-kit";
 import { type ObjectStore, withStorageStatus } from "@adco/storage";
 import { Bank } from "./bank.js";
+import type { RunBank } from "./run-bank.js";
 import { ShardedBank, PeerLostError } from "./sharded-bank.js";
 import { ShardReplica } from "./shard-replica.js";
-import {
-  disposeSnapshot,
-  readSnapshot,
-  type Snapshot,
-  writeShardedSnapshot,
-  writeShardSnapshot,
-  writeSnapshot,
-} from "./snapshot.js";
+import { disposeSnapshot, readSnapshot } from "./snapshot.js";
 import { checkCreateBank, isShardRequest } from "./validate.js";
 
-type RunBank = Bank | ShardedBank | ShardReplica;
+/** The bank a CreateBank (or a snapshot's) asks for, created anew. */
+async function createRunBank(request: CreateBankRequest): Promise<RunBank> {
+  if (isShardRequest(request)) return new ShardReplica(request);
+  if (request.peers.length > 0) return ShardedBank.create(request);
+  return new Bank(request);
+}
 
 export function adversaryBankHandlers(deps: { store: ObjectStore }): {
   bank: ServiceHandlers<typeof AdversaryBankService>;
@@ -45,49 +42,10 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
       throw notFound(`run ${JSON.stringify(runId)} has no bank on this replica; call CreateBank first`);
     return bank;
   };
-  const steppable = (runId: string): Bank | ShardedBank => {
-    const bank = bankOf(runId);
-    if (bank instanceof ShardReplica)
-      throw failedPrecondition(`this replica holds ${bank.describe()}; send steps to shard 0`);
-    return bank;
-  };
-  const shardOf = (runId: string): ShardReplica => {
-    const bank = bankOf(runId);
-    if (!(bank instanceof ShardReplica))
-      throw failedPrecondition(`run ${JSON.stringify(runId)} is not sharded on this replica`);
-    return bank;
-  };
+  /** Forgets a run's bank here and frees its tensors (a lost or replaced bank: its peers are not asked). */
   const drop = (runId: string) => {
     banks.get(runId)?.dispose();
     banks.delete(runId);
-  };
-  /** Bank, shard or coordinator for a request, created anew. */
-  const create = async (request: CreateBankRequest): Promise<RunBank> => {
-    if (isShardRequest(request)) return new ShardReplica(request);
-    if (request.peers.length > 0) return ShardedBank.create(request);
-    return new Bank(request);
-  };
-
-  const restoreSharded = async (snapshot: Snapshot, existing: RunBank | undefined): Promise<ShardedBank> => {
-    const shards = snapshot.shards ?? [];
-    if (shards.length !== snapshot.request.peers.length + 1) {
-      throw failedPrecondition(
-        `the snapshot names ${shards.length} shards for ${snapshot.request.peers.length + 1}`,
-      );
-    }
-    const own = await withStorageStatus(() => readSnapshot(deps.store, shards[0]!));
-    try {
-      const bank = existing instanceof ShardedBank ? existing : await ShardedBank.create(snapshot.request);
-      banks.set(snapshot.request.runId, bank);
-      await bank.restore(
-        snapshot.state,
-        { step: own.state.step, negatives: own.state.negatives! },
-        shards.slice(1),
-      );
-      return bank;
-    } finally {
-      disposeSnapshot(own);
-    }
   };
 
   const bank: ServiceHandlers<typeof AdversaryBankService> = {
@@ -102,13 +60,13 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
         }
         return existing.info();
       }
-      const created = await create(request);
+      const created = await createRunBank(request);
       banks.set(request.runId, created);
       return created.info();
     },
     async *step(requests) {
       for await (const request of requests) {
-        const target = steppable(request.runId);
+        const target = bankOf(request.runId);
         try {
           yield await target.apply(request);
         } catch (e) {
@@ -129,13 +87,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
         throw failedPrecondition(
           "the bank was created without snapshot_prefix; CreateBank with one to snapshot",
         );
-      const manifest: ObjectRef = await withStorageStatus(() =>
-        target instanceof Bank
-          ? writeSnapshot(deps.store, target)
-          : target instanceof ShardReplica
-            ? writeShardSnapshot(deps.store, target)
-            : writeShardedSnapshot(deps.store, target),
-      );
+      const manifest: ObjectRef = await withStorageStatus(() => target.snapshot(deps.store));
       return { manifest, step: target.appliedStep };
     },
     async restore(request) {
@@ -149,35 +101,30 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
             `snapshot ${manifest.key} is of run ${JSON.stringify(created.runId)}, not ${JSON.stringify(request.runId)}`,
           );
         }
-        let existing = banks.get(request.runId);
-        if (existing && !existing.sameAs(created)) {
-          drop(request.runId);
-          existing = undefined;
+        const existing = banks.get(request.runId);
+        if (existing?.sameAs(created)) {
+          await existing.restore(snapshot, deps.store);
+          return existing.info();
         }
-        if (created.peers.length > 0) return (await restoreSharded(snapshot, existing)).info();
-        const negatives = requirePresent(snapshot.state.negatives, "snapshot weights");
-        if (isShardRequest(created)) {
-          const replica = existing instanceof ShardReplica ? existing : new ShardReplica(created);
-          banks.set(request.runId, replica);
-          replica.restore({ step: snapshot.state.step, negatives });
-          return replica.info();
+        drop(request.runId);
+        const fresh = await createRunBank(created);
+        try {
+          await fresh.restore(snapshot, deps.store);
+        } catch (e) {
+          fresh.dispose();
+          throw e;
         }
-        const whole = existing instanceof Bank ? existing : new Bank(created);
-        banks.set(request.runId, whole);
-        whole.restore({ ...snapshot.state, negatives });
-        return whole.info();
+        banks.set(request.runId, fresh);
+        return fresh.info();
       } finally {
         disposeSnapshot(snapshot);
       }
     },
     async getStats(request) {
-      const target = bankOf(request.runId);
-      if (target instanceof ShardReplica) return BankStats.fromPartial({ step: target.appliedStep });
-      return target.lastStats() ?? BankStats.fromPartial({ filledRows: target.info().filledRows });
+      return bankOf(request.runId).stats();
     },
     async deleteBank(request) {
-      const target = bankOf(request.runId);
-      if (target instanceof ShardedBank) await target.deletePeers();
+      await bankOf(request.runId).deletePeers();
       drop(request.runId);
       return {};
     },
@@ -185,10 +132,10 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
 
   const shard: ServiceHandlers<typeof AdversaryBankShardService> = {
     async partialLogSumExp(request) {
-      return shardOf(request.runId).partialLogSumExp(request);
+      return bankOf(request.runId).partialLogSumExp(request);
     },
     async applyShard(request) {
-      return shardOf(request.runId).applyShard(request);
+      return bankOf(request.runId).applyShard(request);
     },
   };
   return { bank, shard };

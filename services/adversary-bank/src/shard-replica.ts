@@ -3,25 +3,29 @@
 // answer is kept, so a coordinator that retries a step after a failure on another shard gets the
 // answer this shard gave before it updated, and the shard never applies a step twice.
 import { AdversaryShard, disposePartials, type NegativesState } from "@adco/core";
-import type {
-  ApplyShardRequest,
-  ApplyShardResponse,
-  BankInfo,
-  CreateBankRequest,
-  PartialLogSumExpRequest,
-  PartialLogSumExpResponse,
+import {
+  type ApplyShardRequest,
+  type ApplyShardResponse,
+  type BankInfo,
+  BankStats,
+  type CreateBankRequest,
+  type PartialLogSumExpRequest,
+  type PartialLogSumExpResponse,
 } from "@adco/proto/adversary_bank";
-import { failedPrecondition, invalidArgument } from "@adco/service-kit";
+import { failedPrecondition, invalidArgument, requirePresent } from "@adco/service-kit";
+import type { ObjectStore } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import { bankInfo, coreHyper, sameBank } from "./bank.js";
+import type { RunBank } from "./run-bank.js";
 import { decodeApply, decodeQueries, encodeApplied, encodePartials } from "./shard-wire.js";
+import { type Snapshot, writeShardSnapshot } from "./snapshot.js";
 
 export interface ShardState {
   readonly step: number;
   readonly negatives: NegativesState;
 }
 
-export class ShardReplica {
+export class ShardReplica implements RunBank {
   readonly shard: AdversaryShard;
   readonly index: number;
   private step = 0;
@@ -76,7 +80,7 @@ export class ShardReplica {
     }
     const queries = decodeQueries(request.queries, this.request.dim);
     try {
-      const partials = this.shard.partialsNow(queries, request.step);
+      const partials = this.shard.partials(queries, request.step);
       const response = encodePartials(partials);
       disposePartials(partials);
       this.round1 = { step: request.step, response };
@@ -102,14 +106,7 @@ export class ShardReplica {
           `write_rows: ${inputs.write.keys.shape[0]} rows at ${inputs.write.start} do not fit ${this.describe()} (${columns} rows)`,
         );
       }
-      const applied = this.shard.applyNow(
-        inputs.queries,
-        inputs.normalizers,
-        inputs.pairWeights,
-        inputs.update,
-        request.step,
-      );
-      if (inputs.write) this.shard.write(inputs.write.keys, inputs.write.start);
+      const applied = this.shard.apply(inputs, request.step);
       const response = encodeApplied(applied);
       tf.dispose(applied.gradParts);
       this.step = request.step;
@@ -128,12 +125,31 @@ export class ShardReplica {
     return { step: this.step, negatives: this.shard.state() };
   }
 
-  restore(state: ShardState): void {
+  restoreState(state: ShardState): void {
     this.shard.restore(state.negatives);
     this.step = state.step;
     this.round1 = undefined;
     this.round2 = undefined;
   }
+
+  async restore(snapshot: Snapshot): Promise<void> {
+    const negatives = requirePresent(snapshot.state.negatives, "snapshot weights");
+    this.restoreState({ step: snapshot.state.step, negatives });
+  }
+
+  snapshot(store: ObjectStore) {
+    return writeShardSnapshot(store, this);
+  }
+
+  stats(): BankStats {
+    return BankStats.fromPartial({ step: this.step });
+  }
+
+  apply(): never {
+    throw failedPrecondition(`this replica holds ${this.describe()}; send steps to shard 0`);
+  }
+
+  async deletePeers(): Promise<void> {}
 
   dispose(): void {
     this.shard.dispose();

@@ -1,6 +1,6 @@
 // The two rounds of a sharded step on the wire: the core's shard inputs and outputs to and from the
 // AdversaryBankShard messages, every incoming tensor checked (INVALID_ARGUMENT naming the field).
-import type { Normalizers, ShardApplied, ShardPartial, ShardWrite } from "@adco/core";
+import type { ShardApplied, ShardApply, ShardPartial, ShardWrite } from "@adco/core";
 import { decodeTensor, encodeTensor } from "@adco/proto";
 import {
   type ApplyShardRequest,
@@ -67,15 +67,7 @@ export function decodePartials(
   });
 }
 
-export interface ShardApplyInputs {
-  readonly queries: readonly tf.Tensor2D[];
-  readonly normalizers: readonly Normalizers[];
-  readonly pairWeights: readonly number[];
-  readonly update: boolean;
-  readonly write?: ShardWrite;
-}
-
-export function encodeApply(runId: string, step: number, inputs: ShardApplyInputs): ApplyShardRequest {
+export function encodeApply(runId: string, step: number, inputs: ShardApply): ApplyShardRequest {
   return {
     runId,
     step,
@@ -94,7 +86,7 @@ export function encodeApply(runId: string, step: number, inputs: ShardApplyInput
 }
 
 /** The tensors of an ApplyShard request (the caller disposes them). */
-export function decodeApply(request: ApplyShardRequest, dim: number): ShardApplyInputs {
+export function decodeApply(request: ApplyShardRequest, dim: number): ShardApply {
   const queries = decodeQueries(request.queries, dim);
   const batch = queries[0]!.shape[0];
   const pairs = queries.length;

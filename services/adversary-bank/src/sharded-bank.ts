@@ -1,13 +1,14 @@
 // The coordinator of a sharded bank (shard 0): the trainer's CreateBank names the other replicas in
 // `peers`; this replica holds the first slice of the K columns and each peer one more. A step is the
-// core's shardedContrast, its two rounds sent to the peers over AdversaryBankShard and to the own
+// core's adcoStep, its two rounds sent to the peers over AdversaryBankShard and to the own
 // slice in process through the same messages. A peer that lost its shard (restarted) or disagrees on
 // the step makes the whole bank lost (NOT_FOUND), so the trainer restores every shard from the last
 // snapshot instead of training on with a bank whose slices are at different steps.
-import { type ShardPeer, shardedContrast, type ShardSlice, shardSlices } from "@adco/core";
+import { adcoStep, type ShardPeer, type ShardSlice, shardSlices, stepOverPeers } from "@adco/core";
 import {
   AdversaryBankClient,
   AdversaryBankShardClient,
+  BankStats,
   BankUpdate,
   type BankInfo,
   type CreateBankRequest,
@@ -27,10 +28,12 @@ import {
   unavailable,
   unaryCall,
 } from "@adco/service-kit";
+import { type ObjectStore, withStorageStatus } from "@adco/storage";
 import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   bankInfo,
+  notSharded,
   coreHyper,
   pairTensors,
   reductionOf,
@@ -38,8 +41,10 @@ import {
   sameBank,
   stepAnswer,
 } from "./bank.js";
+import type { RunBank } from "./run-bank.js";
 import { ShardReplica, type ShardState } from "./shard-replica.js";
 import { decodeApplied, decodePartials, encodeApply, encodeQueries } from "./shard-wire.js";
+import { disposeSnapshot, readSnapshot, type Snapshot, writeShardedSnapshot } from "./snapshot.js";
 import { checkStep } from "./validate.js";
 
 /** How long the coordinator waits for a peer's round before the step fails as UNAVAILABLE. */
@@ -123,9 +128,12 @@ function peerForStep(endpoint: ShardEndpoint, runId: string, step: number): Shar
       const response = await endpoint.partialLogSumExp({ runId, step, queries: encodeQueries(queries) });
       return decodePartials(response, queries.length, queries[0]!.shape[0], endpoint.name);
     },
-    async apply(queries, normalizers, pairWeights, update, write) {
-      const request = encodeApply(runId, step, { queries, normalizers, pairWeights, update, write });
-      return decodeApplied(await endpoint.applyShard(request), queries, endpoint.name);
+    async apply(input) {
+      return decodeApplied(
+        await endpoint.applyShard(encodeApply(runId, step, input)),
+        input.queries,
+        endpoint.name,
+      );
     },
   };
 }
@@ -137,7 +145,7 @@ export interface ShardedState {
   readonly last: StepResponse | undefined;
 }
 
-export class ShardedBank {
+export class ShardedBank implements RunBank {
   readonly slices: readonly ShardSlice[];
   private readonly local: ShardReplica;
   readonly peers: readonly PeerLink[];
@@ -197,8 +205,20 @@ export class ShardedBank {
     return this.step;
   }
 
-  lastStats() {
-    return this.last?.stats;
+  stats(): BankStats {
+    return this.last?.stats ?? BankStats.fromPartial({ filledRows: this.filledRows });
+  }
+
+  partialLogSumExp(): never {
+    throw notSharded(this.request);
+  }
+
+  applyShard(): never {
+    throw notSharded(this.request);
+  }
+
+  snapshot(store: ObjectStore) {
+    return writeShardedSnapshot(store, this);
   }
 
   async apply(request: StepRequest): Promise<StepResponse> {
@@ -211,14 +231,17 @@ export class ShardedBank {
     const size = Number(this.request.size);
     const endpoints: ShardEndpoint[] = [new LocalEndpoint(this.local), ...this.peers];
     try {
-      const outcome = await shardedContrast(
+      const rounds = adcoStep(
         pairs,
-        endpoints.map((e) => peerForStep(e, request.runId, request.step)),
         this.slices,
         coreHyper(this.request.hyper!),
         reductionOf(request),
         request.update === BankUpdate.BANK_UPDATE_TRAIN,
         fill ? { keys: pairs[0]!.key, start: this.filledRows % size } : undefined,
+      );
+      const outcome = await stepOverPeers(
+        rounds,
+        endpoints.map((e) => peerForStep(e, request.runId, request.step)),
       );
       if (fill) this.filledRows = Math.min(size, this.filledRows + checked.batch);
       const response = stepAnswer(request, outcome, this.filledRows);
@@ -259,28 +282,35 @@ export class ShardedBank {
     );
   }
 
-  /** Restores the coordinator, its slice and (through their Restore) every peer's slice. */
-  async restore(state: ShardedState, local: ShardState, peerManifests: readonly ObjectRef[]): Promise<void> {
-    if (peerManifests.length !== this.peers.length) {
-      throw failedPrecondition(
-        `the snapshot has ${peerManifests.length} peer shards, the bank ${this.peers.length}`,
-      );
+  /**
+   * Restores the coordinator from its bundle, its own slice from shard 0's, and every peer's slice
+   * through the peer's Restore of its bundle.
+   */
+  async restore(snapshot: Snapshot, store: ObjectStore): Promise<void> {
+    const shards = snapshot.shards ?? [];
+    if (shards.length !== this.peers.length + 1) {
+      throw failedPrecondition(`the snapshot names ${shards.length} shards for ${this.peers.length + 1}`);
     }
-    await Promise.all(
-      this.peers.map((peer, i) =>
-        peer.call(
-          unaryCall(
-            peer.bank.restore.bind(peer.bank),
-            { runId: this.request.runId, manifest: peerManifests[i] },
-            PEER_TIMEOUT_MS,
+    const own = await withStorageStatus(() => readSnapshot(store, shards[0]!));
+    try {
+      await Promise.all(
+        this.peers.map((peer, i) =>
+          peer.call(
+            unaryCall(
+              peer.bank.restore.bind(peer.bank),
+              { runId: this.request.runId, manifest: shards[i + 1] },
+              PEER_TIMEOUT_MS,
+            ),
           ),
         ),
-      ),
-    );
-    this.local.restore(local);
-    this.step = state.step;
-    this.filledRows = state.filledRows;
-    this.last = state.last;
+      );
+      this.local.restoreState({ step: own.state.step, negatives: own.state.negatives! });
+    } finally {
+      disposeSnapshot(own);
+    }
+    this.step = snapshot.state.step;
+    this.filledRows = snapshot.state.filledRows;
+    this.last = snapshot.state.last;
   }
 
   /** Drops the peers' slices (best effort: a peer that is gone has nothing to drop). */

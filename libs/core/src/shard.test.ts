@@ -1,18 +1,22 @@
 // A bank split over shards computes the one-bank step: same loss, dLoss/dq, statistics and updated
-// adversaries, to float32 rounding of the merged normalisers.
+// adversaries, to float32 rounding of the merged normalisers, in process and over (async) peers.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { PAPER_HYPERPARAMETERS } from "./adco.js";
-import { initBackend } from "./backend.js";
-import { AdversaryShard, disposePartials, shardedContrast, shardSlices, splitWrite } from "./bank-shard.js";
-import { l2Normalize } from "./encoder.js";
 import {
-  AdversaryNegatives,
+  adcoStep,
   type ContrastOutcome,
   type ContrastPair,
   type PairReduction,
-} from "./methods.js";
+  type ShardPeer,
+  stepInProcess,
+  stepOverPeers,
+} from "./adco.js";
+import { initBackend } from "./backend.js";
+import { l2Normalize } from "./encoder.js";
+import { PAPER_HYPERPARAMETERS } from "./hyperparameters.js";
+import { AdversaryNegatives } from "./methods.js";
+import { AdversaryShard, disposePartials, type ShardSlice, shardSlices, splitWrite } from "./shard.js";
 
 const DIM = 16;
 const SIZE = 61; // not a multiple of the shard counts or the batch
@@ -82,7 +86,32 @@ function bankOf(shards: readonly AdversaryShard[]): Float32Array {
   );
 }
 
-async function compare(shardCount: number, pairCount: number, reduction: PairReduction) {
+/** The shards as peers a coordinator awaits, each round answered on a later tick. */
+function asPeers(shards: readonly AdversaryShard[]): ShardPeer[] {
+  let key = 0;
+  const later = <T>(f: () => T) => new Promise<T>((resolve) => setImmediate(() => resolve(f())));
+  return shards.map((shard) => ({
+    partials: (queries) => later(() => shard.partials(queries, ++key)),
+    apply: (input) => later(() => shard.apply(input, key)),
+  }));
+}
+
+type Driver = "in process" | "over peers";
+
+function stepWith(
+  driver: Driver,
+  shards: readonly AdversaryShard[],
+  slices: readonly ShardSlice[],
+  ...args: [readonly ContrastPair[], PairReduction, boolean, { keys: tf.Tensor2D; start: number }?]
+): Promise<ContrastOutcome> {
+  const [pairs, reduction, update, write] = args;
+  const rounds = adcoStep(pairs, slices, PAPER_HYPERPARAMETERS, reduction, update, write);
+  return driver === "in process"
+    ? Promise.resolve(stepInProcess(rounds, shards))
+    : stepOverPeers(rounds, asPeers(shards));
+}
+
+async function compare(shardCount: number, pairCount: number, reduction: PairReduction, driver: Driver) {
   const single = new AdversaryNegatives(DIM, SIZE, PAPER_HYPERPARAMETERS, SEED);
   const slices = shardSlices(SIZE, shardCount);
   const shards = slices.map((slice) => new AdversaryShard(DIM, slice, PAPER_HYPERPARAMETERS, SEED));
@@ -91,7 +120,7 @@ async function compare(shardCount: number, pairCount: number, reduction: PairRed
     for (let step = 1; step <= 4; step++) {
       const pairs = pairsFor(step, pairCount);
       const expected = single.contrast(pairs, reduction, true);
-      const got = await shardedContrast(pairs, shards, slices, PAPER_HYPERPARAMETERS, reduction, true);
+      const got = await stepWith(driver, shards, slices, pairs, reduction, true);
       assertSameOutcome(got, expected, `${shardCount} shards, step ${step}`);
       tf.dispose([...got.queryGrads, ...expected.queryGrads, ...pairs.flatMap((p) => [p.query, p.key])]);
     }
@@ -124,8 +153,29 @@ describe("sharded adversary bank", () => {
     assert.throws(() => shardSlices(2, 3), /3 shards for a bank of 2 columns/);
   });
 
-  it("2 shards equal one bank over training steps of the symmetric loss", () => compare(2, 2, "mean"));
-  it("3 uneven shards equal one bank with multi-crop (sum) pairs", () => compare(3, 3, "sum"));
+  it("2 shards equal one bank over training steps of the symmetric loss", () =>
+    compare(2, 2, "mean", "in process"));
+  it("3 uneven shards equal one bank with multi-crop (sum) pairs", () => compare(3, 3, "sum", "in process"));
+  it("3 shards answering as peers equal one bank", () => compare(3, 2, "mean", "over peers"));
+
+  it("a peer that fails a round fails the step and leaks no tensor", async () => {
+    const pairs = pairsFor(3, 2);
+    const before = tf.memory().numTensors;
+    const slices = shardSlices(SIZE, 2);
+    const shards = slices.map((slice) => new AdversaryShard(DIM, slice, PAPER_HYPERPARAMETERS, SEED));
+    const [good] = asPeers(shards);
+    for (const round of ["partials", "apply"] as const) {
+      const failing: ShardPeer = {
+        ...asPeers([shards[1]!])[0]!,
+        [round]: () => Promise.reject(new Error(`peer lost in ${round}`)),
+      };
+      const rounds = adcoStep(pairs, slices, PAPER_HYPERPARAMETERS, "mean", false);
+      await assert.rejects(stepOverPeers(rounds, [good!, failing]), new RegExp(`peer lost in ${round}`));
+    }
+    // What a shard keeps of round 1 for a retry is its own, freed with it.
+    shards.forEach((s) => s.dispose());
+    assert.equal(tf.memory().numTensors, before, "no tensor left after failed rounds");
+  });
 
   it("round 2 from round 1's kept exponentials equals round 2 computed afresh, and leaks no tensor", () => {
     const slice = shardSlices(SIZE, 2)[1]!;
@@ -133,10 +183,11 @@ describe("sharded adversary bank", () => {
     const pairs = pairsFor(5, 2);
     const queries = pairs.map((p) => p.query);
     const before = tf.memory().numTensors;
-    const partials = kept!.partialsNow(queries, 1);
+    const partials = kept!.partials(queries, 1);
     const normalizers = partials.map((p) => ({ encoder: p.encoder.max, memory: p.memory.max }));
-    const a = kept!.applyNow(queries, normalizers, [0.5, 0.5], true, 1);
-    const b = fresh!.applyNow(queries, normalizers, [0.5, 0.5], true);
+    const input = { queries, normalizers, pairWeights: [0.5, 0.5], update: true };
+    const a = kept!.apply(input, 1);
+    const b = fresh!.apply(input, 2);
     a.gradParts.forEach((g, i) => assertClose(g.dataSync(), b.gradParts[i]!.dataSync(), 1e-6, `pair ${i}`));
     const [x, y] = [kept!.state(), fresh!.state()];
     assertClose(x.weights.dataSync(), y.weights.dataSync(), 1e-6, "bank after ascent");
@@ -160,10 +211,7 @@ describe("sharded adversary bank", () => {
     ] as const) {
       const expected = single.contrast(pairs, "mean", false);
       single.write(keys, start);
-      const got = await shardedContrast(pairs, shards, slices, PAPER_HYPERPARAMETERS, "mean", false, {
-        keys,
-        start,
-      });
+      const got = await stepWith("in process", shards, slices, pairs, "mean", false, { keys, start });
       assertSameOutcome(got, expected, `write at ${start}`);
       assertClose(bankOf(shards), single.state().weights.dataSync(), 0, `bank after a write at ${start}`);
     }
