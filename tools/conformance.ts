@@ -5,7 +5,8 @@
 // of every case is within tolerance in every split.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { backendFromEnv, initBackend, parseGoldenCase, runGoldenCase, TOLERANCE } from "@adco/core";
+import { backendFromEnv, initBackend } from "@adco/core";
+import { parseGoldenCase, runGoldenCase, TOLERANCE } from "@adco/core/testing";
 
 const { values, positionals: files } = parseArgs({
   options: { shards: { type: "string", default: "1,2,3" } },

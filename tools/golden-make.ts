@@ -2,7 +2,7 @@
 // Writes a golden case (format adco-golden/1) of any shape with float64 expectations from the
 // core's independent reference (libs/core/src/reference.ts), for `npm run conformance`.
 import { parseArgs } from "node:util";
-import { makeGoldenCase } from "@adco/core";
+import { makeGoldenCase } from "@adco/core/testing";
 
 const { values } = parseArgs({
   options: {

@@ -1,0 +1,12 @@
+// @adco/core/testing: what tests, fixtures and the conformance tools need, kept off the core's main
+// entry: golden cases of one AdCo step (run through the production step) and the independent float64
+// reference that generates them.
+export {
+  compare,
+  type GoldenCase,
+  type OutputAgreement,
+  parseGoldenCase,
+  runGoldenCase,
+  TOLERANCE,
+} from "./golden.js";
+export { type CaseShape, makeGoldenCase, referenceExpected } from "./reference.js";
