@@ -1,87 +1,30 @@
-// Starts a service as a real process (from its TypeScript sources) on free loopback ports and
-// waits for its "listening" log line, which carries the bound ports.
-import { spawn, type ChildProcess } from "node:child_process";
+// Services as real processes (from their TypeScript sources) on free loopback ports, through the one
+// launcher (@adco/service-kit's launchService): ready at the "listening" log line, which carries the
+// bound ports; every stdout line kept (parsed JSON) and all of stderr.
 import { once } from "node:events";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import {
+  launchService,
+  MONOREPO_ROOT,
+  MONOREPO_SERVICES,
+  spawnService as spawnMonorepoService,
+  type LaunchedService,
+  type MonorepoService,
+} from "@adco/service-kit";
+import type { ChildProcess } from "node:child_process";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
-export const SERVICES = ["data-worker", "trainer", "adversary-bank", "evaluator"] as const;
-export type ServiceName = (typeof SERVICES)[number];
-
-export interface ServiceProcess {
-  readonly name: ServiceName;
-  readonly child: ChildProcess;
-  readonly grpcAddress: string;
-  readonly metricsUrl: string;
-  /** Every stdout line, parsed when it is JSON. */
-  readonly logs: Array<Record<string, unknown>>;
-  readonly stderr: () => string;
-  /** Sends a signal and resolves with the exit code and how long the exit took. */
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
-}
+export const ROOT = MONOREPO_ROOT;
+export const SERVICES = MONOREPO_SERVICES;
+export type ServiceName = MonorepoService;
+export type ServiceProcess = LaunchedService;
 
 /** Spawns `services/<name>/src/main.ts` with the given environment (ADCO_* keys, ADCO_CONFIG). */
 export function spawnService(name: ServiceName, env: Record<string, string> = {}): ChildProcess {
-  const main = join(ROOT, "services", name, "src/main.ts");
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ADCO_")));
-  return spawn(process.execPath, ["--conditions=development", "--import", "tsx", main], {
-    cwd: ROOT,
-    env: { ...cleanEnv, ADCO_GRPC_PORT: "0", ADCO_METRICS_PORT: "0", ADCO_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return spawnMonorepoService(name, { env });
 }
 
-export async function startService(
-  name: ServiceName,
-  env: Record<string, string> = {},
-): Promise<ServiceProcess> {
-  const child = spawnService(name, env);
-  const logs: Array<Record<string, unknown>> = [];
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${name} did not start in 30 s; stderr:\n${stderr}`)),
-      30_000,
-    );
-    lines.on("line", (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        entry = { raw: line };
-      }
-      logs.push(entry);
-      if (typeof entry.grpcPort === "number") {
-        clearTimeout(timer);
-        resolve(entry);
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code} before listening; stderr:\n${stderr}`));
-    });
-  });
-  const ready = await listening;
-  return {
-    name,
-    child,
-    grpcAddress: `127.0.0.1:${ready.grpcPort as number}`,
-    metricsUrl: `http://127.0.0.1:${ready.metricsPort as number}/metrics`,
-    logs,
-    stderr: () => stderr,
-    async stop(signal = "SIGTERM") {
-      const t0 = performance.now();
-      if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, ms: 0 };
-      const exited = once(child, "exit") as Promise<[number | null]>;
-      child.kill(signal);
-      const [code] = await exited;
-      return { code, ms: performance.now() - t0 };
-    },
-  };
+/** Starts the service and waits until it listens; stop("SIGKILL") kills it as a crash would. */
+export function startService(name: ServiceName, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  return launchService(name, { env });
 }
 
 /** Runs a service expecting it to fail at start; resolves with its exit code and stderr. */
@@ -91,6 +34,7 @@ export async function failedStart(
 ): Promise<{ code: number | null; stderr: string }> {
   const child = spawnService(name, env);
   let stderr = "";
+  child.stdout!.resume();
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
   const [code] = (await once(child, "exit")) as [number | null];

@@ -1,11 +1,10 @@
 // The whole system on one machine, on loopback: an S3 server (s3rver, on disk), a data worker, the
 // adversary bank, the trainer and the evaluator, each its own process, wired to each other.
 // `adco up` keeps it running; `npm start` starts it for one demonstration run.
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createWriteStream, mkdirSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { launchService } from "@adco/service-kit";
 import type { StorageSettings } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 
@@ -25,6 +24,10 @@ export interface RunningService {
   readonly name: ServiceName;
   readonly child: ChildProcess;
   readonly address: string;
+  /** Its log lines up to the listening line (the rest go to its log file). */
+  readonly startLogs: ReadonlyArray<Record<string, unknown>>;
+  /** SIGTERM, then SIGKILL after 30 s. */
+  stop(): Promise<unknown>;
 }
 
 export interface LocalSystem {
@@ -50,61 +53,24 @@ export interface LocalSystemOptions {
 }
 
 /** The services run from the monorepo's sources (a deployment runs their images instead). */
-const REPO_ROOT = join(import.meta.dirname, "../../..");
-const serviceMain = (name: ServiceName) => join(REPO_ROOT, "services", name, "src/main.ts");
-
 async function startService(
   name: ServiceName,
   port: number,
   env: Record<string, string>,
   logDirectory: string,
 ): Promise<RunningService> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ADCO_")));
-  const child = spawn(process.execPath, ["--conditions=development", "--import", "tsx", serviceMain(name)], {
-    env: {
-      ...cleanEnv,
-      ADCO_LOG_LEVEL: "info",
-      ADCO_GRPC_PORT: String(port),
-      ADCO_METRICS_PORT: "0",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  const service = await launchService(name, {
+    env: { ADCO_GRPC_PORT: String(port), ...env },
+    logFile: join(logDirectory, `${name}.log`),
+    keepLogs: false,
   });
-  const log = createWriteStream(join(logDirectory, `${name}.log`));
-  child.stderr!.pipe(log);
-  const lines = createInterface({ input: child.stdout! });
-  const grpcPort = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${name} did not start in 60 s; see ${logDirectory}/${name}.log`)),
-      60_000,
-    );
-    lines.on("line", (line) => {
-      log.write(`${line}\n`);
-      try {
-        const entry = JSON.parse(line) as { grpcPort?: number };
-        if (typeof entry.grpcPort === "number") {
-          clearTimeout(timer);
-          resolve(entry.grpcPort);
-        }
-      } catch {
-        // not a log line of ours
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code} while starting; see ${logDirectory}/${name}.log`));
-    });
-  });
-  return { name, child, address: `127.0.0.1:${grpcPort}` };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  await exited;
-  clearTimeout(timer);
+  return {
+    name,
+    child: service.child,
+    address: service.grpcAddress,
+    startLogs: service.logs,
+    stop: () => service.stop(),
+  };
 }
 
 export async function startLocalSystem(options: LocalSystemOptions): Promise<LocalSystem> {
@@ -117,7 +83,7 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
     // Trainer first (it checkpoints on SIGTERM while the bank and store are still up).
     for (const name of ["trainer", "evaluator", "data-worker", "adversary-bank"]) {
       const service = started.find((s) => s.name === name);
-      if (service) await stopChild(service.child);
+      if (service) await service.stop();
     }
     await s3?.stop();
   };

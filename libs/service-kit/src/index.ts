@@ -8,3 +8,4 @@ export * from "./server.js";
 export * from "./validate.js";
 export * from "./version.js";
 export * from "./queue.js";
+export * from "./launcher.js";
