@@ -2,3 +2,4 @@ export * from "./import.js";
 export * from "./progress.js";
 export * from "./runs.js";
 export * from "./system.js";
+export * from "./results.js";

@@ -1,0 +1,104 @@
+// Results files: each bench and experiment (and `npm start`) writes what it measured as JSON, one file
+// per command, docs/results/<name>.json (<name>: the npm script with ":" as "-"), which the docs cite
+// (docs/development.md, "Where numbers come from"; test/docs-results.test.ts checks each citation).
+// The shape:
+//   {
+//     "command": "npm run -s bench:bank",          // the npm script, with its arguments if any
+//     "commit": "<git rev-parse HEAD>[-dirty]",    // -dirty: tracked files differed from HEAD
+//     "date": "2025-01-31T12:00:00.000Z",          // ISO 8601, when the file was written
+//     "machine": { "cpu": "<os.cpus()[0].model>", "cores": 2, "node": "v20.20.2", "backend": "wasm" },
+//     "results": { ... }                           // named numbers (units in the key names), nested
+//   }
+// "backend" is the tfjs backend, present only where one ran in this process. Key names are stable:
+// change one only together with the docs that cite it. A smoke run (--smoke) never writes to
+// docs/results: it writes to $ADCO_RESULTS_DIR, else a temporary directory.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** The monorepo's root (this file is libs/cli/src/results.ts or libs/cli/dist/results.js). */
+const REPO_ROOT = join(import.meta.dirname, "../../..");
+export const RESULTS_DIRECTORY = join(REPO_ROOT, "docs/results");
+
+/** A named number (or a label), an array of them, or a nested object of them. */
+export type ResultsValue =
+  number | string | boolean | null | readonly ResultsValue[] | { readonly [key: string]: ResultsValue };
+export type Results = { readonly [key: string]: ResultsValue };
+
+export interface ResultsFile {
+  readonly command: string;
+  readonly commit: string;
+  readonly date: string;
+  readonly machine: {
+    readonly cpu: string;
+    readonly cores: number;
+    readonly node: string;
+    readonly backend?: string;
+  };
+  readonly results: Results;
+}
+
+/** `npm run -s <script>`, with the arguments after `--` when there are any. */
+export function npmCommand(script: string, args: readonly string[] = process.argv.slice(2)): string {
+  return `npm run -s ${script}${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`;
+}
+
+/** HEAD's commit, with -dirty when tracked files differ from it; "unknown" outside a git checkout. */
+export function gitCommit(cwd = REPO_ROOT): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const head = git("rev-parse", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") === "" ? head : `${head}-dirty`;
+  } catch {
+    return "unknown";
+  }
+}
+
+export function resultsFile(command: string, results: Results, backend?: string): ResultsFile {
+  return {
+    command,
+    commit: gitCommit(),
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model.trim() ?? "unknown",
+      cores: availableParallelism(),
+      node: process.version,
+      ...(backend !== undefined ? { backend } : {}),
+    },
+    results,
+  };
+}
+
+export interface WriteResultsOptions {
+  /** The file's name without .json: the script's name with ":" as "-" (bench-bank, start). */
+  readonly name: string;
+  /** What was run, usually npmCommand(script). */
+  readonly command: string;
+  readonly results: Results;
+  /** The tfjs backend, where one ran. */
+  readonly backend?: string;
+  /** A smoke run: never docs/results. */
+  readonly smoke?: boolean;
+}
+
+/** Writes <directory>/<name>.json and returns its path. */
+export function writeResults(options: WriteResultsOptions): string {
+  const directory =
+    process.env.ADCO_RESULTS_DIR ??
+    (options.smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
+  mkdirSync(directory, { recursive: true });
+  const path = join(directory, `${options.name}.json`);
+  writeFileSync(
+    path,
+    `${JSON.stringify(resultsFile(options.command, options.results, options.backend), null, 2)}\n`,
+  );
+  return path;
+}
+
+/** x rounded to `digits` decimals (results keep what the printed lines show, and a little more). */
+export function roundTo(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
