@@ -2,11 +2,9 @@
 // loss, two pairs) as the trainer sees it, for a bank in 1, 2 and 3 shards (each shard its own
 // process). Measures, never asserts. On one machine the shards share its cores: this shows what
 // sharding costs in messages and merging, not what it gains on separate pods.
-//   npm run -s bench:bank [-- --size 65536 --batch 256 --dim 128 --steps 10]
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
+//   npm run -s bench:bank [-- --size 65536 --batch 256 --dim 128 --steps 10 --shards 1,2,3]
+//   npm run -s bench:bank -- --smoke     (seconds: K 512, B 8, D 16, 2 steps, 1 and 2 shards)
+// Writes docs/results/bench-bank.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { PAPER_HYPERPARAMETERS } from "@adco/core";
@@ -19,7 +17,9 @@ import {
   type StepResponse,
 } from "@adco/proto/adversary_bank";
 import { BankKind } from "@adco/proto/common";
-import { channelOptions, unaryCall } from "@adco/service-kit";
+import { npmCommand, roundTo, writeResults } from "@adco/cli";
+import { Mulberry32 } from "@adco/random";
+import { channelOptions, launchService, unaryCall } from "@adco/service-kit";
 
 const { values } = parseArgs({
   options: {
@@ -27,40 +27,24 @@ const { values } = parseArgs({
     batch: { type: "string", default: "256" },
     dim: { type: "string", default: "128" },
     steps: { type: "string", default: "10" },
+    shards: { type: "string", default: "1,2,3" },
+    smoke: { type: "boolean", default: false },
   },
 });
-const SIZE = Number(values.size);
-const BATCH = Number(values.batch);
-const DIM = Number(values.dim);
-const STEPS = Number(values.steps);
-const ROOT = join(import.meta.dirname, "..");
+const smoke = values.smoke;
+const SIZE = smoke ? 512 : Number(values.size);
+const BATCH = smoke ? 8 : Number(values.batch);
+const DIM = smoke ? 16 : Number(values.dim);
+const STEPS = smoke ? 2 : Number(values.steps);
+const SHARDS = smoke ? [1, 2] : values.shards.split(",").map(Number);
 
-async function startBank(): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(
-    process.execPath,
-    ["--conditions=development", "--import", "tsx", join(ROOT, "services/adversary-bank/src/main.ts")],
-    {
-      env: { ...process.env, ADCO_GRPC_PORT: "0", ADCO_METRICS_PORT: "0" },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const entry = JSON.parse(line) as { grpcPort?: number };
-    if (entry.grpcPort) {
-      child.stdout!.resume();
-      return { child, address: `127.0.0.1:${entry.grpcPort}` };
-    }
-  }
-  throw new Error("the bank exited before it listened");
-}
+const startBank = () =>
+  launchService("adversary-bank", { inheritEnv: ["ADCO_BACKEND"], echoStderr: true, keepLogs: false });
 
+/** BATCH unit rows of DIM, seeded. */
 function units(seed: number): Float32Array {
-  let state = seed * 7919 + 1;
-  const rows = new Float32Array(BATCH * DIM);
-  for (let i = 0; i < rows.length; i++) {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    rows[i] = state / 2147483648 - 0.5;
-  }
+  const random = new Mulberry32(seed);
+  const rows = Float32Array.from({ length: BATCH * DIM }, () => random.next() - 0.5);
   for (let r = 0; r < BATCH; r++) {
     const row = rows.subarray(r * DIM, (r + 1) * DIM);
     const norm = Math.hypot(...row);
@@ -86,10 +70,13 @@ function stepRequest(runId: string, step: number): StepRequest {
   };
 }
 
+let bankBackend: string | undefined;
+
 async function measure(shards: number): Promise<{ median: number; bankMs: number }> {
   const banks = await Promise.all(Array.from({ length: shards }, startBank));
+  bankBackend ??= banks[0]!.logs.find((l) => l.msg === "tfjs backend")?.backend as string | undefined;
   const client = new AdversaryBankClient(
-    banks[0]!.address,
+    banks[0]!.grpcAddress,
     grpc.credentials.createInsecure(),
     channelOptions(),
   );
@@ -102,7 +89,7 @@ async function measure(shards: number): Promise<{ median: number; bankMs: number
       dim: DIM,
       hyper: PAPER_HYPERPARAMETERS,
       seed: 1,
-      peers: banks.slice(1).map((b) => b.address),
+      peers: banks.slice(1).map((b) => b.grpcAddress),
     });
     const call = client.step();
     const pending: ((answer: StepResponse) => void)[] = [];
@@ -126,22 +113,34 @@ async function measure(shards: number): Promise<{ median: number; bankMs: number
     return { median: median(wall), bankMs: median(coordinator) };
   } finally {
     client.close();
-    await Promise.all(
-      banks.map(async (b) => {
-        const exited = once(b.child, "exit");
-        b.child.kill("SIGTERM");
-        await exited;
-      }),
-    );
+    await Promise.all(banks.map((b) => b.stop()));
   }
 }
 
 console.log(
   `bank step over gRPC on loopback: K ${SIZE}, B ${BATCH}, D ${DIM}, 2 pairs, ${STEPS} steps after 1 warm-up`,
 );
-for (const shards of [1, 2, 3]) {
+const byShards: Record<string, { msPerStep: number; coordinatorMsPerStep: number }> = {};
+for (const shards of SHARDS) {
   const { median, bankMs } = await measure(shards);
+  byShards[String(shards)] = { msPerStep: roundTo(median), coordinatorMsPerStep: roundTo(bankMs) };
   console.log(
     `${shards} shard${shards > 1 ? "s" : " "}: ${median.toFixed(0).padStart(6)} ms per step (median), ${bankMs.toFixed(0).padStart(6)} ms of it in the coordinator's step (median)`,
   );
 }
+const file = writeResults({
+  name: "bench-bank",
+  command: npmCommand("bench:bank"),
+  smoke,
+  backend: bankBackend,
+  results: {
+    bankSize: SIZE,
+    batch: BATCH,
+    dim: DIM,
+    pairs: 2,
+    steps: STEPS,
+    warmupSteps: 1,
+    shards: byShards,
+  },
+});
+console.log(`results: ${file}`);

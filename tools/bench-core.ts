@@ -2,9 +2,12 @@
 // a training step, images/s of a full AdCo step (resnet-mini, 28x28x1, batch 256), peak RSS, and the
 // same step on the pure-JS cpu backend (in a child process) for the speed-up. Measures, never asserts.
 //   npm run -s bench:core [-- --repeats 5] [--no-cpu]
+//   npm run -s bench:core -- --smoke    (seconds: batch 8 ops, K 512, a batch-16 step, cpu at batch 16)
+// Writes docs/results/bench-core.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
+import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
 import { backendFromEnv, encoderSpec, initBackend, PRESETS, Pretrainer } from "@adco/core";
 
 const { values } = parseArgs({
@@ -14,9 +17,16 @@ const { values } = parseArgs({
     "step-only": { type: "boolean", default: false },
     steps: { type: "string", default: "6" },
     batch: { type: "string", default: "256" },
+    smoke: { type: "boolean", default: false },
   },
 });
-const repeats = Number(values.repeats);
+const smoke = values.smoke;
+const repeats = smoke ? 1 : Number(values.repeats);
+/** The ops' batch, the contrast products' bank sizes, the full step's batch and the cpu comparison's. */
+const OPS_BATCH = smoke ? 8 : 256;
+const BANK_SIZES = smoke ? [512] : [4096, 65536];
+const STEP_BATCH = smoke ? 16 : 256;
+const CPU_BATCH = smoke ? 16 : 32;
 const backend = await initBackend(backendFromEnv());
 
 /** Median seconds of fn over repeats runs, after one warm-up. */
@@ -60,12 +70,19 @@ if (values["step-only"]) {
 }
 
 console.log(`backend: ${backend.name} (${backend.detail}); median of ${repeats} runs\n`);
-console.log("| op (batch 256) | shape | GFLOP | ms | GFLOP/s |");
+console.log(`| op (batch ${OPS_BATCH}) | shape | GFLOP | ms | GFLOP/s |`);
 console.log("| --- | --- | --- | --- | --- |");
-const row = (op: string, shape: string, flops: number, seconds: number) =>
+const ops: Record<string, ResultsValue> = {};
+const row = (op: string, shape: string, flops: number, seconds: number) => {
+  ops[`${op} ${shape}`] = {
+    gflop: roundTo(flops / 1e9, 3),
+    ms: roundTo(seconds * 1000, 2),
+    gflopPerSecond: roundTo(flops / seconds / 1e9, 2),
+  };
   console.log(
     `| ${op} | ${shape} | ${(flops / 1e9).toFixed(2)} | ${(seconds * 1000).toFixed(1)} | ${(flops / seconds / 1e9).toFixed(1)} |`,
   );
+};
 
 // Every distinct conv of resnet-mini: forward, filter gradient, input gradient.
 const seen = new Set<string>();
@@ -80,12 +97,12 @@ for (const node of encoderSpec("resnet-mini").nodes) {
   const key = `${h}x${h}x${cin} k${node.size} s${node.stride} -> ${node.filters}`;
   if (seen.has(key)) continue;
   seen.add(key);
-  const x = tf.randomNormal([256, h, h, cin]) as tf.Tensor4D;
+  const x = tf.randomNormal([OPS_BATCH, h, h, cin]) as tf.Tensor4D;
   const w = tf.randomNormal([node.size, node.size, cin, node.filters]) as tf.Tensor4D;
   const y = tf.conv2d(x, w, node.stride, "same");
   const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
   const flops = 2 * y.size * node.size * node.size * cin;
-  const attrs = { strides: node.stride, pad: "same", dataFormat: "NHWC", dimRoundingMode: undefined };
+  const attrs = { strides: node.stride, pad: "same", dataFormat: "NHWC" };
   row(
     "conv forward",
     key,
@@ -124,55 +141,90 @@ for (const node of encoderSpec("resnet-mini").nodes) {
 }
 
 // The contrast products of an AdCo step, N 256, D 128, as laid out in adco.ts (all plain A.B).
-for (const k of [4096, 65536]) {
-  const q = tf.randomNormal([256, 128]) as tf.Tensor2D;
+const N = OPS_BATCH;
+for (const k of BANK_SIZES) {
+  const q = tf.randomNormal([N, 128]) as tf.Tensor2D;
   const bank = tf.randomNormal([128, k]) as tf.Tensor2D;
   const bankT = tf.transpose(bank);
-  const probs = tf.randomUniform([256, k]) as tf.Tensor2D;
+  const probs = tf.randomUniform([N, k]) as tf.Tensor2D;
   const qT = tf.transpose(q);
-  const flops = 2 * 256 * 128 * k;
+  const flops = 2 * N * 128 * k;
   row(
     "q . d (logits)",
-    `256x128 . 128x${k}`,
+    `${N}x128 . 128x${k}`,
     flops,
     time(() => tf.matMul(q, bank)),
   );
   row(
     "P . dT (dLoss/dq)",
-    `256x${k} . ${k}x128`,
+    `${N}x${k} . ${k}x128`,
     flops,
     time(() => tf.matMul(probs, bankT)),
   );
   row(
     "qT . P (bank gradient)",
-    `128x256 . 256x${k}`,
+    `128x${N} . ${N}x${k}`,
     flops,
     time(() => tf.matMul(qT, probs)),
   );
   tf.dispose([q, bank, bankT, probs, qT]);
 }
 
-const step = stepImagesPerSecond(Number(values.steps), 256);
+const stepCount = smoke ? 2 : Number(values.steps);
+const negatives = PRESETS["fashion-mnist"].negatives;
+const step = stepImagesPerSecond(stepCount, STEP_BATCH);
 console.log(
-  `\nfull AdCo step, resnet-mini 28x28x1, batch 256, K 4096 (${backend.name}): ${step.imagesPerSecond.toFixed(1)} images/s (median of ${step.seconds.length - 1} steps after a warm-up)`,
+  `\nfull AdCo step, resnet-mini 28x28x1, batch ${STEP_BATCH}, K ${negatives} (${backend.name}): ${step.imagesPerSecond.toFixed(1)} images/s (median of ${step.seconds.length - 1} steps after a warm-up)`,
 );
-console.log(`peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+console.log(`peak RSS: ${peakRssMiB.toFixed(0)} MiB`);
+const results: Record<string, ResultsValue> = {
+  repeats,
+  ops,
+  step: {
+    arch: "resnet-mini",
+    input: "28x28x1",
+    batch: STEP_BATCH,
+    negatives,
+    stepsAfterWarmup: step.seconds.length - 1,
+    imagesPerSecond: roundTo(step.imagesPerSecond, 1),
+  },
+  peakRssMiB: roundTo(peakRssMiB, 0),
+};
 
-// The cpu backend needs minutes per batch-256 step, so the comparison runs both at batch 32.
+// The cpu backend needs minutes per batch-256 step, so the comparison runs both at batch 32. A smoke
+// run's child uses the active backend (the cpu one needs ~90 s for even a batch-16 step): the same
+// child process and parsing, not a cpu measurement.
 if (!values["no-cpu"] && backend.name !== "cpu") {
-  const small = stepImagesPerSecond(4, 32);
+  const small = stepImagesPerSecond(smoke ? 2 : 4, CPU_BATCH);
+  const against = smoke ? backend.name : "cpu";
   const child = spawnSync(
     process.execPath,
-    [...process.execArgv, process.argv[1]!, "--step-only", "--steps", "2", "--batch", "32"],
-    { env: { ...process.env, ADCO_BACKEND: "cpu" }, encoding: "utf8" },
+    [...process.execArgv, process.argv[1]!, "--step-only", "--steps", "2", "--batch", String(CPU_BATCH)],
+    { env: { ...process.env, ADCO_BACKEND: against }, encoding: "utf8" },
   );
   const line = child.stdout.trim().split("\n").pop() ?? "";
   try {
     const cpu = JSON.parse(line) as { imagesPerSecond: number };
+    results.cpuComparison = {
+      batch: CPU_BATCH,
+      imagesPerSecond: roundTo(small.imagesPerSecond, 1),
+      cpuImagesPerSecond: roundTo(cpu.imagesPerSecond, 2),
+      speedup: roundTo(small.imagesPerSecond / cpu.imagesPerSecond, 1),
+    };
     console.log(
-      `batch 32: ${backend.name} ${small.imagesPerSecond.toFixed(1)} images/s, cpu ${cpu.imagesPerSecond.toFixed(2)} images/s -> ${backend.name} is ${(small.imagesPerSecond / cpu.imagesPerSecond).toFixed(1)}x faster`,
+      `batch ${CPU_BATCH}: ${backend.name} ${small.imagesPerSecond.toFixed(1)} images/s, ${against} ${cpu.imagesPerSecond.toFixed(2)} images/s -> ${backend.name} is ${(small.imagesPerSecond / cpu.imagesPerSecond).toFixed(1)}x faster`,
     );
   } catch {
-    console.log(`cpu backend run failed: ${child.stderr.slice(-500)}`);
+    console.log(`${against} backend run failed: ${child.stderr.slice(-500)}`);
+    process.exitCode = 1;
   }
 }
+const file = writeResults({
+  name: "bench-core",
+  command: npmCommand("bench:core"),
+  smoke,
+  backend: backend.name,
+  results,
+});
+console.log(`results: ${file}`);

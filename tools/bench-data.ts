@@ -1,15 +1,15 @@
 // Benchmarks of the data plane. Measures, never asserts.
-//   npm run -s bench:data [-- --jpegs 200 --seconds 20]
+//   npm run -s bench:data [-- --jpegs 200 --seconds 15 --workers 3]
+//   npm run -s bench:data -- --smoke    (seconds: 4 JPEGs, 0.3 s a part, batches of 4, 1 worker)
+// Writes docs/results/bench-data.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 // 1. augmented images/s on one core: 28x28 grayscale, and 224x224 JPEG split into decode / augment /
 //    encode (protobuf of the batch);
 // 2. MB/s of ViewBatch messages over gRPC on loopback against a raw TCP copy of the same bytes;
 // 3. images/s one consumer receives from 1, 2 and 3 data-worker processes (JPEG two-view, 224).
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import sharp from "sharp";
@@ -23,21 +23,32 @@ import {
   ViewRandom,
   viewSeed,
 } from "@adco/augment";
-import { importDataset } from "@adco/cli";
+import { importDataset, npmCommand, roundTo, writeResults } from "@adco/cli";
 import { ViewFeeder } from "@adco/dataplane";
 import { BUNDLED_FASHION_MNIST, readFashionMnist } from "@adco/datasets";
 import { encodeTensor } from "@adco/proto";
 import { DataWorkerService, Pipeline, ViewsResponse } from "@adco/proto/data_worker";
-import { channelOptions } from "@adco/service-kit";
+import { channelOptions, launchService, type LaunchedService } from "@adco/service-kit";
 import { ObjectStore, readManifest } from "@adco/storage";
+import type { ResultsValue } from "@adco/cli";
 import { startS3Server } from "@adco/storage/testing";
 
 const { values } = parseArgs({
-  options: { jpegs: { type: "string", default: "200" }, seconds: { type: "string", default: "15" } },
+  options: {
+    jpegs: { type: "string", default: "200" },
+    seconds: { type: "string", default: "15" },
+    workers: { type: "string", default: "3" },
+    smoke: { type: "boolean", default: false },
+  },
 });
-const jpegCount = Number(values.jpegs);
-const seconds = Number(values.seconds);
-const ROOT = join(import.meta.dirname, "..");
+const smoke = values.smoke;
+const jpegCount = smoke ? 4 : Number(values.jpegs);
+const seconds = smoke ? 0.3 : Number(values.seconds);
+const maxWorkers = smoke ? 1 : Number(values.workers);
+/** Images per encoded ViewBatch (part 1b) and batches sent over loopback (part 2). */
+const encodeBatch = smoke ? 4 : 64;
+const loopbackBatches = smoke ? 4 : 40;
+const results: Record<string, ResultsValue> = {};
 
 function rate(n: number, ms: number): string {
   return ((n * 1000) / ms).toFixed(0);
@@ -92,7 +103,9 @@ console.log(
       }
     }
   }
-  console.log(`28x28 grayscale, two views: ${rate(n, performance.now() - t0)} images/s per core`);
+  const perSecond = (n * 1000) / (performance.now() - t0);
+  results.gray28TwoViews = { imagesPerSecondPerCore: roundTo(perSecond, 0) };
+  console.log(`28x28 grayscale, two views: ${perSecond.toFixed(0)} images/s per core`);
 }
 
 // 1b. 224x224 JPEG: decode, augment (two views), encode (ViewBatch protobuf of 64 images).
@@ -123,17 +136,18 @@ const jpegs = await makeJpegs(jpegCount);
       );
     augmentMs += performance.now() - t;
     n++;
-    if (batch[0]!.length === 64) {
+    if (batch[0]!.length === encodeBatch) {
       t = performance.now();
       ViewsResponse.encode({
         batch: {
           leaseId: "l",
           epoch: 0,
           shard: 0,
-          sampleIds: Array.from({ length: 64 }, (_, i) => i),
-          labels: new Array(64).fill(0),
-          views: batch.map((views) => encodeTensor(Buffer.concat(views), [64, 224, 224, 3])),
+          sampleIds: Array.from({ length: encodeBatch }, (_, i) => i),
+          labels: new Array<number>(encodeBatch).fill(0),
+          views: batch.map((views) => encodeTensor(Buffer.concat(views), [encodeBatch, 224, 224, 3])),
           firstPosition: 0,
+          records: Array.from({ length: encodeBatch }, (_, i) => i),
         },
       }).finish();
       encodeMs += performance.now() - t;
@@ -142,6 +156,15 @@ const jpegs = await makeJpegs(jpegCount);
     }
   }
   const total = decodeMs + augmentMs + encodeMs;
+  results.jpeg224TwoViews = {
+    imagesPerSecondPerCore: roundTo((n * 1000) / total, 0),
+    decodeMsPerImage: roundTo(decodeMs / n, 2),
+    augmentMsPerImage: roundTo(augmentMs / n, 2),
+    encodeMsPerImage: roundTo(encodeMs / n, 2),
+    decodePercent: roundTo((100 * decodeMs) / total, 0),
+    augmentPercent: roundTo((100 * augmentMs) / total, 0),
+    encodePercent: roundTo((100 * encodeMs) / total, 0),
+  };
   console.log(
     `224x224 JPEG, two views: ${rate(n, total)} images/s per core; per image decode ${(decodeMs / n).toFixed(2)} ms ` +
       `(${((100 * decodeMs) / total).toFixed(0)}%), augment ${(augmentMs / n).toFixed(2)} ms (${((100 * augmentMs) / total).toFixed(0)}%), ` +
@@ -149,14 +172,25 @@ const jpegs = await makeJpegs(jpegCount);
   );
 }
 
-// 2. gRPC streaming vs raw TCP on loopback, the same bytes: 64 two-view 224x224x3 batches (19 MB).
+// 2. gRPC streaming vs raw TCP on loopback, the same bytes: two-view 224x224x3 batches of 64 (19 MB).
 {
-  const views = [0, 1].map(() => encodeTensor(new Uint8Array(64 * 224 * 224 * 3).fill(7), [64, 224, 224, 3]));
+  const views = [0, 1].map(() =>
+    encodeTensor(new Uint8Array(encodeBatch * 224 * 224 * 3).fill(7), [encodeBatch, 224, 224, 3]),
+  );
   const message: ViewsResponse = {
-    batch: { leaseId: "l", epoch: 0, shard: 0, sampleIds: [], labels: [], views, firstPosition: 0 },
+    batch: {
+      leaseId: "l",
+      epoch: 0,
+      shard: 0,
+      sampleIds: [],
+      labels: [],
+      views,
+      firstPosition: 0,
+      records: [],
+    },
   };
   const messageBytes = ViewsResponse.encode(message).finish().byteLength;
-  const count = 40;
+  const count = loopbackBatches;
   const server = new grpc.Server(channelOptions());
   server.addService(DataWorkerService as unknown as grpc.ServiceDefinition, {
     streamViews: (call: grpc.ServerDuplexStream<unknown, ViewsResponse>) => {
@@ -219,6 +253,14 @@ const jpegs = await makeJpegs(jpegCount);
   const tcpMs = performance.now() - t1;
   tcp.close();
   const mb = (messageBytes * count) / 1e6;
+  results.loopback = {
+    batchMB: roundTo(messageBytes / 1e6, 1),
+    batches: count,
+    grpcMBPerSecond: roundTo(mb / (grpcMs / 1000), 0),
+    grpcBatchesPerSecond: roundTo((count * 1000) / grpcMs, 1),
+    tcpMBPerSecond: roundTo(mb / (tcpMs / 1000), 0),
+    grpcPercentOfTcp: roundTo((100 * tcpMs) / grpcMs, 0),
+  };
   console.log(
     `loopback, ${count} batches of ${(messageBytes / 1e6).toFixed(1)} MB (one process): gRPC ${(mb / (grpcMs / 1000)).toFixed(0)} MB/s ` +
       `(${((count * 1000) / grpcMs).toFixed(1)} batches/s), raw TCP ${(mb / (tcpMs / 1000)).toFixed(0)} MB/s -> gRPC at ${((100 * tcpMs) / grpcMs).toFixed(0)}% of TCP`,
@@ -244,32 +286,23 @@ const jpegs = await makeJpegs(jpegCount);
   const counts = (await readManifest(store, "adco-datasets", "bench")).splits.train!.shards.map(
     (s) => s.records,
   );
-  const workers: { address: string; kill: () => void }[] = [];
+  const workers: LaunchedService[] = [];
   const startWorker = async () => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=development", "--import", "tsx", join(ROOT, "services/data-worker/src/main.ts")],
-      {
+    workers.push(
+      await launchService("data-worker", {
         env: {
-          ...process.env,
-          ADCO_GRPC_PORT: "0",
-          ADCO_METRICS_PORT: "0",
           ADCO_S3_ENDPOINT: s3.settings.endpoint,
           ADCO_S3_ACCESS_KEY: s3.settings.accessKey,
           ADCO_S3_SECRET_KEY: s3.settings.secretKey,
         },
-        stdio: ["ignore", "pipe", "inherit"],
-      },
+        inheritEnv: ["ADCO_BACKEND"],
+        echoStderr: true,
+        keepLogs: false,
+      }),
     );
-    const port = await new Promise<number>((resolve) => {
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        const m = /"grpcPort":(\d+)/.exec(line);
-        if (m) resolve(Number(m[1]));
-      });
-    });
-    workers.push({ address: `127.0.0.1:${port}`, kill: () => child.kill("SIGKILL") });
   };
-  for (let k = 1; k <= 3; k++) {
+  const byWorkers: Record<string, { imagesPerSecond: number }> = {};
+  for (let k = 1; k <= maxWorkers; k++) {
     await startWorker();
     let epoch = 0;
     let images = 0;
@@ -284,14 +317,25 @@ const jpegs = await makeJpegs(jpegCount);
         epoch: epoch++,
         leaseRecords: 32,
       });
-      for (const w of workers) feeder.addWorker(w.address);
+      for (const w of workers) feeder.addWorker(w.grpcAddress);
       for await (const { batch } of feeder.batches()) images += batch.sampleIds.length;
     }
+    const perSecond = (images * 1000) / (performance.now() - t0);
+    byWorkers[String(k)] = { imagesPerSecond: roundTo(perSecond, 0) };
     console.log(
-      `${k} worker process(es) -> one consumer: ${rate(images, performance.now() - t0)} images/s (JPEG, two 224 views)`,
+      `${k} worker process(es) -> one consumer: ${perSecond.toFixed(0)} images/s (JPEG, two 224 views)`,
     );
   }
-  for (const w of workers) w.kill();
+  results.workersToOneConsumer = byWorkers;
+  await Promise.all(workers.map((w) => w.stop("SIGKILL")));
   await s3.stop();
 }
+
+const file = writeResults({
+  name: "bench-data",
+  command: npmCommand("bench:data"),
+  smoke,
+  results: { jpegs: jpegCount, secondsPerPart: seconds, encodeBatch, ...results },
+});
+console.log(`results: ${file}`);
 process.exit(0);

@@ -1,0 +1,151 @@
+// Every bench and experiment in its smoke mode (--smoke: seconds, tiny sizes, the same code path), as
+// a user runs it (`npm run -s <script> -- --smoke`), so a change that breaks one fails here rather
+// than on the day someone measures. Each must exit 0, print its result lines and write a results
+// file of the documented shape (libs/cli/src/results.ts) to ADCO_RESULTS_DIR, never docs/results.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { RESULTS_DIRECTORY, writeResults, type ResultsFile } from "@adco/cli";
+import { ROOT } from "./lib/service-process.js";
+
+const resultsDir = mkdtempSync(join(tmpdir(), "adco-bench-smoke-"));
+after(() => rmSync(resultsDir, { recursive: true, force: true }));
+
+function npmRun(script: string, args: string[], env: Record<string, string> = {}) {
+  const t0 = performance.now();
+  const run = spawnSync("npm", ["run", "-s", script, "--", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, ADCO_RESULTS_DIR: resultsDir, ...env },
+    timeout: 180_000,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const detail = `${script} ${args.join(" ")} (${seconds.toFixed(1)} s, status ${run.status} ${run.signal ?? ""}):\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-4000)}`;
+  return { ...run, detail };
+}
+
+/** Every leaf of the results is a finite number, a string, a boolean or null. */
+function leaves(value: unknown, path: string): void {
+  if (typeof value === "number") assert.ok(Number.isFinite(value), `${path} = ${value}`);
+  else if (Array.isArray(value)) value.forEach((v, i) => leaves(v, `${path}[${i}]`));
+  else if (value !== null && typeof value === "object")
+    for (const [k, v] of Object.entries(value)) leaves(v, `${path}.${k}`);
+  else assert.ok(["string", "boolean"].includes(typeof value) || value === null, `${path}: ${typeof value}`);
+}
+
+function resultsOf(name: string, script: string, backend: boolean): ResultsFile["results"] {
+  const path = join(resultsDir, `${name}.json`);
+  assert.ok(existsSync(path), `${script} wrote no ${path}`);
+  const file = JSON.parse(readFileSync(path, "utf8")) as ResultsFile;
+  assert.deepEqual(Object.keys(file), ["command", "commit", "date", "machine", "results"]);
+  assert.equal(file.command, `npm run -s ${script} -- --smoke`);
+  assert.match(file.commit, /^([0-9a-f]{40}(-dirty)?|unknown)$/);
+  assert.equal(new Date(file.date).toISOString(), file.date);
+  assert.equal(typeof file.machine.cpu, "string");
+  assert.ok(Number.isInteger(file.machine.cores) && file.machine.cores > 0);
+  assert.equal(file.machine.node, process.version);
+  if (backend) assert.match(file.machine.backend ?? "", /^(tensorflow|wasm|cpu)$/);
+  leaves(file.results, "results");
+  return file.results;
+}
+
+/** docs/results/<name>.json's modification time, to check a smoke run left it alone. */
+const mtime = (name: string) => {
+  const path = join(RESULTS_DIRECTORY, `${name}.json`);
+  return existsSync(path) ? statSync(path).mtimeMs : undefined;
+};
+
+describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
+  it("bench:bank steps a bank of 1 and 2 shard processes over gRPC", { timeout: 180_000 }, () => {
+    const before = mtime("bench-bank");
+    const run = npmRun("bench:bank", ["--smoke"]);
+    assert.equal(run.status, 0, run.detail);
+    assert.match(run.stdout, /^1 shard : +\d+ ms per step \(median\)/m, run.detail);
+    assert.match(run.stdout, /^2 shards: +\d+ ms per step \(median\)/m, run.detail);
+    const results = resultsOf("bench-bank", "bench:bank", true) as {
+      shards: Record<string, { msPerStep: number; coordinatorMsPerStep: number }>;
+    };
+    assert.deepEqual(Object.keys(results.shards), ["1", "2"]);
+    assert.ok(results.shards["2"]!.msPerStep > 0);
+    assert.equal(mtime("bench-bank"), before);
+  });
+
+  it("bench:data augments, encodes, streams and feeds from a worker process", { timeout: 180_000 }, () => {
+    const run = npmRun("bench:data", ["--smoke"]);
+    assert.equal(run.status, 0, run.detail);
+    for (const line of [
+      /^28x28 grayscale, two views: \d+ images\/s per core$/m,
+      /^224x224 JPEG, two views: \d+ images\/s per core; per image decode [\d.]+ ms/m,
+      /^loopback, 4 batches of [\d.]+ MB \(one process\): gRPC \d+ MB\/s/m,
+      /^1 worker process\(es\) -> one consumer: \d+ images\/s/m,
+    ])
+      assert.match(run.stdout, line, run.detail);
+    const results = resultsOf("bench-data", "bench:data", false) as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(results.workersToOneConsumer!), ["1"]);
+    assert.ok((results.jpeg224TwoViews!.encodeMsPerImage as number) > 0, "the ViewBatch encode ran");
+  });
+
+  it("bench:core times the ops, a step, and a step in a child process", { timeout: 180_000 }, () => {
+    const run = npmRun("bench:core", ["--smoke"]);
+    assert.equal(run.status, 0, run.detail);
+    assert.match(run.stdout, /^\| conv forward \| 28x28x1 k3 s1 -> 16 \|/m, run.detail);
+    assert.match(run.stdout, /^\| q \. d \(logits\) \| 8x128 \. 128x512 \|/m, run.detail);
+    assert.match(
+      run.stdout,
+      /^full AdCo step, resnet-mini 28x28x1, batch 16, K \d+ \(\w+\): [\d.]+ images\/s/m,
+    );
+    assert.match(run.stdout, /^batch 16: \w+ [\d.]+ images\/s, \w+ [\d.]+ images\/s/m, run.detail);
+    const results = resultsOf("bench-core", "bench:core", true) as Record<string, unknown>;
+    assert.ok(Object.keys(results.ops as object).length > 10);
+    assert.ok("cpuComparison" in results);
+  });
+
+  it("experiment:fashion-mnist pre-trains AdCo and MoCo v2 and scores kNN", { timeout: 180_000 }, () => {
+    const run = npmRun("experiment:fashion-mnist", ["--smoke"]);
+    assert.equal(run.status, 0, run.detail);
+    assert.match(run.stdout, /^adco: kNN [\d.]+% at random init -> [\d.]+%$/m, run.detail);
+    assert.match(run.stdout, /^moco: kNN [\d.]+% at random init -> [\d.]+%$/m, run.detail);
+    assert.match(run.stdout, /^\| AdCo \| 2 \+ 2 \|/m, run.detail);
+    const results = resultsOf("experiment-fashion-mnist", "experiment:fashion-mnist", true) as {
+      methods: Record<string, { knnTop1Trained: number }>;
+    };
+    assert.deepEqual(Object.keys(results.methods), ["adco", "moco"]);
+    for (const m of Object.values(results.methods)) assert.ok(m.knnTop1Trained >= 0 && m.knnTop1Trained <= 1);
+  });
+
+  it(
+    "golden:make writes a case that conformance passes, with the bundled cases",
+    { timeout: 120_000 },
+    () => {
+      const made = npmRun("golden:make", ["--n", "4", "--dim", "8", "--size", "16", "--seed", "3"]);
+      assert.equal(made.status, 0, made.detail);
+      const file = join(resultsDir, "case.json");
+      writeFileSync(file, made.stdout);
+      const golden = join(ROOT, "libs/core/fixtures/golden");
+      const cases = ["case-small.json", "case-aligned.json", "case-paper-temps.json"].map((f) =>
+        join(golden, f),
+      );
+      const run = npmRun("conformance", [file, ...cases]);
+      assert.equal(run.status, 0, run.detail);
+      assert.match(run.stdout, /^[1-9]\d* passed, 0 failed$/m, run.detail);
+    },
+  );
+});
+
+describe("results files", () => {
+  it("a smoke run without ADCO_RESULTS_DIR writes to a temporary directory, not docs/results", () => {
+    const saved = process.env.ADCO_RESULTS_DIR;
+    delete process.env.ADCO_RESULTS_DIR;
+    try {
+      const path = writeResults({ name: "smoke-check", command: "x", smoke: true, results: { a: 1 } });
+      assert.ok(!path.startsWith(RESULTS_DIRECTORY), path);
+      assert.ok(path.startsWith(tmpdir()), path);
+      rmSync(path);
+    } finally {
+      if (saved !== undefined) process.env.ADCO_RESULTS_DIR = saved;
+    }
+  });
+});
