@@ -2,6 +2,7 @@
 // `npm start`: the whole system on loopback, one AdCo pre-training on the bundled Fashion-MNIST
 // subset, evaluated against the same encoder with random weights. Prints a short report.
 //   ADCO_DEMO_EPOCHS (default 4) shortens or lengthens the run; ADCO_DEMO_DIR keeps its files.
+// Writes its numbers to docs/results/start.json (ADCO_RESULTS_DIR to put it elsewhere; see results.ts).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { RunConfig, RunState } from "@adco/proto/trainer";
 import { unaryCall } from "@adco/service-kit";
 import { ObjectStore } from "@adco/storage";
 import { importDataset } from "./import.js";
+import { roundTo, writeResults } from "./results.js";
 import { evaluate, evaluatorAt, formatAccuracy, formatPerClass, trainerAt, watchRun } from "./runs.js";
 import { startLocalSystem } from "./system.js";
 
@@ -94,6 +96,42 @@ Report
                    (on disk under ${directory}/s3)
   logs             ${system.logDirectory}
   total time       ${elapsed()}`);
+  const top1 = (a?: { top1: number }) => (a ? roundTo(a.top1, 4) : null);
+  const results = writeResults({
+    name: "start",
+    command: process.env.ADCO_DEMO_EPOCHS ? `ADCO_DEMO_EPOCHS=${epochs} npm start` : "npm start",
+    backend: system.services.trainer.startLogs.find((l) => l.msg === "tfjs backend")?.backend as
+      string | undefined,
+    results: {
+      dataset: "fashion-mnist-small",
+      trainImages: 6000,
+      testImages: 1000,
+      epochs,
+      steps: summary.run.step,
+      batch: run.config?.batchSize ?? null,
+      negatives: run.config?.bankSize ?? null,
+      pretraining: {
+        imagesPerSecond: roundTo(summary.imagesPerSecond, 0),
+        computeMsPerStep: roundTo(summary.computeMs, 0),
+        bankCallMsPerStep: roundTo(summary.bankCallMs, 0),
+        dataWaitPercent: roundTo(100 * summary.dataWaitFraction, 0),
+      },
+      // Top-1 accuracies as fractions of the 1,000 test images.
+      randomInit: { knnTop1: top1(baseline.knn), linearTop1: top1(baseline.linear) },
+      adco: {
+        knnTop1: top1(trained.knn),
+        linearTop1: top1(trained.linear),
+        linearTop1PerClass: Object.fromEntries(
+          (trained.linear?.perClassTop1 ?? []).map((v, i) => [
+            trained.classNames[i] ?? String(i),
+            roundTo(v, 4),
+          ]),
+        ),
+      },
+      totalSeconds: roundTo((performance.now() - started) / 1000, 0),
+    },
+  });
+  console.log(`  results          ${results}`);
   if (!trained.knn || !baseline.knn || trained.knn.top1 <= baseline.knn.top1) {
     console.log("AdCo did not beat random init on kNN: see the logs");
     code = 1;
