@@ -9,7 +9,6 @@ import { AdversaryNegatives, QueueNegatives } from "./methods.js";
 import {
   bnGroupsFor,
   checkPretrainConfig,
-  cosineLr,
   PAPER_CONFIG,
   Pretrainer,
   type PretrainConfig,
@@ -278,11 +277,5 @@ describe("pretrainer", () => {
     }
     original.dispose();
     restored.dispose();
-  });
-
-  it("cosine schedule goes from lr to finalLr", () => {
-    assert.equal(cosineLr({ lr: 0.03, finalLr: 0.0006 }, 0, 100), 0.03);
-    assert.ok(Math.abs(cosineLr({ lr: 0.03, finalLr: 0.0006 }, 100, 100) - 0.0006) < 1e-12);
-    assert.ok(Math.abs(cosineLr({ lr: 0.03, finalLr: 0.0006 }, 50, 100) - 0.0153) < 1e-12);
   });
 });

@@ -81,9 +81,6 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   checkPositive(c.mocoTemperature, "mocoTemperature");
 }
 
-// The learning-rate schedule lives in schedule.ts; re-exported for the importers of this module.
-export { cosineLr } from "./schedule.js";
-
 export interface StepStats extends ContrastStats {
   readonly lr: number;
 }
