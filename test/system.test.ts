@@ -213,7 +213,7 @@ describe("the system on loopback", () => {
     const trained = await evaluate(ev, request({ checkpoint: final.latestCheckpoint, writeResults: true }));
     const random = await evaluate(
       ev,
-      request({ randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_SMALL, seed: 0 } }),
+      request({ randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 0 } }),
     );
     assert.ok(
       trained.knn!.top1 > random.knn!.top1,
@@ -247,7 +247,7 @@ describe("the system on loopback", () => {
       evaluate(
         ev,
         request({
-          randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_SMALL, seed: 0 },
+          randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 0 },
           test: { bucket: "adco-datasets", name: "nope:test" },
         }),
       ),

@@ -55,7 +55,7 @@ try {
     });
   const baseline = await evaluate(
     evaluator,
-    evalOf({ randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_SMALL, seed: 0 } }),
+    evalOf({ randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 0 } }),
   );
   console.log(`[${elapsed()}] random-init encoder evaluated`);
 

@@ -10,7 +10,7 @@ const invalid = (pattern: RegExp) => (e: unknown) =>
   e instanceof RpcError && e.code === status.INVALID_ARGUMENT && pattern.test(e.message);
 const request = (patch: Partial<EvaluateRequest> = {}) =>
   EvaluateRequest.fromPartial({
-    randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_SMALL, seed: 1 },
+    randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 1 },
     train: { bucket: "adco-datasets", name: "fmnist/train" },
     test: { bucket: "adco-datasets", name: "fmnist/test" },
     knn: { enabled: true, k: 200, temperature: 0.1 },

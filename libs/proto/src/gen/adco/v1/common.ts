@@ -108,8 +108,8 @@ export function bankKindToJSON(object: BankKind): string {
 export enum EncoderArch {
   /** ENCODER_ARCH_UNSPECIFIED - Not set: the preset decides. */
   ENCODER_ARCH_UNSPECIFIED = 0,
-  /** ENCODER_ARCH_RESNET_SMALL - Small ResNet for 28x28 grayscale images (the CPU default). */
-  ENCODER_ARCH_RESNET_SMALL = 1,
+  /** ENCODER_ARCH_RESNET_MINI - resnet-mini: a small ResNet for 28x28 grayscale images (the CPU default). */
+  ENCODER_ARCH_RESNET_MINI = 1,
   /** ENCODER_ARCH_RESNET18_CIFAR - ResNet-18 with the CIFAR stem (3x3 convolution, no max-pool), for 32x32 images. */
   ENCODER_ARCH_RESNET18_CIFAR = 2,
   /** ENCODER_ARCH_RESNET50 - ResNet-50, the paper's ImageNet encoder. */
@@ -123,8 +123,8 @@ export function encoderArchFromJSON(object: any): EncoderArch {
     case "ENCODER_ARCH_UNSPECIFIED":
       return EncoderArch.ENCODER_ARCH_UNSPECIFIED;
     case 1:
-    case "ENCODER_ARCH_RESNET_SMALL":
-      return EncoderArch.ENCODER_ARCH_RESNET_SMALL;
+    case "ENCODER_ARCH_RESNET_MINI":
+      return EncoderArch.ENCODER_ARCH_RESNET_MINI;
     case 2:
     case "ENCODER_ARCH_RESNET18_CIFAR":
       return EncoderArch.ENCODER_ARCH_RESNET18_CIFAR;
@@ -142,8 +142,8 @@ export function encoderArchToJSON(object: EncoderArch): string {
   switch (object) {
     case EncoderArch.ENCODER_ARCH_UNSPECIFIED:
       return "ENCODER_ARCH_UNSPECIFIED";
-    case EncoderArch.ENCODER_ARCH_RESNET_SMALL:
-      return "ENCODER_ARCH_RESNET_SMALL";
+    case EncoderArch.ENCODER_ARCH_RESNET_MINI:
+      return "ENCODER_ARCH_RESNET_MINI";
     case EncoderArch.ENCODER_ARCH_RESNET18_CIFAR:
       return "ENCODER_ARCH_RESNET18_CIFAR";
     case EncoderArch.ENCODER_ARCH_RESNET50:
