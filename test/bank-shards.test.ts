@@ -124,12 +124,12 @@ function assertSameAnswer(sharded: StepResponse, single: StepResponse) {
   );
   const [a, b] = [sharded.stats!, single.stats!];
   assert.equal(a.contrastAccuracy, b.contrastAccuracy, `${what} accuracy`);
-  assert.equal(a.filledRows, b.filledRows, `${what} filled rows`);
+  assert.equal(a.filledAdversaries, b.filledAdversaries, `${what} filled rows`);
   for (const key of [
     "adversaryProbability",
     "meanAdversarySimilarity",
     "maxAdversarySimilarity",
-    "meanRowNorm",
+    "meanAdversaryNorm",
     "meanPositiveSimilarity",
   ] as const) {
     assert.ok(
@@ -163,7 +163,7 @@ describe("sharded adversary bank on loopback", () => {
     const single = await exchange(coordinator, steps("single", 1, 12));
     const sharded = await exchange(coordinator, steps("sharded", 1, 12));
     sharded.forEach((answer, i) => assertSameAnswer(answer, single[i]!));
-    assert.equal(sharded[FILL_STEPS - 1]!.stats!.filledRows, SIZE);
+    assert.equal(sharded[FILL_STEPS - 1]!.stats!.filledAdversaries, SIZE);
     const [replayed] = await exchange(coordinator, [stepRequest("sharded", 12)]);
     assert.equal(replayed!.replayed, true);
     assert.equal(replayed!.loss, sharded[11]!.loss);
@@ -219,7 +219,7 @@ describe("sharded adversary bank on loopback", () => {
       manifest: snapshot,
     });
     assert.equal(info.step, 12);
-    assert.equal(info.filledRows, SIZE);
+    assert.equal(info.filledAdversaries, SIZE);
     const [again] = await exchange(coordinator, [stepRequest("sharded", 12)]);
     assert.equal(again!.replayed, true, "the last answer survives the restore");
     const [next] = await exchange(coordinator, [stepRequest("sharded", 13)]);

@@ -135,7 +135,7 @@ describe("adversary-bank service", () => {
     assert.equal(answers[1]!.replayed, true);
     assert.equal(answers[1]!.loss, answers[0]!.loss);
     assert.ok(Math.abs(answers[2]!.loss - second.loss) < 1e-5, "step 2 sees the bank updated exactly once");
-    assert.ok(answers[2]!.stats!.meanRowNorm > 0);
+    assert.ok(answers[2]!.stats!.meanAdversaryNorm > 0);
 
     const { error: outOfOrder } = await exchange([request(5, 5)]);
     assert.equal(outOfOrder?.code, grpc.status.FAILED_PRECONDITION);

@@ -82,7 +82,7 @@ describe("AdCo step against golden cases", () => {
 describe("bad input", () => {
   /** One step against a whole bank of D x K adversaries. */
   const step = (q: tf.Tensor2D, k: tf.Tensor2D, dim: number, size: number, hyper = PAPER_HYPERPARAMETERS) => {
-    const slice = { offset: 0, columns: size, size };
+    const slice = { offset: 0, count: size, size };
     const shard = new AdversaryShard(dim, slice, PAPER_HYPERPARAMETERS, 1);
     try {
       return stepInProcess(adcoStep([{ query: q, key: k }], [slice], hyper, "mean", true), [shard]);
@@ -121,7 +121,7 @@ describe("bad input", () => {
     throwsNaming(() => step(q, k, 4, 8, { ...h, memoryMomentum: 1 }), "memoryMomentum", /\[0, 1\)/);
   });
   it("refuses a snapshot whose momentum is missing or of another shape", () => {
-    const shard = new AdversaryShard(4, { offset: 0, columns: 8, size: 8 }, PAPER_HYPERPARAMETERS);
+    const shard = new AdversaryShard(4, { offset: 0, count: 8, size: 8 }, PAPER_HYPERPARAMETERS);
     const weights = tf.randomNormal([4, 8]) as tf.Tensor2D;
     throwsNaming(() => shard.restore({ weights, velocity: tf.zeros([8, 4]) }), "shard", /8 x 4/);
     throwsNaming(() => shard.restore({ weights }), "shard", /no momentum/);

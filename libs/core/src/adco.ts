@@ -57,20 +57,20 @@ export interface ContrastStats {
   /** Fraction of queries whose positive scores highest (AdCo: ~0.8-0.9 is healthy, ~0.99 means weak adversaries). */
   readonly accuracy: number;
   /** Mean softmax mass on the negatives that are not batch keys (adversaries or queue). */
-  readonly negativeProbability: number;
+  readonly adversaryProbability: number;
   /** Geometry of the first pair against the negatives as the step found them, for people watching a run. */
   readonly similarity: SimilarityStats;
 }
 
 export interface SimilarityStats {
   /** Mean cosine similarity of queries and normalised negatives. */
-  readonly meanNegative: number;
+  readonly meanAdversary: number;
   /** Mean over queries of the largest cosine similarity to any negative. */
-  readonly maxNegative: number;
+  readonly maxAdversary: number;
   /** Mean cosine similarity of each query to its positive key. */
   readonly meanPositive: number;
   /** Mean L2 norm of the raw negatives. */
-  readonly meanNegativeNorm: number;
+  readonly meanAdversaryNorm: number;
 }
 
 export interface ContrastOutcome extends ContrastStats {
@@ -132,10 +132,10 @@ export function* adcoStep(
       return {
         loss: results.reduce((s, r) => s + r.loss * weight, 0),
         accuracy: mean((r) => r.accuracy),
-        negativeProbability: mean((r) => r.negativeProbability),
+        adversaryProbability: mean((r) => r.adversaryProbability),
         similarity: {
           ...results[0]!.similarity,
-          meanNegativeNorm: applied.reduce((s, a) => s + a.normSum, 0) / size,
+          meanAdversaryNorm: applied.reduce((s, a) => s + a.normSum, 0) / size,
         },
         queryGrads: results.map((r) => {
           const scaled = tf.mul(r.queryGrad, weight) as tf.Tensor2D; //       N x D
@@ -306,8 +306,8 @@ interface PairOutcome {
   /** dLoss/dq (N x D), not yet scaled by the pair's weight. */
   readonly queryGrad: tf.Tensor2D;
   readonly accuracy: number;
-  readonly negativeProbability: number;
-  readonly similarity: Omit<SimilarityStats, "meanNegativeNorm">;
+  readonly adversaryProbability: number;
+  readonly similarity: Omit<SimilarityStats, "meanAdversaryNorm">;
 }
 
 /** Loss, dLoss/dq and statistics of one pair from its normaliser and the shards' answers. */
@@ -360,16 +360,16 @@ function pairOutcome(
       ]),
     };
   });
-  const [loss, accuracy, mass, maxNegative, similarityTotal, meanPositive] = values.dataSync();
+  const [loss, accuracy, mass, maxAdversary, similarityTotal, meanPositive] = values.dataSync();
   values.dispose();
   return {
     loss: loss!,
     queryGrad,
     accuracy: accuracy!,
-    negativeProbability: mass!,
+    adversaryProbability: mass!,
     similarity: {
-      meanNegative: similarityTotal! / (batch * size),
-      maxNegative: maxNegative!,
+      meanAdversary: similarityTotal! / (batch * size),
+      maxAdversary: maxAdversary!,
       meanPositive: meanPositive!,
     },
   };

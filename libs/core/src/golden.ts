@@ -83,9 +83,9 @@ export function runGoldenCase(c: GoldenCase, shards = 1): OutputAgreement[] {
   const slices = shardSlices(c.bank.length, shards);
   const bank = slices.map((slice) => new AdversaryShard(dim, slice, h));
   const pair = { query: tf.tensor2d(c.q), key: tf.tensor2d(c.k) };
-  // Golden banks are K x D rows; a shard holds D x columns.
+  // Golden banks are K x D rows; a shard holds D x count.
   const columns = (rows: number[][], s: ShardSlice) =>
-    tf.tidy(() => tf.transpose(tf.tensor2d(rows.slice(s.offset, s.offset + s.columns))) as tf.Tensor2D);
+    tf.tidy(() => tf.transpose(tf.tensor2d(rows.slice(s.offset, s.offset + s.count))) as tf.Tensor2D);
   slices.forEach((s, i) => {
     const state = { weights: columns(c.bank, s), velocity: columns(c.velocity, s) };
     bank[i]!.restore(state);

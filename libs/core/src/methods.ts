@@ -52,7 +52,7 @@ export class AdversaryNegatives implements Negatives {
     seed = 0,
   ) {
     checkPositive(size, "bankSize");
-    this.slice = { offset: 0, columns: size, size };
+    this.slice = { offset: 0, count: size, size };
     this.shard = new AdversaryShard(dim, this.slice, hyper, seed);
   }
 
@@ -102,7 +102,7 @@ export class QueueNegatives implements Negatives {
     const scale = reduction === "mean" ? 1 / pairs.length : 1;
     let loss = 0;
     let accuracy = 0;
-    let negativeProbability = 0;
+    let adversaryProbability = 0;
     const queryGrads = pairs.map(({ query, key }) =>
       tf.tidy(() => {
         this.checkPair(query, key);
@@ -124,7 +124,7 @@ export class QueueNegatives implements Negatives {
         loss += contrast.loss.dataSync()[0]! * scale;
         accuracy +=
           tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), 0), "float32")).dataSync()[0]! / pairs.length;
-        negativeProbability += tf.mean(queueMass).dataSync()[0]! / pairs.length;
+        adversaryProbability += tf.mean(queueMass).dataSync()[0]! / pairs.length;
         return tf.mul(contrast.queryGrad, scale) as tf.Tensor2D;
       }),
     );
@@ -140,7 +140,7 @@ export class QueueNegatives implements Negatives {
       seen.add(key);
       this.write(key, this.pointer);
     }
-    return { loss, accuracy, negativeProbability, similarity, queryGrads };
+    return { loss, accuracy, adversaryProbability, similarity, queryGrads };
   }
 
   private checkPair(query: tf.Tensor2D, key: tf.Tensor2D): void {
@@ -182,9 +182,9 @@ export class QueueNegatives implements Negatives {
 /** SimilarityStats from the cosines (N x K) of queries to the normalised negatives and their norms (1 x K). */
 function similarityStats(cosines: tf.Tensor2D, norms: tf.Tensor2D, pair: ContrastPair): SimilarityStats {
   return tf.tidy(() => ({
-    meanNegative: tf.mean(cosines).dataSync()[0]!,
-    maxNegative: tf.mean(tf.max(cosines, 1)).dataSync()[0]!,
+    meanAdversary: tf.mean(cosines).dataSync()[0]!,
+    maxAdversary: tf.mean(tf.max(cosines, 1)).dataSync()[0]!,
     meanPositive: tf.mean(tf.sum(tf.mul(pair.query, pair.key), 1)).dataSync()[0]!,
-    meanNegativeNorm: tf.mean(norms).dataSync()[0]!,
+    meanAdversaryNorm: tf.mean(norms).dataSync()[0]!,
   }));
 }

@@ -60,12 +60,12 @@ function assertClose(
 function assertSameOutcome(sharded: ContrastOutcome, single: ContrastOutcome, what: string) {
   assertClose([sharded.loss], [single.loss], 1e-6, `${what} loss`);
   assertClose([sharded.accuracy], [single.accuracy], 0, `${what} accuracy`);
-  assertClose([sharded.negativeProbability], [single.negativeProbability], 1e-6, `${what} adversary mass`);
+  assertClose([sharded.adversaryProbability], [single.adversaryProbability], 1e-6, `${what} adversary mass`);
   const s = sharded.similarity;
   const o = single.similarity;
   assertClose(
-    [s.meanNegative, s.maxNegative, s.meanPositive, s.meanNegativeNorm],
-    [o.meanNegative, o.maxNegative, o.meanPositive, o.meanNegativeNorm],
+    [s.meanAdversary, s.maxAdversary, s.meanPositive, s.meanAdversaryNorm],
+    [o.meanAdversary, o.maxAdversary, o.meanPositive, o.meanAdversaryNorm],
     1e-6,
     `${what} similarity statistics`,
   );
@@ -141,16 +141,16 @@ async function compare(shardCount: number, pairCount: number, reduction: PairRed
 }
 
 describe("sharded adversary bank", () => {
-  it("splits K as evenly as it can and refuses more shards than columns", () => {
+  it("splits K as evenly as it can and refuses more shards than adversaries", () => {
     assert.deepEqual(
-      shardSlices(61, 3).map((s) => [s.offset, s.columns]),
+      shardSlices(61, 3).map((s) => [s.offset, s.count]),
       [
         [0, 21],
         [21, 20],
         [41, 20],
       ],
     );
-    assert.throws(() => shardSlices(2, 3), /3 shards for a bank of 2 columns/);
+    assert.throws(() => shardSlices(2, 3), /3 shards for a bank of 2 adversaries/);
   });
 
   it("2 shards equal one bank over training steps of the symmetric loss", () =>

@@ -75,7 +75,7 @@ export interface ShardSlice {
   /** First adversary of the bank that this shard holds. */
   readonly offset: number;
   /** Number of adversaries it holds. */
-  readonly columns: number;
+  readonly count: number;
   /** K, the whole bank's size. */
   readonly size: number;
 }
@@ -83,15 +83,16 @@ export interface ShardSlice {
 /** The slices of a bank of K adversaries over `count` shards: as equal as can be, the first ones larger. */
 export function shardSlices(size: number, count: number): ShardSlice[] {
   checkPositive(count, "shardCount");
-  if (count > size) throw new CoreInputError("shardCount", `${count} shards for a bank of ${size} columns`);
+  if (count > size)
+    throw new CoreInputError("shardCount", `${count} shards for a bank of ${size} adversaries`);
   const base = Math.floor(size / count);
   const larger = size % count;
   const slices: ShardSlice[] = [];
   let offset = 0;
   for (let i = 0; i < count; i++) {
-    const columns = base + (i < larger ? 1 : 0);
-    slices.push({ offset, columns, size });
-    offset += columns;
+    const adversaries = base + (i < larger ? 1 : 0);
+    slices.push({ offset, count: adversaries, size });
+    offset += adversaries;
   }
   return slices;
 }
@@ -112,7 +113,7 @@ export function splitWrite(
   const runs: { shard: number; row: number; column: number; length: number }[] = [];
   for (let r = 0; r < rows; r++) {
     const column = (start + r) % size;
-    const shard = slices.findIndex((s) => column >= s.offset && column < s.offset + s.columns);
+    const shard = slices.findIndex((s) => column >= s.offset && column < s.offset + s.count);
     const last = runs.at(-1);
     if (last && last.shard === shard && last.column + last.length === column - slices[shard]!.offset) {
       last.length++;
@@ -169,9 +170,9 @@ export class AdversaryShard {
     seed = 0,
   ) {
     checkHyperparameters(hyper);
-    checkPositive(slice.columns, "shard columns");
-    this.weights = variableOf(randomUnitColumns(dim, slice.size, seed, slice.offset, slice.columns));
-    this.velocity = variableOf(tf.zeros([dim, slice.columns]));
+    checkPositive(slice.count, "shard adversaries");
+    this.weights = variableOf(randomUnitColumns(dim, slice.size, seed, slice.offset, slice.count));
+    this.velocity = variableOf(tf.zeros([dim, slice.count]));
   }
 
   private checkQueries(queries: readonly tf.Tensor2D[]): void {
@@ -268,10 +269,10 @@ export class AdversaryShard {
 
   private checkWrite(write: ShardWrite): void {
     checkRank2(write.keys, "keys", undefined, this.dim);
-    if (!(write.start >= 0 && write.start < this.slice.columns) || write.keys.shape[0] > this.slice.columns) {
+    if (!(write.start >= 0 && write.start < this.slice.count) || write.keys.shape[0] > this.slice.count) {
       throw new CoreInputError(
         "keys",
-        `${write.keys.shape[0]} rows at column ${write.start} do not fit the shard's ${this.slice.columns} columns`,
+        `${write.keys.shape[0]} keys at adversary ${write.start} do not fit the shard's ${this.slice.count}`,
       );
     }
   }
@@ -287,7 +288,7 @@ export class AdversaryShard {
     this.kept = undefined;
   }
 
-  /** Overwrites R <= columns adversaries of this shard with keys (R x D) from `start`, wrapping at its end. */
+  /** Overwrites R <= count adversaries of this shard with keys (R x D) from `start`, wrapping at its end. */
   write(keys: tf.Tensor2D, start: number): void {
     this.checkWrite({ keys, start });
     this.dropKept();

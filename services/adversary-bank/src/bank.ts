@@ -30,7 +30,7 @@ import { type CheckedStep, checkStep } from "./validate.js";
 /** Everything a snapshot holds besides the creating request. */
 export interface BankState {
   readonly step: number;
-  readonly filledRows: number;
+  readonly filledAdversaries: number;
   readonly last: StepResponse | undefined;
   readonly negatives: NegativesState;
 }
@@ -39,7 +39,7 @@ export interface BankState {
 export class Bank implements RunBank {
   readonly negatives: Negatives;
   private step = 0;
-  private filledRows = 0;
+  private filledAdversaries = 0;
   private last: StepResponse | undefined;
 
   constructor(readonly request: CreateBankRequest) {
@@ -58,7 +58,7 @@ export class Bank implements RunBank {
   }
 
   info(): BankInfo {
-    return bankInfo(this.request, this.step, this.filledRows, 1);
+    return bankInfo(this.request, this.step, this.filledAdversaries, 1);
   }
 
   get appliedStep(): number {
@@ -68,7 +68,7 @@ export class Bank implements RunBank {
   snapshotState(): BankState {
     return {
       step: this.step,
-      filledRows: this.filledRows,
+      filledAdversaries: this.filledAdversaries,
       last: this.last,
       negatives: this.negatives.state(),
     };
@@ -77,7 +77,7 @@ export class Bank implements RunBank {
   async restore(snapshot: Snapshot): Promise<void> {
     this.negatives.restore(requirePresent(snapshot.state.negatives, "snapshot weights"));
     this.step = snapshot.state.step;
-    this.filledRows = snapshot.state.filledRows;
+    this.filledAdversaries = snapshot.state.filledAdversaries;
     this.last = snapshot.state.last;
   }
 
@@ -86,7 +86,7 @@ export class Bank implements RunBank {
   }
 
   stats(): BankStats {
-    return this.last?.stats ?? BankStats.fromPartial({ filledRows: this.filledRows });
+    return this.last?.stats ?? BankStats.fromPartial({ filledAdversaries: this.filledAdversaries });
   }
 
   partialLogSumExp(): never {
@@ -117,10 +117,10 @@ export class Bank implements RunBank {
         request.update === BankUpdate.BANK_UPDATE_TRAIN,
       );
       if (request.update === BankUpdate.BANK_UPDATE_FILL) {
-        this.negatives.write(pairs[0]!.key, this.filledRows % this.negatives.size);
-        this.filledRows = Math.min(this.negatives.size, this.filledRows + checked.batch);
+        this.negatives.write(pairs[0]!.key, this.filledAdversaries % this.negatives.size);
+        this.filledAdversaries = Math.min(this.negatives.size, this.filledAdversaries + checked.batch);
       }
-      response = stepAnswer(request, outcome, this.filledRows);
+      response = stepAnswer(request, outcome, this.filledAdversaries);
     });
     response.computeMs = performance.now() - started;
     this.step = request.step;
@@ -137,11 +137,11 @@ export const notSharded = (request: CreateBankRequest) =>
 export function bankInfo(
   request: CreateBankRequest,
   step: number,
-  filledRows: number,
+  filledAdversaries: number,
   shardCount: number,
 ): BankInfo {
   const { runId, kind, size, dim, hyper } = request;
-  return { runId, kind, size, dim, hyper, step, filledRows, shardCount };
+  return { runId, kind, size, dim, hyper, step, filledAdversaries, shardCount };
 }
 
 /** Same bank configuration, ignoring fields that do not shape the bank (the snapshot prefix). */
@@ -187,7 +187,11 @@ export function pairTensors(checked: CheckedStep, dim: number): ContrastPair[] {
 }
 
 /** The answer to a step from the negatives' outcome (computeMs is filled in by the caller). */
-export function stepAnswer(request: StepRequest, outcome: ContrastOutcome, filledRows: number): StepResponse {
+export function stepAnswer(
+  request: StepRequest,
+  outcome: ContrastOutcome,
+  filledAdversaries: number,
+): StepResponse {
   return {
     runId: request.runId,
     step: request.step,
@@ -196,12 +200,12 @@ export function stepAnswer(request: StepRequest, outcome: ContrastOutcome, fille
     stats: {
       step: request.step,
       contrastAccuracy: outcome.accuracy,
-      adversaryProbability: outcome.negativeProbability,
-      meanAdversarySimilarity: outcome.similarity.meanNegative,
-      maxAdversarySimilarity: outcome.similarity.maxNegative,
-      meanRowNorm: outcome.similarity.meanNegativeNorm,
+      adversaryProbability: outcome.adversaryProbability,
+      meanAdversarySimilarity: outcome.similarity.meanAdversary,
+      maxAdversarySimilarity: outcome.similarity.maxAdversary,
+      meanAdversaryNorm: outcome.similarity.meanAdversaryNorm,
       meanPositiveSimilarity: outcome.similarity.meanPositive,
-      filledRows,
+      filledAdversaries,
     },
     replayed: false,
     computeMs: 0,

@@ -38,7 +38,7 @@ export class ShardReplica implements RunBank {
     this.index = spec.index;
     this.shard = new AdversaryShard(
       request.dim,
-      { offset: Number(spec.rowOffset), columns: Number(spec.rows), size: Number(request.size) },
+      { offset: Number(spec.adversaryOffset), count: Number(spec.adversaries), size: Number(request.size) },
       coreHyper(request.hyper!),
       Number(request.seed) >>> 0,
     );
@@ -100,10 +100,10 @@ export class ShardReplica implements RunBank {
     }
     const inputs = decodeApply(request, this.request.dim);
     try {
-      const columns = this.shard.slice.columns;
-      if (inputs.write && (inputs.write.start >= columns || inputs.write.keys.shape[0] > columns)) {
+      const count = this.shard.slice.count;
+      if (inputs.write && (inputs.write.start >= count || inputs.write.keys.shape[0] > count)) {
         throw invalidArgument(
-          `write_rows: ${inputs.write.keys.shape[0]} rows at ${inputs.write.start} do not fit ${this.describe()} (${columns} rows)`,
+          `write_keys: ${inputs.write.keys.shape[0]} keys at ${inputs.write.start} do not fit ${this.describe()} (${count} adversaries)`,
         );
       }
       const applied = this.shard.apply(inputs, request.step);

@@ -80,7 +80,7 @@ export function encodeApply(runId: string, step: number, inputs: ShardApply): Ap
       : inputs.write
         ? BankUpdate.BANK_UPDATE_FILL
         : BankUpdate.BANK_UPDATE_NONE,
-    writeRows: inputs.write ? encode(inputs.write.keys) : undefined,
+    writeKeys: inputs.write ? encode(inputs.write.keys) : undefined,
     writeOffset: inputs.write?.start ?? 0,
   };
 }
@@ -104,8 +104,8 @@ export function decodeApply(request: ApplyShardRequest, dim: number): ShardApply
     throw invalidArgument(`update: ${BankUpdate[update] ?? update} is not TRAIN, FILL or NONE`);
   }
   let write: ShardWrite | undefined;
-  if (request.writeRows) {
-    const rows = decodeTensor(request.writeRows, "write_rows", { dtype: F32, shape: [undefined, dim] });
+  if (request.writeKeys) {
+    const rows = decodeTensor(request.writeKeys, "write_keys", { dtype: F32, shape: [undefined, dim] });
     write = { keys: tf.tensor2d(rows.data, [rows.shape[0]!, dim]), start: request.writeOffset };
   }
   return {
@@ -122,7 +122,7 @@ export function decodeApply(request: ApplyShardRequest, dim: number): ShardApply
 
 export const encodeApplied = (applied: ShardApplied): ApplyShardResponse => ({
   queryGradParts: applied.gradParts.map(encode),
-  rowNormSum: applied.normSum,
+  adversaryNormSum: applied.normSum,
 });
 
 export function decodeApplied(
@@ -141,6 +141,6 @@ export function decodeApplied(
         shape,
       );
     }),
-    normSum: response.rowNormSum,
+    normSum: response.adversaryNormSum,
   };
 }

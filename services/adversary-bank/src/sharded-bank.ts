@@ -141,7 +141,7 @@ function peerForStep(endpoint: ShardEndpoint, runId: string, step: number): Shar
 /** What a sharded bank's snapshot holds besides the shards' own snapshots. */
 export interface ShardedState {
   readonly step: number;
-  readonly filledRows: number;
+  readonly filledAdversaries: number;
   readonly last: StepResponse | undefined;
 }
 
@@ -150,7 +150,7 @@ export class ShardedBank implements RunBank {
   private readonly local: ShardReplica;
   readonly peers: readonly PeerLink[];
   private step = 0;
-  private filledRows = 0;
+  private filledAdversaries = 0;
   private last: StepResponse | undefined;
 
   private constructor(readonly request: CreateBankRequest) {
@@ -189,7 +189,7 @@ export class ShardedBank implements RunBank {
     return {
       ...this.request,
       peers: [],
-      shard: { index, count: this.slices.length, rowOffset: slice.offset, rows: slice.columns },
+      shard: { index, count: this.slices.length, adversaryOffset: slice.offset, adversaries: slice.count },
     };
   }
 
@@ -198,7 +198,7 @@ export class ShardedBank implements RunBank {
   }
 
   info(): BankInfo {
-    return bankInfo(this.request, this.step, this.filledRows, this.slices.length);
+    return bankInfo(this.request, this.step, this.filledAdversaries, this.slices.length);
   }
 
   get appliedStep(): number {
@@ -206,7 +206,7 @@ export class ShardedBank implements RunBank {
   }
 
   stats(): BankStats {
-    return this.last?.stats ?? BankStats.fromPartial({ filledRows: this.filledRows });
+    return this.last?.stats ?? BankStats.fromPartial({ filledAdversaries: this.filledAdversaries });
   }
 
   partialLogSumExp(): never {
@@ -237,14 +237,14 @@ export class ShardedBank implements RunBank {
         coreHyper(this.request.hyper!),
         reductionOf(request),
         request.update === BankUpdate.BANK_UPDATE_TRAIN,
-        fill ? { keys: pairs[0]!.key, start: this.filledRows % size } : undefined,
+        fill ? { keys: pairs[0]!.key, start: this.filledAdversaries % size } : undefined,
       );
       const outcome = await stepOverPeers(
         rounds,
         endpoints.map((e) => peerForStep(e, request.runId, request.step)),
       );
-      if (fill) this.filledRows = Math.min(size, this.filledRows + checked.batch);
-      const response = stepAnswer(request, outcome, this.filledRows);
+      if (fill) this.filledAdversaries = Math.min(size, this.filledAdversaries + checked.batch);
+      const response = stepAnswer(request, outcome, this.filledAdversaries);
       tf.dispose(outcome.queryGrads);
       response.computeMs = performance.now() - started;
       this.step = request.step;
@@ -259,7 +259,7 @@ export class ShardedBank implements RunBank {
   snapshotState(): ShardedState & { local: ShardState } {
     return {
       step: this.step,
-      filledRows: this.filledRows,
+      filledAdversaries: this.filledAdversaries,
       last: this.last,
       local: this.local.snapshotState(),
     };
@@ -309,7 +309,7 @@ export class ShardedBank implements RunBank {
       disposeSnapshot(own);
     }
     this.step = snapshot.state.step;
-    this.filledRows = snapshot.state.filledRows;
+    this.filledAdversaries = snapshot.state.filledAdversaries;
     this.last = snapshot.state.last;
   }
 

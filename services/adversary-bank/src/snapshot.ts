@@ -16,7 +16,9 @@ import type { ShardedBank } from "./sharded-bank.js";
 interface SnapshotMeta {
   readonly request: unknown;
   readonly step: number;
-  readonly filledRows: number;
+  readonly filledAdversaries: number;
+  /** The same, as snapshots written before the field's rename call it. */
+  readonly filledRows?: number;
   readonly pointer?: number;
   readonly last?: unknown;
   /** A sharded bank's coordinator: every shard's snapshot, shard 0 first. */
@@ -67,7 +69,7 @@ export async function writeSnapshot(store: ObjectStore, bank: Bank): Promise<Obj
   const state = bank.snapshotState();
   return writeSnapshotBundle(store, bank.request, stepPrefix(bank.request, state.step), state.negatives, {
     step: state.step,
-    filledRows: state.filledRows,
+    filledAdversaries: state.filledAdversaries,
     last: state.last ? StepResponse.toJSON(state.last) : undefined,
   });
 }
@@ -78,7 +80,7 @@ export async function writeShardSnapshot(store: ObjectStore, replica: ShardRepli
   const key = `${stepPrefix(replica.request, state.step)}shard-${replica.index}/`;
   return writeSnapshotBundle(store, replica.request, key, state.negatives, {
     step: state.step,
-    filledRows: 0,
+    filledAdversaries: 0,
   });
 }
 
@@ -88,12 +90,12 @@ export async function writeShardedSnapshot(store: ObjectStore, bank: ShardedBank
   const prefix = stepPrefix(bank.request, state.step);
   const own = await writeSnapshotBundle(store, bank.shardRequest(0), `${prefix}shard-0/`, local.negatives, {
     step: local.step,
-    filledRows: 0,
+    filledAdversaries: 0,
   });
   const peers = await bank.snapshotPeers();
   return writeSnapshotBundle(store, bank.request, prefix, undefined, {
     step: state.step,
-    filledRows: state.filledRows,
+    filledAdversaries: state.filledAdversaries,
     last: state.last ? StepResponse.toJSON(state.last) : undefined,
     shards: [own, ...peers],
   });
@@ -104,7 +106,7 @@ export async function readSnapshot(store: ObjectStore, manifest: ObjectRef): Pro
   const bundle = await openBundle<SnapshotMeta>(store, manifest.bucket, manifest.key);
   const request = CreateBankRequest.fromJSON(bundle.meta.request);
   const columns =
-    request.shard && request.shard.count > 1 ? Number(request.shard.rows) : Number(request.size);
+    request.shard && request.shard.count > 1 ? Number(request.shard.adversaries) : Number(request.size);
   const tensor = async (name: string) => {
     const bytes = await bundle.read(name);
     const copy = new Float32Array(bytes.byteLength / 4);
@@ -123,7 +125,7 @@ export async function readSnapshot(store: ObjectStore, manifest: ObjectRef): Pro
     shards: bundle.meta.shards,
     state: {
       step: bundle.meta.step,
-      filledRows: bundle.meta.filledRows,
+      filledAdversaries: bundle.meta.filledAdversaries ?? bundle.meta.filledRows ?? 0,
       last: bundle.meta.last ? StepResponse.fromJSON(bundle.meta.last) : undefined,
       negatives,
     },

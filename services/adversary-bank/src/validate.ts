@@ -42,7 +42,7 @@ export function checkCreateBank(request: CreateBankRequest): CreateBankRequest {
     if (request.shard)
       throw invalidArgument("shard: set by the coordinator only; a request with peers has none");
     if (shards > request.size)
-      throw invalidArgument(`peers: ${shards} shards for a bank of ${request.size} rows`);
+      throw invalidArgument(`peers: ${shards} shards for a bank of ${request.size} adversaries`);
   }
   if (request.shard && request.shard.count > 1) checkShardSpec(request);
   return request;
@@ -53,13 +53,13 @@ export const isShardRequest = (request: CreateBankRequest): boolean =>
   request.shard !== undefined && request.shard.count > 1;
 
 function checkShardSpec(request: CreateBankRequest): void {
-  const { index, count, rowOffset, rows } = request.shard!;
+  const { index, count, adversaryOffset, adversaries } = request.shard!;
   if (request.kind !== BankKind.BANK_KIND_ADVERSARIAL)
     throw unimplemented("shard: sharding is built for the adversary bank (kind ADVERSARIAL)");
   if (index >= count) throw invalidArgument(`shard.index: ${index} is not below shard.count ${count}`);
-  if (rows < 1 || rowOffset + rows > request.size) {
+  if (adversaries < 1 || adversaryOffset + adversaries > request.size) {
     throw invalidArgument(
-      `shard: rows ${rowOffset}..${rowOffset + rows - 1} are not inside the bank's ${request.size} rows`,
+      `shard: adversaries ${adversaryOffset}..${adversaryOffset + adversaries - 1} are not inside the bank's ${request.size}`,
     );
   }
 }

@@ -21,7 +21,7 @@ const STATS = {
   adversaryProbability: 0.5,
   meanAdversarySimilarity: 0.125,
   maxAdversarySimilarity: 0.875,
-  meanRowNorm: 1.5,
+  meanAdversaryNorm: 1.5,
   meanPositiveSimilarity: 0.625,
 };
 const f32 = (v: number[]) => new Float32Array(v);
@@ -57,12 +57,12 @@ describe("the bank exchange", () => {
     const outcome = decodeStepResponse(response, pairs);
     assert.equal(outcome.loss, 2.5);
     assert.equal(outcome.accuracy, 0.75);
-    assert.equal(outcome.negativeProbability, 0.5);
+    assert.equal(outcome.adversaryProbability, 0.5);
     assert.deepEqual(outcome.similarity, {
-      meanNegative: 0.125,
-      maxNegative: 0.875,
+      meanAdversary: 0.125,
+      maxAdversary: 0.875,
       meanPositive: 0.625,
-      meanNegativeNorm: 1.5,
+      meanAdversaryNorm: 1.5,
     });
     assert.deepEqual(outcome.queryGrads[0]!.shape, [2, 3]);
     assert.deepEqual(Array.from(outcome.queryGrads[0]!.dataSync()), [0.5, -1, 0, 2, 3, -4]);
@@ -74,7 +74,7 @@ describe("the bank exchange", () => {
     const bare = { runId: "r", step: 1, loss: 1, queryGrads: [] } as unknown as StepResponse;
     const outcome = decodeStepResponse(bare, pairs);
     assert.equal(outcome.accuracy, 0);
-    assert.equal(outcome.similarity.meanNegativeNorm, 0);
+    assert.equal(outcome.similarity.meanAdversaryNorm, 0);
     const wrong = { ...bare, queryGrads: [encodeTensor(f32([1, 2, 3]), [1, 3])] } as StepResponse;
     assert.throws(() => decodeStepResponse(wrong, pairs), /query_grads\[0\]/);
     tf.dispose([pairs[0]!.query, pairs[0]!.key]);

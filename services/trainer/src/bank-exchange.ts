@@ -57,12 +57,12 @@ export function decodeStepResponse(response: StepResponse, pairs: readonly Contr
     loss: response.loss,
     queryGrads,
     accuracy: stats?.contrastAccuracy ?? 0,
-    negativeProbability: stats?.adversaryProbability ?? 0,
+    adversaryProbability: stats?.adversaryProbability ?? 0,
     similarity: {
-      meanNegative: stats?.meanAdversarySimilarity ?? 0,
-      maxNegative: stats?.maxAdversarySimilarity ?? 0,
+      meanAdversary: stats?.meanAdversarySimilarity ?? 0,
+      maxAdversary: stats?.maxAdversarySimilarity ?? 0,
       meanPositive: stats?.meanPositiveSimilarity ?? 0,
-      meanNegativeNorm: stats?.meanRowNorm ?? 0,
+      meanAdversaryNorm: stats?.meanAdversaryNorm ?? 0,
     },
   };
 }

@@ -81,7 +81,7 @@ export enum BankUpdate {
   BANK_UPDATE_TRAIN = 1,
   /**
    * BANK_UPDATE_FILL - Bank initialisation (the official init_memory): write the keys of the first pair into the next
-   * unfilled rows instead of updating.
+   * unfilled adversaries instead of updating.
    */
   BANK_UPDATE_FILL = 2,
   /** BANK_UPDATE_NONE - Compute loss and gradient only; the bank is unchanged (evaluation, debugging). */
@@ -132,10 +132,10 @@ export interface ShardSpec {
   index: number;
   /** Number of shards. >= 1. */
   count: number;
-  /** First bank row of this shard. */
-  rowOffset: number;
-  /** Number of rows of this shard. */
-  rows: number;
+  /** Index in the bank of this shard's first adversary. */
+  adversaryOffset: number;
+  /** Number of adversaries this shard holds. */
+  adversaries: number;
 }
 
 /** Sent by the trainer to shard 0 (and by shard 0 to the others, with `shard` set). */
@@ -152,7 +152,7 @@ export interface CreateBankRequest {
   hyper?:
     | BankHyperparameters
     | undefined;
-  /** Seed of the initial rows. */
+  /** Seed of the initial adversaries. */
   seed: number;
   /** host:port of shards 1..S-1 in order, set by the trainer on shard 0; empty = one shard. */
   peers: string[];
@@ -180,15 +180,15 @@ export interface BankInfo {
     | undefined;
   /** Last applied step id; 0 before the first step. */
   step: number;
-  /** Rows written by FILL steps (the official init_memory); equals size once the bank is initialised. */
-  filledRows: number;
+  /** Adversaries written by FILL steps (the official init_memory); equals size once the bank is initialised. */
+  filledAdversaries: number;
   /** Number of shards. */
   shardCount: number;
 }
 
 /**
  * One set of queries against its positives. Query i's positive is key i; the other keys of the pair
- * and all K bank rows are its negatives.
+ * and all K adversaries are its negatives.
  */
 export interface ContrastPair {
   /** float32 [B, D] L2-normalised outputs of the query encoder f_q. */
@@ -231,12 +231,12 @@ export interface BankStats {
   meanAdversarySimilarity: number;
   /** Mean over queries of the largest cosine similarity to any adversary. */
   maxAdversarySimilarity: number;
-  /** Mean L2 norm of the raw (unnormalised) bank rows. */
-  meanRowNorm: number;
+  /** Mean L2 norm of the raw (unnormalised) adversaries. */
+  meanAdversaryNorm: number;
   /** Mean cosine similarity of each query to its positive key. */
   meanPositiveSimilarity: number;
-  /** Rows written by FILL steps. */
-  filledRows: number;
+  /** Adversaries written by FILL steps. */
+  filledAdversaries: number;
 }
 
 /** Bank -> trainer, one per StepRequest, in order. */
@@ -305,15 +305,15 @@ export interface DeleteBankResponse {
 }
 
 /**
- * Per-query log-sum-exp statistics over some rows, at one temperature: for each query i,
+ * Per-query log-sum-exp statistics over some adversaries, at one temperature: for each query i,
  * logsumexp_j(logit_ij) = max_i + log(sum_exp_i).
  */
 export interface LogSumExpPart {
-  /** float32 [B]: max_j logit_ij over the rows. */
+  /** float32 [B]: max_j logit_ij over the adversaries. */
   max?:
     | Tensor
     | undefined;
-  /** float32 [B]: sum_j exp(logit_ij - max_i) over the rows. */
+  /** float32 [B]: sum_j exp(logit_ij - max_i) over the adversaries. */
   sumExp?: Tensor | undefined;
 }
 
@@ -333,7 +333,7 @@ export interface PartialLogSumExpResponse {
   encoder: LogSumExpPart[];
   /** At the memory temperature. */
   memory: LogSumExpPart[];
-  /** float32 [B] per pair: sum over this shard's rows of cos(q_i, d_j) (for statistics). */
+  /** float32 [B] per pair: sum over this shard's adversaries of cos(q_i, d_j) (for statistics). */
   similaritySum: Tensor[];
 }
 
@@ -351,26 +351,26 @@ export interface ApplyShardRequest {
   memoryLogNormalizer: Tensor[];
   /** Weight of each pair's loss in the reduced loss (1/P for MEAN, 1 for SUM), one per pair. */
   pairWeights: number[];
-  /** The update to apply to this shard's rows (FILL is handled by the coordinator row by row). */
+  /** The update to apply to this shard's adversaries (FILL: the coordinator splits the keys to write). */
   update: BankUpdate;
-  /** For FILL and queue updates: float32 [R, D] rows to write at `write_offset` of this shard. */
-  writeRows?:
+  /** For FILL: float32 [R, D] keys to write over the adversaries from `write_offset` of this shard. */
+  writeKeys?:
     | Tensor
     | undefined;
-  /** Row offset within this shard for write_rows. */
+  /** Index within this shard of the first adversary write_keys overwrite. */
   writeOffset: number;
 }
 
 /** Shard -> coordinator, phase 2. */
 export interface ApplyShardResponse {
-  /** float32 [B, D] per pair: this shard's part of dLoss/dq (sum over its rows). */
+  /** float32 [B, D] per pair: this shard's sum_j p_ij d_j over its adversaries (its part of dLoss/dq). */
   queryGradParts: Tensor[];
-  /** Sum of the raw row norms of this shard (for mean_row_norm). */
-  rowNormSum: number;
+  /** Sum of the raw norms of this shard's adversaries (for mean_adversary_norm). */
+  adversaryNormSum: number;
 }
 
 function createBaseShardSpec(): ShardSpec {
-  return { index: 0, count: 0, rowOffset: 0, rows: 0 };
+  return { index: 0, count: 0, adversaryOffset: 0, adversaries: 0 };
 }
 
 export const ShardSpec: MessageFns<ShardSpec> = {
@@ -381,11 +381,11 @@ export const ShardSpec: MessageFns<ShardSpec> = {
     if (message.count !== 0) {
       writer.uint32(16).uint32(message.count);
     }
-    if (message.rowOffset !== 0) {
-      writer.uint32(24).uint64(message.rowOffset);
+    if (message.adversaryOffset !== 0) {
+      writer.uint32(24).uint64(message.adversaryOffset);
     }
-    if (message.rows !== 0) {
-      writer.uint32(32).uint64(message.rows);
+    if (message.adversaries !== 0) {
+      writer.uint32(32).uint64(message.adversaries);
     }
     return writer;
   },
@@ -424,7 +424,7 @@ export const ShardSpec: MessageFns<ShardSpec> = {
               break;
             }
 
-            message.rowOffset = longToNumber(reader.uint64());
+            message.adversaryOffset = longToNumber(reader.uint64());
             continue;
           }
           case 4: {
@@ -432,7 +432,7 @@ export const ShardSpec: MessageFns<ShardSpec> = {
               break;
             }
 
-            message.rows = longToNumber(reader.uint64());
+            message.adversaries = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -451,12 +451,12 @@ export const ShardSpec: MessageFns<ShardSpec> = {
     return {
       index: isSet(object.index) ? globalThis.Number(object.index) : 0,
       count: isSet(object.count) ? globalThis.Number(object.count) : 0,
-      rowOffset: isSet(object.rowOffset)
-        ? globalThis.Number(object.rowOffset)
-        : isSet(object.row_offset)
-        ? globalThis.Number(object.row_offset)
+      adversaryOffset: isSet(object.adversaryOffset)
+        ? globalThis.Number(object.adversaryOffset)
+        : isSet(object.adversary_offset)
+        ? globalThis.Number(object.adversary_offset)
         : 0,
-      rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
+      adversaries: isSet(object.adversaries) ? globalThis.Number(object.adversaries) : 0,
     };
   },
 
@@ -468,11 +468,11 @@ export const ShardSpec: MessageFns<ShardSpec> = {
     if (message.count !== 0) {
       obj.count = Math.round(message.count);
     }
-    if (message.rowOffset !== 0) {
-      obj.rowOffset = Math.round(message.rowOffset);
+    if (message.adversaryOffset !== 0) {
+      obj.adversaryOffset = Math.round(message.adversaryOffset);
     }
-    if (message.rows !== 0) {
-      obj.rows = Math.round(message.rows);
+    if (message.adversaries !== 0) {
+      obj.adversaries = Math.round(message.adversaries);
     }
     return obj;
   },
@@ -484,8 +484,8 @@ export const ShardSpec: MessageFns<ShardSpec> = {
     const message = createBaseShardSpec();
     message.index = object.index ?? 0;
     message.count = object.count ?? 0;
-    message.rowOffset = object.rowOffset ?? 0;
-    message.rows = object.rows ?? 0;
+    message.adversaryOffset = object.adversaryOffset ?? 0;
+    message.adversaries = object.adversaries ?? 0;
     return message;
   },
 };
@@ -712,7 +712,7 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
 };
 
 function createBaseBankInfo(): BankInfo {
-  return { runId: "", kind: 0, size: 0, dim: 0, hyper: undefined, step: 0, filledRows: 0, shardCount: 0 };
+  return { runId: "", kind: 0, size: 0, dim: 0, hyper: undefined, step: 0, filledAdversaries: 0, shardCount: 0 };
 }
 
 export const BankInfo: MessageFns<BankInfo> = {
@@ -735,8 +735,8 @@ export const BankInfo: MessageFns<BankInfo> = {
     if (message.step !== 0) {
       writer.uint32(48).uint64(message.step);
     }
-    if (message.filledRows !== 0) {
-      writer.uint32(56).uint64(message.filledRows);
+    if (message.filledAdversaries !== 0) {
+      writer.uint32(56).uint64(message.filledAdversaries);
     }
     if (message.shardCount !== 0) {
       writer.uint32(64).uint32(message.shardCount);
@@ -810,7 +810,7 @@ export const BankInfo: MessageFns<BankInfo> = {
               break;
             }
 
-            message.filledRows = longToNumber(reader.uint64());
+            message.filledAdversaries = longToNumber(reader.uint64());
             continue;
           }
           case 8: {
@@ -845,10 +845,10 @@ export const BankInfo: MessageFns<BankInfo> = {
       dim: isSet(object.dim) ? globalThis.Number(object.dim) : 0,
       hyper: isSet(object.hyper) ? BankHyperparameters.fromJSON(object.hyper) : undefined,
       step: isSet(object.step) ? globalThis.Number(object.step) : 0,
-      filledRows: isSet(object.filledRows)
-        ? globalThis.Number(object.filledRows)
-        : isSet(object.filled_rows)
-        ? globalThis.Number(object.filled_rows)
+      filledAdversaries: isSet(object.filledAdversaries)
+        ? globalThis.Number(object.filledAdversaries)
+        : isSet(object.filled_adversaries)
+        ? globalThis.Number(object.filled_adversaries)
         : 0,
       shardCount: isSet(object.shardCount)
         ? globalThis.Number(object.shardCount)
@@ -878,8 +878,8 @@ export const BankInfo: MessageFns<BankInfo> = {
     if (message.step !== 0) {
       obj.step = Math.round(message.step);
     }
-    if (message.filledRows !== 0) {
-      obj.filledRows = Math.round(message.filledRows);
+    if (message.filledAdversaries !== 0) {
+      obj.filledAdversaries = Math.round(message.filledAdversaries);
     }
     if (message.shardCount !== 0) {
       obj.shardCount = Math.round(message.shardCount);
@@ -900,7 +900,7 @@ export const BankInfo: MessageFns<BankInfo> = {
       ? BankHyperparameters.fromPartial(object.hyper)
       : undefined;
     message.step = object.step ?? 0;
-    message.filledRows = object.filledRows ?? 0;
+    message.filledAdversaries = object.filledAdversaries ?? 0;
     message.shardCount = object.shardCount ?? 0;
     return message;
   },
@@ -1137,9 +1137,9 @@ function createBaseBankStats(): BankStats {
     adversaryProbability: 0,
     meanAdversarySimilarity: 0,
     maxAdversarySimilarity: 0,
-    meanRowNorm: 0,
+    meanAdversaryNorm: 0,
     meanPositiveSimilarity: 0,
-    filledRows: 0,
+    filledAdversaries: 0,
   };
 }
 
@@ -1160,14 +1160,14 @@ export const BankStats: MessageFns<BankStats> = {
     if (message.maxAdversarySimilarity !== 0) {
       writer.uint32(45).float(message.maxAdversarySimilarity);
     }
-    if (message.meanRowNorm !== 0) {
-      writer.uint32(53).float(message.meanRowNorm);
+    if (message.meanAdversaryNorm !== 0) {
+      writer.uint32(53).float(message.meanAdversaryNorm);
     }
     if (message.meanPositiveSimilarity !== 0) {
       writer.uint32(61).float(message.meanPositiveSimilarity);
     }
-    if (message.filledRows !== 0) {
-      writer.uint32(64).uint64(message.filledRows);
+    if (message.filledAdversaries !== 0) {
+      writer.uint32(64).uint64(message.filledAdversaries);
     }
     return writer;
   },
@@ -1230,7 +1230,7 @@ export const BankStats: MessageFns<BankStats> = {
               break;
             }
 
-            message.meanRowNorm = reader.float();
+            message.meanAdversaryNorm = reader.float();
             continue;
           }
           case 7: {
@@ -1246,7 +1246,7 @@ export const BankStats: MessageFns<BankStats> = {
               break;
             }
 
-            message.filledRows = longToNumber(reader.uint64());
+            message.filledAdversaries = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -1284,20 +1284,20 @@ export const BankStats: MessageFns<BankStats> = {
         : isSet(object.max_adversary_similarity)
         ? globalThis.Number(object.max_adversary_similarity)
         : 0,
-      meanRowNorm: isSet(object.meanRowNorm)
-        ? globalThis.Number(object.meanRowNorm)
-        : isSet(object.mean_row_norm)
-        ? globalThis.Number(object.mean_row_norm)
+      meanAdversaryNorm: isSet(object.meanAdversaryNorm)
+        ? globalThis.Number(object.meanAdversaryNorm)
+        : isSet(object.mean_adversary_norm)
+        ? globalThis.Number(object.mean_adversary_norm)
         : 0,
       meanPositiveSimilarity: isSet(object.meanPositiveSimilarity)
         ? globalThis.Number(object.meanPositiveSimilarity)
         : isSet(object.mean_positive_similarity)
         ? globalThis.Number(object.mean_positive_similarity)
         : 0,
-      filledRows: isSet(object.filledRows)
-        ? globalThis.Number(object.filledRows)
-        : isSet(object.filled_rows)
-        ? globalThis.Number(object.filled_rows)
+      filledAdversaries: isSet(object.filledAdversaries)
+        ? globalThis.Number(object.filledAdversaries)
+        : isSet(object.filled_adversaries)
+        ? globalThis.Number(object.filled_adversaries)
         : 0,
     };
   },
@@ -1319,14 +1319,14 @@ export const BankStats: MessageFns<BankStats> = {
     if (message.maxAdversarySimilarity !== 0) {
       obj.maxAdversarySimilarity = floatToJson(message.maxAdversarySimilarity);
     }
-    if (message.meanRowNorm !== 0) {
-      obj.meanRowNorm = floatToJson(message.meanRowNorm);
+    if (message.meanAdversaryNorm !== 0) {
+      obj.meanAdversaryNorm = floatToJson(message.meanAdversaryNorm);
     }
     if (message.meanPositiveSimilarity !== 0) {
       obj.meanPositiveSimilarity = floatToJson(message.meanPositiveSimilarity);
     }
-    if (message.filledRows !== 0) {
-      obj.filledRows = Math.round(message.filledRows);
+    if (message.filledAdversaries !== 0) {
+      obj.filledAdversaries = Math.round(message.filledAdversaries);
     }
     return obj;
   },
@@ -1341,9 +1341,9 @@ export const BankStats: MessageFns<BankStats> = {
     message.adversaryProbability = object.adversaryProbability ?? 0;
     message.meanAdversarySimilarity = object.meanAdversarySimilarity ?? 0;
     message.maxAdversarySimilarity = object.maxAdversarySimilarity ?? 0;
-    message.meanRowNorm = object.meanRowNorm ?? 0;
+    message.meanAdversaryNorm = object.meanAdversaryNorm ?? 0;
     message.meanPositiveSimilarity = object.meanPositiveSimilarity ?? 0;
-    message.filledRows = object.filledRows ?? 0;
+    message.filledAdversaries = object.filledAdversaries ?? 0;
     return message;
   },
 };
@@ -2304,7 +2304,7 @@ function createBaseApplyShardRequest(): ApplyShardRequest {
     memoryLogNormalizer: [],
     pairWeights: [],
     update: 0,
-    writeRows: undefined,
+    writeKeys: undefined,
     writeOffset: 0,
   };
 }
@@ -2336,8 +2336,8 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
     if (message.update !== 0) {
       writer.uint32(56).int32(message.update);
     }
-    if (message.writeRows !== undefined) {
-      Tensor.encode(message.writeRows, writer.uint32(66).fork()).join();
+    if (message.writeKeys !== undefined) {
+      Tensor.encode(message.writeKeys, writer.uint32(66).fork()).join();
     }
     if (message.writeOffset !== 0) {
       writer.uint32(72).uint64(message.writeOffset);
@@ -2429,7 +2429,7 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
               break;
             }
 
-            message.writeRows = Tensor.decode(reader, reader.uint32());
+            message.writeKeys = Tensor.decode(reader, reader.uint32());
             continue;
           }
           case 9: {
@@ -2477,10 +2477,10 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
         ? object.pair_weights.map((e: any) => globalThis.Number(e))
         : [],
       update: isSet(object.update) ? bankUpdateFromJSON(object.update) : 0,
-      writeRows: isSet(object.writeRows)
-        ? Tensor.fromJSON(object.writeRows)
-        : isSet(object.write_rows)
-        ? Tensor.fromJSON(object.write_rows)
+      writeKeys: isSet(object.writeKeys)
+        ? Tensor.fromJSON(object.writeKeys)
+        : isSet(object.write_keys)
+        ? Tensor.fromJSON(object.write_keys)
         : undefined,
       writeOffset: isSet(object.writeOffset)
         ? globalThis.Number(object.writeOffset)
@@ -2513,8 +2513,8 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
     if (message.update !== 0) {
       obj.update = bankUpdateToJSON(message.update);
     }
-    if (message.writeRows !== undefined) {
-      obj.writeRows = Tensor.toJSON(message.writeRows);
+    if (message.writeKeys !== undefined) {
+      obj.writeKeys = Tensor.toJSON(message.writeKeys);
     }
     if (message.writeOffset !== 0) {
       obj.writeOffset = Math.round(message.writeOffset);
@@ -2534,8 +2534,8 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
     message.memoryLogNormalizer = object.memoryLogNormalizer?.map((e) => Tensor.fromPartial(e)) || [];
     message.pairWeights = object.pairWeights?.map((e) => e) || [];
     message.update = object.update ?? 0;
-    message.writeRows = (object.writeRows !== undefined && object.writeRows !== null)
-      ? Tensor.fromPartial(object.writeRows)
+    message.writeKeys = (object.writeKeys !== undefined && object.writeKeys !== null)
+      ? Tensor.fromPartial(object.writeKeys)
       : undefined;
     message.writeOffset = object.writeOffset ?? 0;
     return message;
@@ -2543,7 +2543,7 @@ export const ApplyShardRequest: MessageFns<ApplyShardRequest> = {
 };
 
 function createBaseApplyShardResponse(): ApplyShardResponse {
-  return { queryGradParts: [], rowNormSum: 0 };
+  return { queryGradParts: [], adversaryNormSum: 0 };
 }
 
 export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
@@ -2551,8 +2551,8 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
     for (const v of message.queryGradParts) {
       Tensor.encode(v!, writer.uint32(10).fork()).join();
     }
-    if (message.rowNormSum !== 0) {
-      writer.uint32(17).double(message.rowNormSum);
+    if (message.adversaryNormSum !== 0) {
+      writer.uint32(17).double(message.adversaryNormSum);
     }
     return writer;
   },
@@ -2583,7 +2583,7 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
               break;
             }
 
-            message.rowNormSum = reader.double();
+            message.adversaryNormSum = reader.double();
             continue;
           }
         }
@@ -2605,10 +2605,10 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
         : globalThis.Array.isArray(object?.query_grad_parts)
         ? object.query_grad_parts.map((e: any) => Tensor.fromJSON(e))
         : [],
-      rowNormSum: isSet(object.rowNormSum)
-        ? globalThis.Number(object.rowNormSum)
-        : isSet(object.row_norm_sum)
-        ? globalThis.Number(object.row_norm_sum)
+      adversaryNormSum: isSet(object.adversaryNormSum)
+        ? globalThis.Number(object.adversaryNormSum)
+        : isSet(object.adversary_norm_sum)
+        ? globalThis.Number(object.adversary_norm_sum)
         : 0,
     };
   },
@@ -2618,8 +2618,8 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
     if (message.queryGradParts?.length) {
       obj.queryGradParts = message.queryGradParts.map((e) => Tensor.toJSON(e));
     }
-    if (message.rowNormSum !== 0) {
-      obj.rowNormSum = floatToJson(message.rowNormSum);
+    if (message.adversaryNormSum !== 0) {
+      obj.adversaryNormSum = floatToJson(message.adversaryNormSum);
     }
     return obj;
   },
@@ -2630,7 +2630,7 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
   fromPartial(object: DeepPartial<ApplyShardResponse>): ApplyShardResponse {
     const message = createBaseApplyShardResponse();
     message.queryGradParts = object.queryGradParts?.map((e) => Tensor.fromPartial(e)) || [];
-    message.rowNormSum = object.rowNormSum ?? 0;
+    message.adversaryNormSum = object.adversaryNormSum ?? 0;
     return message;
   },
 };
@@ -2642,7 +2642,7 @@ export const ApplyShardResponse: MessageFns<ApplyShardResponse> = {
 export type AdversaryBankService = typeof AdversaryBankService;
 export const AdversaryBankService = {
   /**
-   * Creates the bank of a run, rows drawn from a seeded normal distribution. Idempotent: the same
+   * Creates the bank of a run, adversaries drawn from a seeded normal distribution. Idempotent: the same
    * request again returns the existing bank; a different configuration for an existing run_id is
    * ALREADY_EXISTS. INVALID_ARGUMENT for bad sizes or hyperparameters.
    */
@@ -2721,7 +2721,7 @@ export const AdversaryBankService = {
 
 export interface AdversaryBankServer extends UntypedServiceImplementation {
   /**
-   * Creates the bank of a run, rows drawn from a seeded normal distribution. Idempotent: the same
+   * Creates the bank of a run, adversaries drawn from a seeded normal distribution. Idempotent: the same
    * request again returns the existing bank; a different configuration for an existing run_id is
    * ALREADY_EXISTS. INVALID_ARGUMENT for bad sizes or hyperparameters.
    */
@@ -2752,7 +2752,7 @@ export interface AdversaryBankServer extends UntypedServiceImplementation {
 
 export interface AdversaryBankClient extends Client {
   /**
-   * Creates the bank of a run, rows drawn from a seeded normal distribution. Idempotent: the same
+   * Creates the bank of a run, adversaries drawn from a seeded normal distribution. Idempotent: the same
    * request again returns the existing bank; a different configuration for an existing run_id is
    * ALREADY_EXISTS. INVALID_ARGUMENT for bad sizes or hyperparameters.
    */
@@ -2861,13 +2861,13 @@ export const AdversaryBankClient = makeGenericClientConstructor(
 
 /**
  * Between the coordinator and the other shards of a sharded bank (internal). Each shard holds a slice
- * of the K rows. A step is two calls per shard: partial log-sum-exp statistics of each query over the
- * shard's rows, merged exactly by the coordinator (a distributed softmax), then the merged normalisers
- * go back so that each shard returns its part of dLoss/dq and applies its own rows' update.
+ * of the K adversaries. A step is two calls per shard: partial log-sum-exp statistics of each query over
+ * the shard's adversaries, merged exactly by the coordinator (a distributed softmax), then the merged
+ * normalisers go back so that each shard returns its part of dLoss/dq and ascends its own adversaries.
  */
 export type AdversaryBankShardService = typeof AdversaryBankShardService;
 export const AdversaryBankShardService = {
-  /** Phase 1: per-query maximum and sum of exponentials over this shard's rows. */
+  /** Phase 1: per-query maximum and sum of exponentials over this shard's adversaries. */
   partialLogSumExp: {
     path: "/adco.v1.AdversaryBankShard/PartialLogSumExp" as const,
     requestStream: false as const,
@@ -2892,14 +2892,14 @@ export const AdversaryBankShardService = {
 } as const;
 
 export interface AdversaryBankShardServer extends UntypedServiceImplementation {
-  /** Phase 1: per-query maximum and sum of exponentials over this shard's rows. */
+  /** Phase 1: per-query maximum and sum of exponentials over this shard's adversaries. */
   partialLogSumExp: handleUnaryCall<PartialLogSumExpRequest, PartialLogSumExpResponse>;
   /** Phase 2: this shard's part of dLoss/dq given the global normalisers; applies the update. */
   applyShard: handleUnaryCall<ApplyShardRequest, ApplyShardResponse>;
 }
 
 export interface AdversaryBankShardClient extends Client {
-  /** Phase 1: per-query maximum and sum of exponentials over this shard's rows. */
+  /** Phase 1: per-query maximum and sum of exponentials over this shard's adversaries. */
   partialLogSumExp(
     request: PartialLogSumExpRequest,
     callback: (error: ServiceError | null, response: PartialLogSumExpResponse) => void,
