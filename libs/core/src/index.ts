@@ -1,19 +1,64 @@
-export * from "./adco.js";
-export * from "./backend.js";
-export * from "./checks.js";
-export * from "./encoder.js";
-export * from "./methods.js";
-export * from "./pretrainer.js";
-export * from "./random.js";
-export * from "./sgd.js";
-export * from "./wasm-kernels.js";
-export * from "./export.js";
-export * from "./knn.js";
-export * from "./loop.js";
-export * from "./schedule.js";
-export * from "./presets.js";
-export * from "./checkpoint.js";
-export * from "./pixels.js";
-export * from "./linear-probe.js";
-export * from "./shard.js";
-export * from "./hyperparameters.js";
+// @adco/core: the AdCo algorithm on TensorFlow.js, no I/O. Named exports only, so the public surface
+// is this list; golden cases and the float64 reference are on @adco/core/testing.
+
+// The AdCo step (one copy: in-process negatives, the bank service, every shard) and its shards.
+export {
+  adcoStep,
+  type ContrastOutcome,
+  type ContrastPair,
+  type ContrastStats,
+  type PairReduction,
+  type ShardPeer,
+  type SimilarityStats,
+  stepInProcess,
+  stepOverPeers,
+} from "./adco.js";
+export { type AdcoHyperparameters, checkHyperparameters, PAPER_HYPERPARAMETERS } from "./hyperparameters.js";
+export {
+  AdversaryShard,
+  disposePartials,
+  type NegativesState,
+  type Normalizers,
+  type ShardApplied,
+  type ShardApply,
+  type ShardPartial,
+  type ShardSlice,
+  shardSlices,
+  type ShardWrite,
+} from "./shard.js";
+export { AdversaryNegatives, type Negatives, QueueNegatives } from "./methods.js";
+
+// Encoders, training and its schedule.
+export { Encoder, type EncoderArch, type EncoderSpec, encoderSpec, l2Normalize } from "./encoder.js";
+export {
+  bnGroupsFor,
+  type ContrastService,
+  type PretrainConfig,
+  Pretrainer,
+  type PretrainerOptions,
+  type RemoteStepStats,
+  type StepStats,
+} from "./pretrainer.js";
+export { initSteps, learningRate } from "./schedule.js";
+export { type LoopOptions, type LoopProgress, runPretraining } from "./loop.js";
+export { preset, type PresetName, PRESETS } from "./presets.js";
+export { SeededRandom } from "./random.js";
+
+// Backends, checkpoints, export, evaluation.
+export {
+  type ActiveBackend,
+  BACKEND_CHOICES,
+  type BackendChoice,
+  backendFromEnv,
+  initBackend,
+} from "./backend.js";
+export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
+export { artifactsFromFiles, encoderFromArtifacts } from "./export.js";
+export { pixelsToTensor } from "./pixels.js";
+export { KNN_DEFAULTS, knnClassify, type KnnOptions, type KnnResult } from "./knn.js";
+export {
+  LINEAR_PROBE_DEFAULTS,
+  linearProbe,
+  type LinearProbeOptions,
+  type LinearProbeResult,
+} from "./linear-probe.js";
