@@ -5,6 +5,7 @@
 //   loss, dLoss/dq = negatives.contrast(q, k)             (AdCo: the adversaries then ascend)
 //   SGD step of f_q with dLoss/dq pulled back through f_q (vector-Jacobian product)
 //   f_k <- m f_k + (1 - m) f_q
+import { stepSeed } from "@adco/random";
 import * as tf from "@tensorflow/tfjs-core";
 import type { ContrastOutcome, ContrastPair, ContrastStats, PairReduction } from "./adco.js";
 import { checkInRange, checkPositive, CoreInputError } from "./checks.js";
@@ -102,12 +103,6 @@ export interface RemoteStepStats extends StepStats {
 }
 
 /** A seed for step `step` of a stream seeded by `seed` (so a resumed run draws what it would have). */
-function stepSeed(seed: number, step: number): number {
-  let h = Math.imul((seed ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ step;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
 export interface PretrainerOptions {
   /** false: the negatives live in an adversary-bank service; only stepWith trains. */
   readonly localNegatives?: boolean;
