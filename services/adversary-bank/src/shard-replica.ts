@@ -15,8 +15,7 @@ import {
 import { failedPrecondition, invalidArgument, requirePresent } from "@adco/service-kit";
 import type { ObjectStore } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
-import { bankInfo, coreHyper, sameBank } from "./bank.js";
-import type { RunBank } from "./run-bank.js";
+import { bankInfo, coreHyper, type RunBank, sameBank } from "./run-bank.js";
 import { decodeApply, decodeQueries, encodeApplied, encodePartials } from "./shard-wire.js";
 import { type Snapshot, writeShardSnapshot } from "./snapshot.js";
 

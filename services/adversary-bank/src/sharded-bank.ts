@@ -1,23 +1,27 @@
 // The coordinator of a sharded bank (shard 0): the trainer's CreateBank names the other replicas in
-// `peers`; this replica holds the first slice of the K columns and each peer one more. A step is the
+// `peers`; this replica holds the first slice of the K adversaries and each peer one more. A step is the
 // core's adcoStep, its two rounds sent to the peers over AdversaryBankShard and to the own
 // slice in process through the same messages. A peer that lost its shard (restarted) or disagrees on
 // the step makes the whole bank lost (NOT_FOUND), so the trainer restores every shard from the last
 // snapshot instead of training on with a bank whose slices are at different steps.
-import { adcoStep, type ShardPeer, type ShardSlice, shardSlices, stepOverPeers } from "@adco/core";
+import {
+  adcoStep,
+  type ContrastPair,
+  type ShardPeer,
+  type ShardSlice,
+  shardSlices,
+  stepOverPeers,
+} from "@adco/core";
 import {
   AdversaryBankClient,
   AdversaryBankShardClient,
-  BankStats,
   BankUpdate,
-  type BankInfo,
   type CreateBankRequest,
   type PartialLogSumExpRequest,
   type PartialLogSumExpResponse,
   type ApplyShardRequest,
   type ApplyShardResponse,
   type StepRequest,
-  type StepResponse,
 } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
 import {
@@ -30,22 +34,10 @@ import {
 } from "@adco/service-kit";
 import { type ObjectStore, withStorageStatus } from "@adco/storage";
 import * as grpc from "@grpc/grpc-js";
-import * as tf from "@tensorflow/tfjs-core";
-import {
-  bankInfo,
-  notSharded,
-  coreHyper,
-  pairTensors,
-  reductionOf,
-  replayOrCheckOrder,
-  sameBank,
-  stepAnswer,
-} from "./bank.js";
-import type { RunBank } from "./run-bank.js";
+import { coreHyper, reductionOf, SteppedBank, type StepLog } from "./run-bank.js";
 import { ShardReplica, type ShardState } from "./shard-replica.js";
 import { decodeApplied, decodePartials, encodeApply, encodeQueries } from "./shard-wire.js";
 import { disposeSnapshot, readSnapshot, type Snapshot, writeShardedSnapshot } from "./snapshot.js";
-import { checkStep } from "./validate.js";
 
 /** How long the coordinator waits for a peer's round before the step fails as UNAVAILABLE. */
 const PEER_TIMEOUT_MS = 60_000;
@@ -139,21 +131,15 @@ function peerForStep(endpoint: ShardEndpoint, runId: string, step: number): Shar
 }
 
 /** What a sharded bank's snapshot holds besides the shards' own snapshots. */
-export interface ShardedState {
-  readonly step: number;
-  readonly filledAdversaries: number;
-  readonly last: StepResponse | undefined;
-}
+export type ShardedState = StepLog;
 
-export class ShardedBank implements RunBank {
+export class ShardedBank extends SteppedBank {
   readonly slices: readonly ShardSlice[];
   private readonly local: ShardReplica;
   readonly peers: readonly PeerLink[];
-  private step = 0;
-  private filledAdversaries = 0;
-  private last: StepResponse | undefined;
 
-  private constructor(readonly request: CreateBankRequest) {
+  private constructor(request: CreateBankRequest) {
+    super(request, request.peers.length + 1);
     this.slices = shardSlices(Number(request.size), request.peers.length + 1);
     this.local = new ShardReplica(this.shardRequest(0));
     this.peers = request.peers.map((address, i) => new PeerLink(i + 1, address));
@@ -193,76 +179,29 @@ export class ShardedBank implements RunBank {
     };
   }
 
-  sameAs(other: CreateBankRequest): boolean {
-    return sameBank(this.request, other);
-  }
-
-  info(): BankInfo {
-    return bankInfo(this.request, this.step, this.filledAdversaries, this.slices.length);
-  }
-
-  get appliedStep(): number {
-    return this.step;
-  }
-
-  stats(): BankStats {
-    return this.last?.stats ?? BankStats.fromPartial({ filledAdversaries: this.filledAdversaries });
-  }
-
-  partialLogSumExp(): never {
-    throw notSharded(this.request);
-  }
-
-  applyShard(): never {
-    throw notSharded(this.request);
-  }
-
   snapshot(store: ObjectStore) {
     return writeShardedSnapshot(store, this);
   }
 
-  async apply(request: StepRequest): Promise<StepResponse> {
-    const replay = replayOrCheckOrder(request, this.step, this.last);
-    if (replay) return replay;
-    const checked = checkStep(request, this.request.dim);
-    const started = performance.now();
-    const pairs = pairTensors(checked, this.request.dim);
-    const fill = request.update === BankUpdate.BANK_UPDATE_FILL;
-    const size = Number(this.request.size);
+  protected async contrast(pairs: readonly ContrastPair[], request: StepRequest, fillAt: number | undefined) {
     const endpoints: ShardEndpoint[] = [new LocalEndpoint(this.local), ...this.peers];
-    try {
-      const rounds = adcoStep(
-        pairs,
-        this.slices,
-        coreHyper(this.request.hyper!),
-        reductionOf(request),
-        request.update === BankUpdate.BANK_UPDATE_TRAIN,
-        fill ? { keys: pairs[0]!.key, start: this.filledAdversaries % size } : undefined,
-      );
-      const outcome = await stepOverPeers(
-        rounds,
-        endpoints.map((e) => peerForStep(e, request.runId, request.step)),
-      );
-      if (fill) this.filledAdversaries = Math.min(size, this.filledAdversaries + checked.batch);
-      const response = stepAnswer(request, outcome, this.filledAdversaries);
-      tf.dispose(outcome.queryGrads);
-      response.computeMs = performance.now() - started;
-      this.step = request.step;
-      this.last = response;
-      return response;
-    } finally {
-      tf.dispose(pairs.flatMap((p) => [p.query, p.key]));
-    }
+    const rounds = adcoStep(
+      pairs,
+      this.slices,
+      coreHyper(this.request.hyper!),
+      reductionOf(request),
+      request.update === BankUpdate.BANK_UPDATE_TRAIN,
+      fillAt === undefined ? undefined : { keys: pairs[0]!.key, start: fillAt },
+    );
+    return stepOverPeers(
+      rounds,
+      endpoints.map((e) => peerForStep(e, request.runId, request.step)),
+    );
   }
 
   /** The coordinator's state and its own slice's, for a snapshot. */
   snapshotState(): ShardedState & { local: ShardState } {
-    return {
-      step: this.step,
-      filledAdversaries: this.filledAdversaries,
-      last: this.last,
-      local: this.local.snapshotState(),
-    };
+    return { ...this.stepLog(), local: this.local.snapshotState() };
   }
 
   /** Snapshots of every peer's slice at the applied step, in shard order. */
@@ -308,9 +247,7 @@ export class ShardedBank implements RunBank {
     } finally {
       disposeSnapshot(own);
     }
-    this.step = snapshot.state.step;
-    this.filledAdversaries = snapshot.state.filledAdversaries;
-    this.last = snapshot.state.last;
+    this.restoreStepLog(snapshot.state);
   }
 
   /** Drops the peers' slices (best effort: a peer that is gone has nothing to drop). */
