@@ -4,7 +4,7 @@
 // The shape:
 //   {
 //     "command": "npm run -s bench:bank",          // the npm script, with its arguments if any
-//     "commit": "<git rev-parse HEAD>[-dirty]",    // -dirty: tracked files outside docs/ differed
+//     "commit": "<git rev-parse HEAD>[-dirty]",    // -dirty: tracked files besides docs differed
 //     "date": "2025-01-31T12:00:00.000Z",          // ISO 8601, when the file was written
 //     "machine": { "cpu": "<os.cpus()[0].model>", "cores": 2, "node": "v20.20.2", "backend": "wasm" },
 //     "results": { ... }                           // named numbers (units in the key names), nested
@@ -44,14 +44,22 @@ export function npmCommand(script: string, args: readonly string[] = process.arg
   return `npm run -s ${script}${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`;
 }
 
-/** HEAD's commit, with -dirty when tracked files outside docs/ differ from it; "unknown" outside git. */
+/** HEAD's commit, with -dirty when tracked files other than docs differ from it; "unknown" outside git. */
 export function gitCommit(cwd = REPO_ROOT): string {
   try {
     const git = (...args: string[]) =>
       execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
     const head = git("rev-parse", "HEAD");
-    // Edits under docs/ (the pages citing these files, the files themselves) cannot change a result.
-    const changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs");
+    // Edits to the docs (the pages citing these files, the files themselves) cannot change a result.
+    const changed = git(
+      "status",
+      "--porcelain",
+      "--untracked-files=no",
+      "--",
+      ".",
+      ":(exclude)docs",
+      ":(exclude)*.md",
+    );
     return changed === "" ? head : `${head}-dirty`;
   } catch {
     return "unknown";
