@@ -1,7 +1,7 @@
 // The whole system as processes on loopback: S3 server, two data workers, the bank in two shards, the
 // trainer and the evaluator. A short AdCo run is interrupted by SIGKILL of the trainer and of a data
-// worker, and later of a bank shard; each restarts and the run finishes with every epoch's samples trained on exactly
-// once, and its encoder scores above random init.
+// worker, later of a bank shard, then by a rollout (SIGTERM of the trainer); each restarts and the run
+// finishes with every epoch's samples trained on exactly once, and its encoder scores above random init.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
@@ -11,7 +11,7 @@ import { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { type EpochEvent, RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { unaryCall } from "@adco/service-kit";
-import { ObjectStore } from "@adco/storage";
+import { ObjectStore, runStatusKey } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
 
@@ -84,7 +84,7 @@ async function waitFor<T>(
 }
 
 describe("the system on loopback", () => {
-  it("survives SIGKILL of the trainer, a data worker and a bank shard; each epoch is trained exactly once; the encoder beats random init", async () => {
+  it("survives SIGKILL of the trainer, a data worker and a bank shard, and a rollout of the trainer; each epoch is trained exactly once; the encoder beats random init", async () => {
     const workers = [await start("data-worker"), await start("data-worker")];
     // The bank in two shards: the trainer talks to shard 0, which fans each step out to shard 1.
     const bank = await start("adversary-bank");
@@ -168,6 +168,24 @@ describe("the system on loopback", () => {
     assert.ok(resumedAt, "the restarted trainer resumed the run from a checkpoint");
     await bankShard.stop("SIGKILL");
     await start("adversary-bank", { ADCO_GRPC_PORT: bankShardPort });
+
+    // A rollout: SIGTERM, as Kubernetes sends on every rollout, drain and eviction. The trainer
+    // checkpoints and exits; its run stays running in storage (only a person's StopRun stops it), so
+    // the next trainer resumes it by itself.
+    await watch(trainer.grpcAddress, "e2e", (e) => (e.step?.step ?? 0) >= 36, events);
+    const rolled = await trainer.stop("SIGTERM");
+    assert.equal(rolled.code, 0, "the trainer exits by itself on SIGTERM");
+    const stored = await store.getJson<{ state: string }>("adco-checkpoints", runStatusKey("e2e"));
+    assert.equal(stored.state, "RUN_STATE_RUNNING", "a run left at shutdown is still running in storage");
+    trainer = await start("trainer", trainerEnv);
+    // GetRun answers from storage until the new process has the run, so wait for the resume itself.
+    const isResume = (e: RunEvent) => e.state?.message.startsWith("resumed at step") ?? false;
+    const resume = await waitFor("the next trainer to resume e2e after the rollout", async () => {
+      const replayed: RunEvent[] = [];
+      await watch(trainer.grpcAddress, "e2e", isResume, replayed); // NOT_FOUND until it has the run
+      return replayed.find(isResume);
+    });
+    assert.ok(Number(/resumed at step (\d+)/.exec(resume.state!.message)![1]) >= 36, resume.state!.message);
 
     await watch(
       trainer.grpcAddress,

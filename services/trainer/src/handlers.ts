@@ -15,7 +15,7 @@ export interface TrainerControl {
   interrupted(): Promise<string[]>;
   /** Whether a run of this id is in this process or in storage (in any state). */
   known(runId: string): Promise<boolean>;
-  /** Stops the active run (checkpoint first); resolves when it has ended. */
+  /** Leaves the active run to the next trainer (checkpoint first); resolves when it has ended here. */
   shutdown(): Promise<void>;
 }
 
@@ -29,7 +29,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
     async shutdown() {
       const run = runs.active();
       if (!run) return;
-      run.requestStop();
+      run.requestStop("shutdown");
       await run.done;
     },
   };

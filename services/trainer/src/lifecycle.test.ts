@@ -37,6 +37,18 @@ describe("RunLifecycle", () => {
     assert.equal(observed.length, 2);
   });
 
+  it("a run left at shutdown ends here but stays running in storage, for the next trainer", async () => {
+    const stored: string[] = [];
+    const { run } = lifecycle(async (_bucket, _key, value) => stored.push((value as RunStatusRecord).state));
+    await run.enter(RunState.RUN_STATE_RUNNING);
+    assert.ok(run.stopping());
+    run.leave("the trainer is shutting down at step 7; the next trainer resumes the run");
+    assert.equal(run.state, RunState.RUN_STATE_STOPPED);
+    assert.equal(run.active, false);
+    assert.equal(run.events.at(-1)?.state?.state, RunState.RUN_STATE_STOPPED);
+    assert.deepEqual(stored, ["RUN_STATE_RUNNING"], "the stored status still says RUNNING");
+  });
+
   it("stores each state beside the checkpoints; a status that cannot be written does not fail the run", async () => {
     const writes: [string, string, RunStatusRecord][] = [];
     const { run } = lifecycle(async (bucket, key, value) =>

@@ -1,5 +1,6 @@
 // A run's lifecycle as others see it: its state (STARTING -> INITIALIZING_BANK -> RUNNING ->
-// COMPLETED, or STOPPING -> STOPPED, or FAILED), the events of WatchRun (kept for replay, sent to
+// COMPLETED, or STOPPING -> STOPPED, or FAILED; a run its trainer leaves at shutdown is STOPPED here
+// but still running in storage), the events of WatchRun (kept for replay, sent to
 // subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
 // a restarted trainer which runs were interrupted.
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
@@ -91,6 +92,17 @@ export class RunLifecycle {
     this.state = RunState.RUN_STATE_STOPPING;
     this.emit({ state: { state: this.state, message: "stop requested" } });
     return true;
+  }
+
+  /**
+   * Ends the run in this process only: STOPPED in memory (watchers see it end, with `message`), while
+   * the stored status keeps the running state it had, which a restarted trainer reads as interrupted
+   * and resumes. For the trainer's own shutdown, after its last checkpoint.
+   */
+  leave(message: string): void {
+    this.state = RunState.RUN_STATE_STOPPED;
+    this.emit({ state: { state: this.state, message } });
+    this.deps.log.info({ runId: this.runId, message }, "run left to the next trainer");
   }
 
   /** FAILED with the error's message, logged with its stack. */

@@ -50,6 +50,9 @@ export interface RunDeps {
   readonly log: Logger;
 }
 
+/** Why a run stops: a person asked (StopRun), or its trainer is shutting down (SIGTERM). */
+export type StopReason = "request" | "shutdown";
+
 /** What one attempt trains with: made at its start (after the resume), closed at its end. */
 interface Attempt {
   readonly trainer: Pretrainer;
@@ -70,6 +73,7 @@ export class TrainingRun {
   latest: CheckpointRef | undefined;
   readonly lifecycle: RunLifecycle;
   private readonly stop = new AbortController();
+  private stopReason: StopReason = "request";
   private readonly checkpointRequests = new CheckpointRequests();
   private readonly discovery: WorkerDiscovery;
   /** Resolves when the run has ended (any final state). */
@@ -128,8 +132,15 @@ export class TrainingRun {
     return this.lifecycle.subscribe(listener);
   }
 
-  requestStop(): void {
-    if (this.lifecycle.stopping()) this.stop.abort();
+  /**
+   * Stops the run at the next step boundary, after a checkpoint. A person's stop ("request") ends it
+   * STOPPED; the trainer's own shutdown ("shutdown": SIGTERM on every Kubernetes rollout, drain and
+   * eviction) leaves its stored status running, so the next trainer resumes it.
+   */
+  requestStop(reason: StopReason = "request"): void {
+    if (!this.lifecycle.stopping()) return;
+    this.stopReason = reason;
+    this.stop.abort();
   }
 
   /** A checkpoint at the next step boundary. */
@@ -375,7 +386,13 @@ export class TrainingRun {
     const step = a.trainer.step;
     if (this.stop.signal.aborted) {
       if (step > 0 && this.latest?.step !== step) await this.writeCheckpoint(a);
-      await this.lifecycle.enter(RunState.RUN_STATE_STOPPED, `stopped at step ${step}`);
+      if (this.stopReason === "shutdown") {
+        this.lifecycle.leave(
+          `the trainer is shutting down at step ${step}; the next trainer resumes the run`,
+        );
+      } else {
+        await this.lifecycle.enter(RunState.RUN_STATE_STOPPED, `stopped at step ${step}`);
+      }
     } else {
       // The last epoch's accuracy belongs to the run: watchers stop at COMPLETED.
       await a.evaluator?.settled(this.stop.signal);
