@@ -1,13 +1,15 @@
 // Request checks shared by every handler: each failure is INVALID_ARGUMENT naming the field.
 import { invalidArgument } from "./errors.js";
 
-const ID = /^[A-Za-z0-9._-]{1,128}$/;
+// Ids name object-store prefixes (runs/<run>/...): "." and ".." would write at the bucket's root or
+// into runs/ itself, so an id of dots alone is refused.
+const ID = /^(?!\.+$)[A-Za-z0-9._-]{1,128}$/;
 
-/** A run id, consumer id or lease id: 1-128 characters of [A-Za-z0-9._-]. */
+/** A run id, consumer id or lease id: 1-128 characters of [A-Za-z0-9._-], not dots alone. */
 export function requireId(value: string, field: string): string {
   if (!ID.test(value)) {
     throw invalidArgument(
-      `${field}: ${JSON.stringify(value)} is not an id (1-128 characters of A-Z a-z 0-9 . _ -)`,
+      `${field}: ${JSON.stringify(value)} is not an id (1-128 characters of A-Z a-z 0-9 . _ -, not dots alone)`,
     );
   }
   return value;
