@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BUNDLED_FASHION_MNIST } from "@adco/datasets";
+import { launchService } from "@adco/service-kit";
 import { ObjectStore, readManifest, readShard } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 
@@ -146,6 +147,24 @@ describe("adco run commands", () => {
     const result = adco(["train", "--config", path]);
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /unknown key epoch; a RunConfig has preset, dataset, method/);
+  });
+
+  it("watch a run the trainer does not know: NOT_FOUND in one line, no stack trace", async () => {
+    const trainer = await launchService("trainer", {
+      env: {
+        ADCO_S3_ENDPOINT: server.settings.endpoint,
+        ADCO_S3_ACCESS_KEY: server.settings.accessKey,
+        ADCO_S3_SECRET_KEY: server.settings.secretKey,
+      },
+    });
+    try {
+      const result = adco(["watch", "nope", "--trainer", trainer.grpcAddress]);
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /trainer: NOT_FOUND: no run "nope"/);
+      assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+    } finally {
+      await trainer.stop();
+    }
   });
 
   it("say how to start the system when the trainer is not there", () => {

@@ -44,11 +44,13 @@ export async function watchRun(
   runId: string,
   out: NodeJS.WriteStream = process.stderr,
 ): Promise<WatchSummary> {
-  const call = client.watchRun({ runId, replay: true });
   let lastDraw = 0;
   const totals = { images: 0, compute: 0, bank: 0, wait: 0, steps: 0 };
   // A run that is still starting does not know its step count yet; ask again once it trains.
   let totalSteps = (await unaryCall(client.getRun.bind(client), { runId })).totalSteps;
+  // Opened after that await, next to its listeners: a stream's error with no listener yet (NOT_FOUND
+  // for a run the trainer does not hold) would crash the process instead of being reported.
+  const call = client.watchRun({ runId, replay: true });
   const refreshTotal = () => {
     if (totalSteps === 0)
       void unaryCall(client.getRun.bind(client), { runId }).then(
