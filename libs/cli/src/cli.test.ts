@@ -167,6 +167,24 @@ describe("adco run commands", () => {
     }
   });
 
+  it("tell a trainer that answers UNAVAILABLE (its object store is down) from no trainer at all", async () => {
+    const trainer = await launchService("trainer", {
+      env: {
+        ADCO_S3_ENDPOINT: "http://127.0.0.1:1",
+        ADCO_S3_ACCESS_KEY: server.settings.accessKey,
+        ADCO_S3_SECRET_KEY: server.settings.secretKey,
+      },
+    });
+    try {
+      const result = adco(["runs", "--trainer", trainer.grpcAddress]);
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /^adco: trainer: UNAVAILABLE: .*object stor/im, result.stderr);
+      assert.doesNotMatch(result.stderr, /cannot reach the trainer/);
+    } finally {
+      await trainer.stop();
+    }
+  });
+
   it("say how to start the system when the trainer is not there", () => {
     const result = adco(["runs", "--trainer", "127.0.0.1:1"]);
     assert.equal(result.status, 2, result.stderr);

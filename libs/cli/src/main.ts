@@ -84,9 +84,14 @@ function numberOption(value: string | undefined, name: string): number | undefin
   return n;
 }
 
-/** gRPC errors name the service's cause; add the fix when the service is not there at all. */
+/**
+ * gRPC errors name the service's cause; add the fix when the service is not there at all. An
+ * UNAVAILABLE the service itself answered (say, its object store is down) came with its response
+ * headers; one that grpc-js made up because nothing answered has none.
+ */
 function explain(e: grpc.ServiceError, address: string, what: string): Error {
-  if (e.code === grpc.status.UNAVAILABLE)
+  const answered = (e.metadata?.get("content-type").length ?? 0) > 0;
+  if (e.code === grpc.status.UNAVAILABLE && !answered)
     return new UsageError(
       `cannot reach the ${what} at ${address}: start the system with \`adco up\` or pass --${what} HOST:PORT`,
     );
