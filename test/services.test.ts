@@ -153,7 +153,7 @@ describe("requests that are well-formed protobuf but wrong get a precise status"
     await s3?.stop();
   });
 
-  it("trainer: a config without a preset is INVALID_ARGUMENT; unknown runs are NOT_FOUND", async () => {
+  it("trainer: a config without a preset is INVALID_ARGUMENT; unknown runs and datasets are NOT_FOUND", async () => {
     const s = await start("trainer");
     const client = new TrainerClient(s.grpcAddress, insecure, channelOptions());
     await assert.rejects(
@@ -163,6 +163,17 @@ describe("requests that are well-formed protobuf but wrong get a precise status"
     await assert.rejects(
       unaryCall(client.getRun.bind(client), { runId: "no-such-run" }),
       hasStatus(grpc.status.NOT_FOUND, /no run "no-such-run"/),
+    );
+    // A dataset that is not there is refused at StartRun, not found missing once the run has begun.
+    await assert.rejects(
+      unaryCall(client.startRun.bind(client), {
+        runId: "",
+        config: RunConfig.fromPartial({
+          preset: "fashion-mnist",
+          dataset: { bucket: "adco-datasets", name: "no-such-dataset" },
+        }),
+      }),
+      hasStatus(grpc.status.NOT_FOUND, /no-such-dataset/),
     );
     await assert.rejects(
       unaryCall(client.getRun.bind(client), { runId: "bad id!" }),

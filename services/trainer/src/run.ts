@@ -20,7 +20,7 @@ import {
 import type { BankStats, CreateBankRequest } from "@adco/proto/adversary_bank";
 import type { CheckpointRef } from "@adco/proto/common";
 import { RunConfig, type RunEvent, RunState, type Run, type StepEvent } from "@adco/proto/trainer";
-import type { Logger } from "@adco/service-kit";
+import { failedPrecondition, type Logger } from "@adco/service-kit";
 import { type ObjectStore, readManifest, runPrefix, type SplitManifest } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import { bankContrast } from "./bank-exchange.js";
@@ -48,6 +48,25 @@ export interface RunDeps {
   /** Sees every event of every run (the process's training metrics). */
   readonly observe?: (event: RunEvent) => void;
   readonly log: Logger;
+}
+
+/**
+ * The manifest of a run's dataset split ("name:split", train when no split is named). A dataset that
+ * is not there is a StorageError (NOT_FOUND through withStorageStatus); a split it lacks, FAILED_PRECONDITION.
+ */
+export async function readSplit(
+  store: ObjectStore,
+  dataset: { readonly bucket: string; readonly name: string },
+): Promise<SplitManifest> {
+  const [datasetName, splitName = "train"] = dataset.name.split(":");
+  const manifest = await readManifest(store, dataset.bucket, datasetName!);
+  const split = manifest.splits[splitName];
+  if (!split) {
+    throw failedPrecondition(
+      `config.dataset.name: dataset ${datasetName} has no split ${splitName} (it has ${Object.keys(manifest.splits).join(", ")})`,
+    );
+  }
+  return split;
 }
 
 /** Why a run stops: a person asked (StopRun), or its trainer is shutting down (SIGTERM). */
@@ -219,14 +238,9 @@ export class TrainingRun {
     }
   }
 
-  /** The manifest of the dataset's split ("name:split", train when no split is named). */
-  private async openSplit(): Promise<SplitManifest> {
-    const dataset = this.config.dataset!;
-    const [datasetName, splitName = "train"] = dataset.name.split(":");
-    const manifest = await readManifest(this.deps.store, dataset.bucket, datasetName!);
-    const split = manifest.splits[splitName];
-    if (!split) throw new Error(`dataset ${datasetName} has no split ${splitName}`);
-    return split;
+  /** The manifest of the dataset's split. */
+  private openSplit(): Promise<SplitManifest> {
+    return readSplit(this.deps.store, this.config.dataset!);
   }
 
   private openEvaluator(): EpochEvaluator | undefined {

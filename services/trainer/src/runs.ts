@@ -13,7 +13,7 @@ import {
 import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
 import { checkpointRef, CheckpointStore } from "./checkpoints.js";
 import type { RunStatusRecord } from "./lifecycle.js";
-import { type RunDeps, TrainingRun } from "./run.js";
+import { readSplit, type RunDeps, TrainingRun } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 /** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
@@ -102,6 +102,8 @@ export class Runs {
         `config.backend: this trainer runs ${this.deps.backend}; start a trainer with ADCO_BACKEND=${resolved.config.backend} or use "auto"`,
       );
     }
+    // A dataset that is not there would fail the run later, after StartRun said yes.
+    await withStorageStatus(() => readSplit(this.deps.store, resolved.config.dataset!));
     await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
     const run = new TrainingRun(runId, resolved, stored?.createdUnixMs ?? Date.now(), {
       ...this.deps,
