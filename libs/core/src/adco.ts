@@ -108,10 +108,12 @@ export function* adcoStep(
   // Round 1: each shard's max and sum of exp(logit - max) over its adversaries, at t and t_mem.
   const partials = (yield { round: 1, queries }) as ShardPartial[][]; //         S x P
   const writes = write ? splitWrite(write.keys, write.start, slices) : slices.map(() => undefined);
+  const keyCosines: tf.Tensor2D[] = [];
   const normalizers: Normalizers[] = [];
   try {
     const ofPair = (i: number) => partials.map((shard) => shard[i]!); //       S parts of pair i
-    pairs.forEach((pair, i) => normalizers.push(mergeNormalizers(pair, ofPair(i), hyper))); // P x (N, N)
+    for (const pair of pairs) keyCosines.push(tf.matMul(pair.query, pair.key, false, true)); // P x (N x N)
+    pairs.forEach((_, i) => normalizers.push(mergeNormalizers(keyCosines[i]!, ofPair(i), hyper))); // P x (N, N)
 
     // Round 2: each shard's sum_j p_ij d_j (N x D per pair), then the ascent of its adversaries.
     const pairWeights = pairs.map(() => weight);
@@ -121,6 +123,7 @@ export function* adcoStep(
       const results = pairs.map((pair, i) =>
         pairOutcome(
           pair,
+          keyCosines[i]!,
           normalizers[i]!,
           ofPair(i),
           applied.map((a) => a.gradParts[i]!),
@@ -149,6 +152,7 @@ export function* adcoStep(
   } finally {
     disposePartials(partials.flat());
     tf.dispose([
+      ...keyCosines,
       ...normalizers.flatMap((n) => [n.encoder, n.memory]),
       ...writes.flatMap((w) => (w ? [w.keys] : [])),
     ]);
@@ -268,7 +272,7 @@ function checkStepInputs(
 // ---- The coordinator's part: normalisers from the parts, then the encoder's side of each pair.
 
 /** Per query: the max of the logits and the sum of exp(logit - max). */
-export function logSumExpPart(logits: tf.Tensor2D): LogSumExpPart {
+function logSumExpPart(logits: tf.Tensor2D): LogSumExpPart {
   return tf.tidy(() => {
     const max = tf.max(logits, 1) as tf.Tensor1D; //                                          N
     const sumExp = tf.sum(tf.exp(tf.sub(logits, tf.expandDims(max, 1))), 1) as tf.Tensor1D; // N
@@ -277,7 +281,7 @@ export function logSumExpPart(logits: tf.Tensor2D): LogSumExpPart {
 }
 
 /** log sum exp over the union of the parts' logits, per query (N). */
-export function mergeLogSumExp(parts: readonly LogSumExpPart[]): tf.Tensor1D {
+function mergeLogSumExp(parts: readonly LogSumExpPart[]): tf.Tensor1D {
   return tf.tidy(() => {
     const max = parts.map((p) => p.max).reduce((a, b) => tf.maximum(a, b)); //           N
     const sum = parts.map((p) => tf.mul(p.sumExp, tf.exp(tf.sub(p.max, max)))).reduce((a, b) => tf.add(a, b));
@@ -285,14 +289,13 @@ export function mergeLogSumExp(parts: readonly LogSumExpPart[]): tf.Tensor1D {
   });
 }
 
-/** The exact normalisers of one pair at t and t_mem: the batch keys' logits and every shard's parts. */
-export function mergeNormalizers(
-  pair: ContrastPair,
+/** The exact normalisers of one pair at t and t_mem from its keys' cosines (N x N) and every shard's parts. */
+function mergeNormalizers(
+  keyCosines: tf.Tensor2D,
   partials: readonly ShardPartial[],
   hyper: AdcoHyperparameters,
 ): Normalizers {
   return tf.tidy(() => {
-    const keyCosines = tf.matMul(pair.query, pair.key, false, true) as tf.Tensor2D; //      N x N
     const keysAt = (t: number) => logSumExpPart(tf.div(keyCosines, t) as tf.Tensor2D);
     return {
       encoder: mergeLogSumExp([keysAt(hyper.temperature), ...partials.map((p) => p.encoder)]),
@@ -313,6 +316,7 @@ interface PairOutcome {
 /** Loss, dLoss/dq and statistics of one pair from its normaliser and the shards' answers. */
 function pairOutcome(
   pair: ContrastPair,
+  keyCosines: tf.Tensor2D,
   normalizers: Normalizers,
   partials: readonly ShardPartial[],
   gradParts: readonly tf.Tensor2D[],
@@ -323,7 +327,7 @@ function pairOutcome(
   const [batch] = pair.query.shape;
   const { queryGrad, values } = tf.tidy(() => {
     const logZ = normalizers.encoder; //                                                       N
-    const keyLogits = tf.div(tf.matMul(pair.query, pair.key, false, true), t); //            N x N
+    const keyLogits = tf.div(keyCosines, t); //                                              N x N
     const positiveCosines = tf.sum(tf.mul(pair.query, pair.key), 1); //                      N
     const positives = tf.div(positiveCosines, t) as tf.Tensor1D; //                          N
     const offDiagonal = tf.sub(1, tf.eye(batch));
