@@ -20,14 +20,19 @@ after(async () => {
   await server.stop();
 });
 
+/** The environment that points a process at the S3 server (or, with `endpoint`, somewhere else). */
+const s3Env = (endpoint = server.settings.endpoint) => ({
+  ADCO_S3_ENDPOINT: endpoint,
+  ADCO_S3_ACCESS_KEY: server.settings.accessKey,
+  ADCO_S3_SECRET_KEY: server.settings.secretKey,
+});
+
 function adco(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, ["--conditions=development", "--import", "tsx", MAIN, ...args], {
     encoding: "utf8",
     env: {
       ...process.env,
-      ADCO_S3_ENDPOINT: server.settings.endpoint,
-      ADCO_S3_ACCESS_KEY: server.settings.accessKey,
-      ADCO_S3_SECRET_KEY: server.settings.secretKey,
+      ...s3Env(),
       ...env,
     },
   });
@@ -150,13 +155,7 @@ describe("adco run commands", () => {
   });
 
   it("watch a run the trainer does not know: NOT_FOUND in one line, no stack trace", async () => {
-    const trainer = await launchService("trainer", {
-      env: {
-        ADCO_S3_ENDPOINT: server.settings.endpoint,
-        ADCO_S3_ACCESS_KEY: server.settings.accessKey,
-        ADCO_S3_SECRET_KEY: server.settings.secretKey,
-      },
-    });
+    const trainer = await launchService("trainer", { env: s3Env() });
     try {
       const result = adco(["watch", "nope", "--trainer", trainer.grpcAddress]);
       assert.equal(result.status, 2, result.stderr);
@@ -168,13 +167,7 @@ describe("adco run commands", () => {
   });
 
   it("tell a trainer that answers UNAVAILABLE (its object store is down) from no trainer at all", async () => {
-    const trainer = await launchService("trainer", {
-      env: {
-        ADCO_S3_ENDPOINT: "http://127.0.0.1:1",
-        ADCO_S3_ACCESS_KEY: server.settings.accessKey,
-        ADCO_S3_SECRET_KEY: server.settings.secretKey,
-      },
-    });
+    const trainer = await launchService("trainer", { env: s3Env("http://127.0.0.1:1") }); // nothing listens there
     try {
       const result = adco(["runs", "--trainer", trainer.grpcAddress]);
       assert.equal(result.status, 2, result.stderr);
