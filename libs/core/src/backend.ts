@@ -1,7 +1,8 @@
 // Choosing the tfjs backend: the best one available, or the one asked for (config `backend`, env
 // ADCO_BACKEND). "tensorflow" is libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU);
 // both are optional dependencies whose native part is often absent, so they are tried, not assumed.
-// "wasm" is XNNPACK with SIMD (single-threaded in Node); "cpu" is plain JavaScript, the slowest.
+// "wasm" is XNNPACK with SIMD, on as many threads as asked (see wasm-threads.ts); "cpu" is plain
+// JavaScript, the slowest.
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs-core";
 // The umbrella package registers every op's gradient (tfjs-core's Node bundle registers none) and
@@ -10,6 +11,7 @@ import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
+import { defaultThreads, MAX_WASM_THREADS, setWasmBackend } from "./wasm-threads.js";
 
 export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -21,6 +23,16 @@ export interface ActiveBackend {
   readonly detail: string;
   /** Why better backends were passed over (empty when the first choice loaded). */
   readonly skipped: readonly string[];
+  /** The threads of the wasm backend's pool (1 on the others, which manage their own). */
+  readonly threads: number;
+}
+
+export interface BackendOptions {
+  /**
+   * Threads of the wasm backend (more than MAX_WASM_THREADS count as that); default: ADCO_THREADS,
+   * else os.availableParallelism().
+   */
+  readonly threads?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -46,7 +58,10 @@ let active: ActiveBackend | undefined;
  * Initialises tfjs on the chosen backend once per process and returns it; later calls return the same
  * backend (and throw if a different one is asked for, since tensors cannot move between them).
  */
-export async function initBackend(choice: BackendChoice = "auto"): Promise<ActiveBackend> {
+export async function initBackend(
+  choice: BackendChoice = "auto",
+  options: BackendOptions = {},
+): Promise<ActiveBackend> {
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new Error(`backend: must be one of ${BACKEND_CHOICES.join(", ")}, got ${JSON.stringify(choice)}`);
   }
@@ -62,7 +77,7 @@ export async function initBackend(choice: BackendChoice = "auto"): Promise<Activ
   if (choice === "auto" || choice === "tensorflow") {
     const { loaded, reasons } = loadTensorflow();
     if (loaded && (await tf.setBackend("tensorflow"))) {
-      active = { name: "tensorflow", detail: loaded, skipped };
+      active = { name: "tensorflow", detail: loaded, skipped, threads: 1 };
       return active;
     }
     if (choice === "tensorflow")
@@ -70,17 +85,20 @@ export async function initBackend(choice: BackendChoice = "auto"): Promise<Activ
     skipped.push(...reasons);
   }
   if (choice === "auto" || choice === "wasm") {
-    if (await tf.setBackend("wasm")) {
-      await tf.ready();
+    const threads = await setWasmBackend(
+      Math.min(MAX_WASM_THREADS, options.threads ?? threadsFromEnv() ?? defaultThreads()),
+    );
+    if (threads > 0) {
       registerWasmConvGradients();
-      active = { name: "wasm", detail: "@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, 1 thread)", skipped };
+      const detail = `@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? "" : "s"})`;
+      active = { name: "wasm", detail, skipped, threads };
       return active;
     }
     if (choice === "wasm") throw new Error("backend wasm failed to initialise");
     skipped.push("wasm: failed to initialise");
   }
   if (!(await tf.setBackend("cpu"))) throw new Error("backend cpu failed to initialise");
-  active = { name: "cpu", detail: "@tensorflow/tfjs-backend-cpu (plain JavaScript)", skipped };
+  active = { name: "cpu", detail: "@tensorflow/tfjs-backend-cpu (plain JavaScript)", skipped, threads: 1 };
   return active;
 }
 
@@ -93,4 +111,17 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendCho
     );
   }
   return value as BackendChoice;
+}
+
+/** The wasm threads from ADCO_THREADS (for command-line tools; services read it as config); unset: the default. */
+export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = env.ADCO_THREADS;
+  if (value === undefined || value === "") return undefined;
+  const threads = Number(value);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(
+      `ADCO_THREADS: must be a whole number of threads, 1 or more, got ${JSON.stringify(value)}`,
+    );
+  }
+  return threads;
 }

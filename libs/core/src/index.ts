@@ -49,9 +49,12 @@ export {
   type ActiveBackend,
   BACKEND_CHOICES,
   type BackendChoice,
+  type BackendOptions,
   backendFromEnv,
   initBackend,
+  threadsFromEnv,
 } from "./backend.js";
+export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
 export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
 export { artifactsFromFiles, encoderFromArtifacts } from "./export.js";
 export { pixelsToTensor } from "./pixels.js";
