@@ -55,11 +55,30 @@ function containerEnv(objects: readonly K8sObject[], container: any): Record<str
     Object.assign(env, map.data);
   }
   for (const e of container.env ?? []) {
+    const field = e.valueFrom?.resourceFieldRef;
     if (e.valueFrom?.secretKeyRef)
       env[e.name] = `<secret ${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}>`;
+    else if (field) env[e.name] = String(resourceValue(objects, container, field));
     else env[e.name] = e.value ?? "";
   }
   return env;
+}
+
+/** A downward-API resource field as the kubelet sets it: the container's value over the divisor, rounded up. */
+function resourceValue(_objects: readonly K8sObject[], container: any, field: any): number {
+  assert.equal(
+    field.containerName,
+    container.name,
+    `${container.name}: a resourceFieldRef names its own container`,
+  );
+  const [kind, resource] = field.resource.split(".");
+  const quantity = String(container.resources?.[kind]?.[resource] ?? "");
+  assert.ok(
+    quantity,
+    `${container.name}: ${field.resource} is set, so ${field.resource} is not the node's capacity`,
+  );
+  const cores = quantity.endsWith("m") ? Number(quantity.slice(0, -1)) / 1000 : Number(quantity);
+  return Math.ceil(cores / Number(field.divisor ?? 1));
 }
 
 function serviceContainers(objects: readonly K8sObject[]) {
@@ -131,6 +150,15 @@ for (const overlay of OVERLAYS) {
         assert.equal(template.spec.enableServiceLinks, false, `${name}: enableServiceLinks`);
       }
       assert.deepEqual([...seen].sort(), Object.keys(SERVICES).sort());
+    });
+
+    it("the services that compute run as many wasm threads as their CPU limit allows", () => {
+      for (const { name, env, container } of serviceContainers(objects)) {
+        if (!("threads" in SERVICES[name].spec)) continue;
+        const limit = String(container.resources.limits.cpu);
+        const cores = Math.ceil(limit.endsWith("m") ? Number(limit.slice(0, -1)) / 1000 : Number(limit));
+        assert.equal(env.ADCO_THREADS, String(cores), `${name}: ADCO_THREADS from limits.cpu ${limit}`);
+      }
     });
 
     it("ports, probes, Services and scrape annotations match each service's config", () => {

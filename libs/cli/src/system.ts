@@ -4,7 +4,7 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { launchService } from "@adco/service-kit";
+import { launchService, usableCores } from "@adco/service-kit";
 import type { StorageSettings } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 
@@ -73,6 +73,20 @@ async function startService(
   };
 }
 
+/**
+ * The wasm threads of each computing service when they all share this machine. The trainer and the
+ * bank take turns within a step (the trainer waits for the bank's answer, the bank idles while the
+ * trainer computes), so each may use every core. The evaluator computes beside the trainer only when
+ * it scores each epoch, and then gets one thread; the data worker's augmentation is JavaScript on one
+ * thread of its own (a few per cent of a core at the trainer's rate).
+ */
+export function localThreads(
+  evaluateEpochs: boolean,
+  cores = usableCores(),
+): Record<Exclude<ServiceName, "data-worker">, number> {
+  return { trainer: cores, "adversary-bank": cores, evaluator: evaluateEpochs ? 1 : cores };
+}
+
 export async function startLocalSystem(options: LocalSystemOptions): Promise<LocalSystem> {
   const logDirectory = join(options.directory, "logs");
   mkdirSync(logDirectory, { recursive: true });
@@ -97,8 +111,16 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
       ADCO_S3_SECRET_KEY: s3.settings.secretKey,
       ...options.env,
     };
+    const threads = localThreads(options.evaluateEpochs ?? false);
     const up = async (name: ServiceName, env: Record<string, string> = {}) => {
-      const service = await startService(name, port(name), { ...storageEnv, ...env }, logDirectory);
+      const computeEnv: Record<string, string> =
+        name === "data-worker" ? {} : { ADCO_THREADS: String(threads[name]) };
+      const service = await startService(
+        name,
+        port(name),
+        { ...computeEnv, ...storageEnv, ...env },
+        logDirectory,
+      );
       started.push(service);
       options.onStarted?.(name, service.address);
       return service;

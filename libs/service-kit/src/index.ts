@@ -9,3 +9,4 @@ export * from "./validate.js";
 export * from "./version.js";
 export * from "./queue.js";
 export * from "./launcher.js";
+export * from "./cores.js";

@@ -1,11 +1,12 @@
 import { BACKEND_CHOICES } from "@adco/core";
-import { commonConfig, field } from "@adco/service-kit";
+import { commonConfig, field, threadsConfig } from "@adco/service-kit";
 import { storageConfig } from "@adco/storage";
 
 /** Every key the trainer reads (env ADCO_<KEY>, or a file named by ADCO_CONFIG). */
 export const trainerConfig = {
   ...commonConfig({ grpcPort: 50052, metricsPort: 9402 }),
   ...storageConfig,
+  ...threadsConfig,
   backend: field.oneOf(BACKEND_CHOICES, {
     default: "auto",
     doc: "tfjs backend of the encoders: auto, tensorflow, wasm or cpu",

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { initBackend } from "@adco/core";
 import { startRunRequestFromJson } from "@adco/proto";
 import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
-import { ConfigError, type Logger, register, runService } from "@adco/service-kit";
+import { ConfigError, type Logger, register, runService, threadsFromConfig } from "@adco/service-kit";
 import { type ObjectStore, readManifest, StorageError, storeFromConfig } from "@adco/storage";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
@@ -80,8 +80,11 @@ await runService({
   name: "trainer",
   spec: trainerConfig,
   services: async (config, log, metrics) => {
-    const backend = await initBackend(config.backend);
-    log.info({ backend: backend.name, detail: backend.detail, skipped: backend.skipped }, "tfjs backend");
+    const backend = await initBackend(config.backend, { threads: threadsFromConfig(config) });
+    log.info(
+      { backend: backend.name, detail: backend.detail, threads: backend.threads, skipped: backend.skipped },
+      "tfjs backend",
+    );
     resume = config.resumeInterrupted;
     const store = storeFromConfig(config);
     control = trainerControl({
