@@ -1,6 +1,7 @@
 // A labelled split of a stored dataset as one uint8 pixel block (N x H x W x C) with its labels.
 // Raw-pixel encodings only (gray8, rgb8): the evaluator scores small-image datasets on the CPU;
 // encoded photos go through a data worker's NONE pipeline first (see docs).
+import { createHash } from "node:crypto";
 import type { DatasetRef } from "@adco/proto/common";
 import { failedPrecondition, notFound } from "@adco/service-kit";
 import { type ObjectStore, readManifest, readShard } from "@adco/storage";
@@ -10,6 +11,11 @@ export interface LabelledImages {
   readonly shape: [number, number, number, number];
   readonly labels: Int32Array;
   readonly classes: string[];
+  /**
+   * What the split is, as a hash of its bucket, name, image format, classes and shards (each with its
+   * sha256): equal fingerprints, equal pixels and labels. A re-import under the same name changes it.
+   */
+  readonly fingerprint: string;
 }
 
 /** "name" or "name:split"; the split defaults to `defaultSplit`. */
@@ -53,5 +59,24 @@ export async function loadLabelled(
     }
     onProgress?.(i, n);
   }
-  return { pixels, shape: [n, manifest.height, manifest.width, channels], labels, classes: manifest.classes };
+  const fingerprint = createHash("sha256")
+    .update(
+      JSON.stringify({
+        bucket: ref.bucket,
+        dataset,
+        split,
+        encoding: manifest.encoding,
+        size: [manifest.height, manifest.width],
+        classes: manifest.classes,
+        shards: splitManifest.shards.map((s) => [s.key, s.sha256]),
+      }),
+    )
+    .digest("hex");
+  return {
+    pixels,
+    shape: [n, manifest.height, manifest.width, channels],
+    labels,
+    classes: manifest.classes,
+    fingerprint,
+  };
 }

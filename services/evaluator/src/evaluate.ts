@@ -2,6 +2,7 @@
 // frozen backbone features of a labelled train and test split, then the kNN monitor and the linear
 // probe. With write_results, the result JSON and plots go under runs/<run>/eval/step-<step>/ beside
 // the run's checkpoints (outside the checkpoint folders, so retention keeps the accuracy history).
+// With raw_pixels, the images themselves are scored too, through the same classifiers (raw-pixels.ts).
 import {
   artifactsFromFiles,
   Encoder,
@@ -15,7 +16,12 @@ import {
 } from "@adco/core";
 import { encoderArchName } from "@adco/proto";
 import type { Accuracy, ObjectRef } from "@adco/proto/common";
-import type { EvaluateEvent, EvaluateRequest, EvaluationResult } from "@adco/proto/evaluator";
+import type {
+  EvaluateEvent,
+  EvaluateRequest,
+  EvaluationResult,
+  RawPixelsResult,
+} from "@adco/proto/evaluator";
 import { AsyncQueue, failedPrecondition, invalidArgument } from "@adco/service-kit";
 import {
   evaluationPrefix,
@@ -27,16 +33,27 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { type LabelledImages, loadLabelled } from "./data.js";
 import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
+import { RawPixelsCache, rawPixelFeatures, rawPixelsKey } from "./raw-pixels.js";
 
 const FEATURE_BATCH = 500;
 const EMBEDDING_POINTS = 2000;
+
+type LinearScore = Accuracy & { trainLoss: number; epochs: number };
+
+/** kNN and linear probe scores of one set of features. */
+interface Scores {
+  readonly knn?: Accuracy;
+  readonly linear?: LinearScore;
+}
 
 /** What an evaluation stores as results.json. */
 export interface StoredResult {
   readonly runId: string;
   readonly step: number;
   readonly knn?: Accuracy;
-  readonly linear?: Accuracy & { trainLoss: number; epochs: number };
+  readonly linear?: LinearScore;
+  /** The raw pixels' scores on the same splits (when raw_pixels was asked). */
+  readonly rawPixels?: Scores & { dimension: number };
   readonly classNames: string[];
   readonly seconds: number;
   readonly unixMs: number;
@@ -120,10 +137,132 @@ function pca2(x: tf.Tensor2D): Float32Array {
   });
 }
 
+/** An Accuracy message alone (results.json keeps more). */
+const accuracyOf = (a: Accuracy): Accuracy => ({
+  top1: a.top1,
+  top5: a.top5,
+  perClassTop1: a.perClassTop1,
+  samples: a.samples,
+});
+
+const knnOptions = (request: EvaluateRequest) => ({
+  k: request.knn?.k || KNN_DEFAULTS.k,
+  temperature: request.knn?.temperature || KNN_DEFAULTS.temperature,
+});
+
+const linearOptions = (request: EvaluateRequest) => ({
+  epochs: request.linear?.epochs || LINEAR_PROBE_DEFAULTS.epochs,
+  lr: request.linear?.lr || LINEAR_PROBE_DEFAULTS.lr,
+  weightDecay: request.linear?.weightDecay || LINEAR_PROBE_DEFAULTS.weightDecay,
+});
+
+/**
+ * The request's classifiers on one set of features (an encoder's, or the raw pixels): kNN, then the
+ * linear probe, each when enabled and not left out by `only`. Progress phases are `${prefix}knn` and
+ * `${prefix}linear`.
+ */
+function score(
+  trainFeatures: tf.Tensor2D,
+  testFeatures: tf.Tensor2D,
+  train: LabelledImages,
+  test: LabelledImages,
+  request: EvaluateRequest,
+  emit: Emit,
+  prefix = "",
+  only: { knn: boolean; linear: boolean } = { knn: true, linear: true },
+): Scores {
+  const classes = train.classes.length;
+  let knn: Accuracy | undefined;
+  if (request.knn?.enabled && only.knn) {
+    emit({ progress: { phase: `${prefix}knn`, done: 0, total: 1, etaSeconds: 0 } });
+    const r = knnClassify(trainFeatures, train.labels, testFeatures, test.labels, {
+      ...knnOptions(request),
+      classes,
+    });
+    knn = { top1: r.top1, top5: 0, perClassTop1: r.perClass, samples: test.labels.length };
+    emit({ progress: { phase: `${prefix}knn`, done: 1, total: 1, etaSeconds: 0 } });
+  }
+  let linear: LinearScore | undefined;
+  if (request.linear?.enabled && only.linear) {
+    const { epochs, lr, weightDecay } = linearOptions(request);
+    const t0 = performance.now();
+    const r = linearProbe(trainFeatures, train.labels, testFeatures, test.labels, {
+      classes,
+      epochs,
+      lr,
+      weightDecay,
+      onEpoch: (epoch) => {
+        const elapsed = (performance.now() - t0) / 1000;
+        if ((epoch + 1) % 10 === 0 || epoch + 1 === epochs)
+          emit({
+            progress: {
+              phase: `${prefix}linear`,
+              done: epoch + 1,
+              total: epochs,
+              etaSeconds: (elapsed / (epoch + 1)) * (epochs - epoch - 1),
+            },
+          });
+      },
+    });
+    linear = {
+      top1: r.top1,
+      top5: r.top5,
+      perClassTop1: r.perClass,
+      samples: test.labels.length,
+      trainLoss: r.trainLoss,
+      epochs,
+    };
+  }
+  return { knn, linear };
+}
+
+/** The raw pixels' scores for the request: from the cache, or computed (and then cached). */
+async function rawPixelScores(
+  cache: RawPixelsCache<Accuracy | LinearScore>,
+  train: LabelledImages,
+  test: LabelledImages,
+  request: EvaluateRequest,
+  emit: Emit,
+): Promise<Scores & Pick<RawPixelsResult, "dimension" | "cached">> {
+  const [, h, w, c] = train.shape;
+  const [, th, tw, tc] = test.shape;
+  if (h !== th || w !== tw || c !== tc)
+    throw failedPrecondition(
+      `raw_pixels: train images are ${h}x${w}x${c}, test images ${th}x${tw}x${tc}; they must match`,
+    );
+  const knnKey = request.knn?.enabled ? rawPixelsKey("knn", train, test, knnOptions(request)) : undefined;
+  const linearKey = request.linear?.enabled
+    ? rawPixelsKey("linear", train, test, linearOptions(request))
+    : undefined;
+  let knn = knnKey === undefined ? undefined : cache.get(knnKey);
+  let linear = linearKey === undefined ? undefined : (cache.get(linearKey) as LinearScore | undefined);
+  const missing = { knn: knnKey !== undefined && !knn, linear: linearKey !== undefined && !linear };
+  if (missing.knn || missing.linear) {
+    const trainFeatures = rawPixelFeatures(train);
+    const testFeatures = rawPixelFeatures(test);
+    try {
+      const computed = score(trainFeatures, testFeatures, train, test, request, emit, "raw_pixels:", missing);
+      if (computed.knn) cache.set(knnKey!, (knn = computed.knn));
+      if (computed.linear) cache.set(linearKey!, (linear = computed.linear));
+    } finally {
+      tf.dispose([trainFeatures, testFeatures]);
+    }
+    // Let the progress events go out before the encoder's features block the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { knn, linear, dimension: h * w * c, cached: !missing.knn && !missing.linear };
+}
+
+export interface EvaluationOptions {
+  /** Raw-pixel scores kept between evaluations (one per evaluator process). */
+  readonly rawPixelsCache: RawPixelsCache<Accuracy | LinearScore>;
+}
+
 export async function runEvaluation(
   store: ObjectStore,
   request: EvaluateRequest,
   emit: Emit,
+  options: EvaluationOptions = { rawPixelsCache: new RawPixelsCache() },
 ): Promise<EvaluationResult> {
   const started = performance.now();
   emit({ progress: { phase: "load", done: 0, total: 3, etaSeconds: 0 } });
@@ -136,72 +275,48 @@ export async function runEvaluation(
     emit({ progress: { phase: "load", done: 3, total: 3, etaSeconds: 0 } });
     if (JSON.stringify(train.classes) !== JSON.stringify(test.classes))
       throw failedPrecondition("train and test datasets have different class names");
-    const classes = train.classes.length;
+    const rawPixels = request.rawPixels
+      ? await rawPixelScores(options.rawPixelsCache, train, test, request, emit)
+      : undefined;
     const trainFeatures = await features(encoder, train, "features:train", emit);
     const testFeatures = await features(encoder, test, "features:test", emit);
     try {
-      let knn: Accuracy | undefined;
-      if (request.knn?.enabled) {
-        emit({ progress: { phase: "knn", done: 0, total: 1, etaSeconds: 0 } });
-        const r = knnClassify(trainFeatures, train.labels, testFeatures, test.labels, {
-          k: request.knn.k || KNN_DEFAULTS.k,
-          temperature: request.knn.temperature || KNN_DEFAULTS.temperature,
-          classes,
-        });
-        knn = { top1: r.top1, top5: 0, perClassTop1: r.perClass, samples: test.labels.length };
-        emit({ progress: { phase: "knn", done: 1, total: 1, etaSeconds: 0 } });
-      }
-      let linear: (Accuracy & { trainLoss: number; epochs: number }) | undefined;
-      if (request.linear?.enabled) {
-        const epochs = request.linear.epochs || LINEAR_PROBE_DEFAULTS.epochs;
-        const t0 = performance.now();
-        const r = linearProbe(trainFeatures, train.labels, testFeatures, test.labels, {
-          classes,
-          epochs,
-          lr: request.linear.lr || undefined,
-          weightDecay: request.linear.weightDecay || undefined,
-          onEpoch: (epoch) => {
-            const elapsed = (performance.now() - t0) / 1000;
-            if ((epoch + 1) % 10 === 0 || epoch + 1 === epochs)
-              emit({
-                progress: {
-                  phase: "linear",
-                  done: epoch + 1,
-                  total: epochs,
-                  etaSeconds: (elapsed / (epoch + 1)) * (epochs - epoch - 1),
-                },
-              });
-          },
-        });
-        linear = {
-          top1: r.top1,
-          top5: r.top5,
-          perClassTop1: r.perClass,
-          samples: test.labels.length,
-          trainLoss: r.trainLoss,
-          epochs,
-        };
-      }
+      const { knn, linear } = score(trainFeatures, testFeatures, train, test, request, emit);
       const seconds = (performance.now() - started) / 1000;
       const result: EvaluationResult = {
         checkpoint: request.checkpoint,
         knn,
-        linear: linear && {
-          top1: linear.top1,
-          top5: linear.top5,
-          perClassTop1: linear.perClassTop1,
-          samples: linear.samples,
-        },
+        linear: linear && accuracyOf(linear),
         results: undefined,
         plots: [],
         seconds,
         classNames: train.classes,
+        rawPixels: rawPixels && {
+          knn: rawPixels.knn,
+          linear: rawPixels.linear && accuracyOf(rawPixels.linear),
+          dimension: rawPixels.dimension,
+          cached: rawPixels.cached,
+        },
       };
       if (request.writeResults && request.checkpoint) {
         const written = await writeResults(
           store,
           request,
-          { knn, linear, classNames: train.classes, seconds },
+          {
+            knn,
+            linear,
+            classNames: train.classes,
+            seconds,
+            ...(rawPixels
+              ? {
+                  rawPixels: {
+                    knn: rawPixels.knn,
+                    linear: rawPixels.linear,
+                    dimension: rawPixels.dimension,
+                  },
+                }
+              : {}),
+          },
           meta,
           testFeatures,
           test,
@@ -220,7 +335,7 @@ export async function runEvaluation(
 async function writeResults(
   store: ObjectStore,
   request: EvaluateRequest,
-  scores: Pick<StoredResult, "knn" | "linear" | "classNames" | "seconds">,
+  scores: Pick<StoredResult, "knn" | "linear" | "rawPixels" | "classNames" | "seconds">,
   meta: CheckpointMeta | undefined,
   testFeatures: tf.Tensor2D,
   test: LabelledImages,
@@ -256,6 +371,15 @@ async function writeResults(
     .map((r) => ({ x: r.step, y: 100 * r.linear!.top1 }));
   if (knnPoints.length) accuracy.push({ name: "kNN top-1 %", points: knnPoints });
   if (linearPoints.length) accuracy.push({ name: "linear top-1 %", points: linearPoints });
+  // The bar: the raw pixels' scores at the evaluations that asked for them (the same at every step).
+  const rawKnn = evaluations
+    .filter((r) => r.rawPixels?.knn)
+    .map((r) => ({ x: r.step, y: 100 * r.rawPixels!.knn!.top1 }));
+  const rawLinear = evaluations
+    .filter((r) => r.rawPixels?.linear)
+    .map((r) => ({ x: r.step, y: 100 * r.rawPixels!.linear!.top1 }));
+  if (rawKnn.length) accuracy.push({ name: "raw pixels kNN top-1 %", points: rawKnn });
+  if (rawLinear.length) accuracy.push({ name: "raw pixels linear top-1 %", points: rawLinear });
   const history = meta?.history ?? [];
   const charts: [string, string][] = [
     [
@@ -293,9 +417,10 @@ async function writeResults(
 export async function* evaluationEvents(
   store: ObjectStore,
   request: EvaluateRequest,
+  options?: EvaluationOptions,
 ): AsyncGenerator<EvaluateEvent> {
   const queue = new AsyncQueue<EvaluateEvent>();
-  runEvaluation(store, request, (event) => queue.push(event)).then(
+  runEvaluation(store, request, (event) => queue.push(event), options).then(
     (result) => {
       queue.push({ result });
       queue.end();

@@ -1,5 +1,6 @@
 // Evaluator handlers: Evaluate streams one evaluation; FollowRun evaluates a run's checkpoints as
-// they are published (the latest at the start, then each new one) until the client cancels.
+// they are published (the latest at the start, then each new one) until the client cancels. The
+// raw-pixel scores are cached for the life of the handlers (raw-pixels.ts).
 import { setTimeout as sleep } from "node:timers/promises";
 import { EncoderArch } from "@adco/proto/common";
 import type { EvaluateEvent, EvaluateRequest, EvaluatorService } from "@adco/proto/evaluator";
@@ -13,7 +14,8 @@ import {
   type ServiceHandlers,
 } from "@adco/service-kit";
 import { listCheckpoints, type ObjectStore, storageRpcError } from "@adco/storage";
-import { evaluationEvents } from "./evaluate.js";
+import { evaluationEvents, type EvaluationOptions } from "./evaluate.js";
+import { RawPixelsCache } from "./raw-pixels.js";
 
 export function checkEvaluateRequest(request: EvaluateRequest, prefix = ""): EvaluateRequest {
   if (request.checkpoint) requireId(request.checkpoint.runId, `${prefix}checkpoint.run_id`);
@@ -50,11 +52,15 @@ async function* withStatuses(events: AsyncGenerator<EvaluateEvent>): AsyncGenera
 
 const FOLLOW_POLL_MS = 3000;
 
-export function evaluatorHandlers(deps: { store: ObjectStore }): ServiceHandlers<typeof EvaluatorService> {
+export function evaluatorHandlers(deps: {
+  store: ObjectStore;
+  rawPixelsCache?: EvaluationOptions["rawPixelsCache"];
+}): ServiceHandlers<typeof EvaluatorService> {
+  const options: EvaluationOptions = { rawPixelsCache: deps.rawPixelsCache ?? new RawPixelsCache() };
   return {
     async *evaluate(request) {
       checkEvaluateRequest(request);
-      yield* withStatuses(evaluationEvents(deps.store, request));
+      yield* withStatuses(evaluationEvents(deps.store, request, options));
     },
     async *followRun(request, ctx) {
       requireNonEmpty(request.bucket, "bucket");
@@ -67,15 +73,19 @@ export function evaluatorHandlers(deps: { store: ObjectStore }): ServiceHandlers
           const newest = all.at(-1);
           if (newest && newest.step > lastStep) {
             lastStep = newest.step;
-            yield* evaluationEvents(deps.store, {
-              ...template,
-              randomInit: undefined,
-              checkpoint: {
-                runId: request.runId,
-                step: newest.step,
-                manifest: { bucket: request.bucket, key: newest.key, sizeBytes: 0, sha256: "" },
+            yield* evaluationEvents(
+              deps.store,
+              {
+                ...template,
+                randomInit: undefined,
+                checkpoint: {
+                  runId: request.runId,
+                  step: newest.step,
+                  manifest: { bucket: request.bucket, key: newest.key, sizeBytes: 0, sha256: "" },
+                },
               },
-            });
+              options,
+            );
             continue;
           }
           // timers/promises removes its abort listener after each wait (no pile-up over a long follow).

@@ -92,6 +92,12 @@ export interface EvaluateRequest {
     | undefined;
   /** Write the result JSON and plots next to the checkpoint (ignored for random_init). */
   writeResults: boolean;
+  /**
+   * Also score the raw pixels: the train and test images themselves as features (flattened,
+   * normalised as the encoder's input is), through the same kNN and linear probe with the same
+   * options. The bar an encoder has to clear. Cached by the evaluator per dataset split and options.
+   */
+  rawPixels: boolean;
 }
 
 /** Asks to follow a run's checkpoints. */
@@ -106,7 +112,10 @@ export interface FollowRunRequest {
 
 /** Progress of a long evaluation phase. */
 export interface EvaluateProgress {
-  /** Phase: "load", "features:train", "features:test", "knn", "linear". */
+  /**
+   * Phase: "load", "features:train", "features:test", "knn", "linear", and with raw_pixels
+   * "raw_pixels:knn", "raw_pixels:linear" (absent when the evaluator has the scores cached).
+   */
   phase: string;
   /** Units done in the phase (samples or epochs). */
   done: number;
@@ -140,6 +149,24 @@ export interface EvaluationResult {
   seconds: number;
   /** Class names, in the order of Accuracy.per_class_top1. */
   classNames: string[];
+  /** The raw pixels' scores on the same splits (when raw_pixels was asked). */
+  rawPixels?: RawPixelsResult | undefined;
+}
+
+/** The same classifiers on the raw pixels instead of an encoder's features. */
+export interface RawPixelsResult {
+  /** kNN accuracy (absent when kNN was not asked). */
+  knn?:
+    | Accuracy
+    | undefined;
+  /** Linear probe accuracy (absent when the linear probe was not asked). */
+  linear?:
+    | Accuracy
+    | undefined;
+  /** Feature dimension: height x width x channels of the images. */
+  dimension: number;
+  /** True when the evaluator had these scores cached from an earlier request. */
+  cached: boolean;
 }
 
 /** One event of an evaluation. */
@@ -468,6 +495,7 @@ function createBaseEvaluateRequest(): EvaluateRequest {
     knn: undefined,
     linear: undefined,
     writeResults: false,
+    rawPixels: false,
   };
 }
 
@@ -493,6 +521,9 @@ export const EvaluateRequest: MessageFns<EvaluateRequest> = {
     }
     if (message.writeResults !== false) {
       writer.uint32(56).bool(message.writeResults);
+    }
+    if (message.rawPixels !== false) {
+      writer.uint32(64).bool(message.rawPixels);
     }
     return writer;
   },
@@ -566,6 +597,14 @@ export const EvaluateRequest: MessageFns<EvaluateRequest> = {
             message.writeResults = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.rawPixels = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -595,6 +634,11 @@ export const EvaluateRequest: MessageFns<EvaluateRequest> = {
         : isSet(object.write_results)
         ? globalThis.Boolean(object.write_results)
         : false,
+      rawPixels: isSet(object.rawPixels)
+        ? globalThis.Boolean(object.rawPixels)
+        : isSet(object.raw_pixels)
+        ? globalThis.Boolean(object.raw_pixels)
+        : false,
     };
   },
 
@@ -621,6 +665,9 @@ export const EvaluateRequest: MessageFns<EvaluateRequest> = {
     if (message.writeResults !== false) {
       obj.writeResults = message.writeResults;
     }
+    if (message.rawPixels !== false) {
+      obj.rawPixels = message.rawPixels;
+    }
     return obj;
   },
 
@@ -646,6 +693,7 @@ export const EvaluateRequest: MessageFns<EvaluateRequest> = {
       ? LinearProbeOptions.fromPartial(object.linear)
       : undefined;
     message.writeResults = object.writeResults ?? false;
+    message.rawPixels = object.rawPixels ?? false;
     return message;
   },
 };
@@ -887,6 +935,7 @@ function createBaseEvaluationResult(): EvaluationResult {
     plots: [],
     seconds: 0,
     classNames: [],
+    rawPixels: undefined,
   };
 }
 
@@ -912,6 +961,9 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     }
     for (const v of message.classNames) {
       writer.uint32(58).string(v!);
+    }
+    if (message.rawPixels !== undefined) {
+      RawPixelsResult.encode(message.rawPixels, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -985,6 +1037,14 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
             message.classNames.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.rawPixels = RawPixelsResult.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1010,6 +1070,11 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
         : globalThis.Array.isArray(object?.class_names)
         ? object.class_names.map((e: any) => globalThis.String(e))
         : [],
+      rawPixels: isSet(object.rawPixels)
+        ? RawPixelsResult.fromJSON(object.rawPixels)
+        : isSet(object.raw_pixels)
+        ? RawPixelsResult.fromJSON(object.raw_pixels)
+        : undefined,
     };
   },
 
@@ -1036,6 +1101,9 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     if (message.classNames?.length) {
       obj.classNames = message.classNames;
     }
+    if (message.rawPixels !== undefined) {
+      obj.rawPixels = RawPixelsResult.toJSON(message.rawPixels);
+    }
     return obj;
   },
 
@@ -1057,6 +1125,128 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     message.plots = object.plots?.map((e) => ObjectRef.fromPartial(e)) || [];
     message.seconds = object.seconds ?? 0;
     message.classNames = object.classNames?.map((e) => e) || [];
+    message.rawPixels = (object.rawPixels !== undefined && object.rawPixels !== null)
+      ? RawPixelsResult.fromPartial(object.rawPixels)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRawPixelsResult(): RawPixelsResult {
+  return { knn: undefined, linear: undefined, dimension: 0, cached: false };
+}
+
+export const RawPixelsResult: MessageFns<RawPixelsResult> = {
+  encode(message: RawPixelsResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.knn !== undefined) {
+      Accuracy.encode(message.knn, writer.uint32(10).fork()).join();
+    }
+    if (message.linear !== undefined) {
+      Accuracy.encode(message.linear, writer.uint32(18).fork()).join();
+    }
+    if (message.dimension !== 0) {
+      writer.uint32(24).uint32(message.dimension);
+    }
+    if (message.cached !== false) {
+      writer.uint32(32).bool(message.cached);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawPixelsResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawPixelsResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.knn = Accuracy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.linear = Accuracy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.dimension = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cached = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RawPixelsResult {
+    return {
+      knn: isSet(object.knn) ? Accuracy.fromJSON(object.knn) : undefined,
+      linear: isSet(object.linear) ? Accuracy.fromJSON(object.linear) : undefined,
+      dimension: isSet(object.dimension) ? globalThis.Number(object.dimension) : 0,
+      cached: isSet(object.cached) ? globalThis.Boolean(object.cached) : false,
+    };
+  },
+
+  toJSON(message: RawPixelsResult): unknown {
+    const obj: any = {};
+    if (message.knn !== undefined) {
+      obj.knn = Accuracy.toJSON(message.knn);
+    }
+    if (message.linear !== undefined) {
+      obj.linear = Accuracy.toJSON(message.linear);
+    }
+    if (message.dimension !== 0) {
+      obj.dimension = Math.round(message.dimension);
+    }
+    if (message.cached !== false) {
+      obj.cached = message.cached;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RawPixelsResult>): RawPixelsResult {
+    return RawPixelsResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawPixelsResult>): RawPixelsResult {
+    const message = createBaseRawPixelsResult();
+    message.knn = (object.knn !== undefined && object.knn !== null) ? Accuracy.fromPartial(object.knn) : undefined;
+    message.linear = (object.linear !== undefined && object.linear !== null)
+      ? Accuracy.fromPartial(object.linear)
+      : undefined;
+    message.dimension = object.dimension ?? 0;
+    message.cached = object.cached ?? false;
     return message;
   },
 };
