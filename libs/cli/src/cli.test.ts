@@ -144,6 +144,44 @@ describe("adco dataset", () => {
   });
 });
 
+describe("adco eval", () => {
+  it("prints random init beside the raw pixels, and the difference in points", async () => {
+    const evaluator = await launchService("evaluator", { env: s3Env() });
+    try {
+      const result = adco([
+        "eval",
+        "--random-init",
+        "resnet-mini",
+        "--train",
+        "fmnist-small:train",
+        "--test",
+        "fmnist-small:test",
+        "--no-linear",
+        "--evaluator",
+        evaluator.grpcAddress,
+      ]);
+      assert.equal(result.status, 0, result.stderr);
+      const row = (name: string) => {
+        const m = new RegExp(
+          `^${name}\\s+kNN \\(k 200\\): top-1 (\\d+\\.\\d)% \\(1000 test images\\)$`,
+          "m",
+        ).exec(result.stdout);
+        assert.ok(m, `no ${name} row in:\n${result.stdout}`);
+        return Number(m[1]);
+      };
+      const encoder = row("random init");
+      const pixels = row("raw pixels");
+      assert.match(result.stdout, /^\s+linear probe: not run$/m);
+      const versus = /^vs raw pixels: ([+-]\d+\.\d) points \(kNN\)$/m.exec(result.stdout);
+      assert.ok(versus, result.stdout);
+      assert.equal(Number(versus[1]), Number((encoder - pixels).toFixed(1)));
+      assert.match(result.stderr, /^raw_pixels:knn 1\/1$/m);
+    } finally {
+      await evaluator.stop();
+    }
+  });
+});
+
 describe("adco run commands", () => {
   it("reject a run config with an unknown key, naming it and the known ones", () => {
     const dir = mkdtempSync(join(tmpdir(), "adco-config-"));

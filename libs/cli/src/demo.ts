@@ -1,20 +1,30 @@
 #!/usr/bin/env node
 // `npm start`: the whole system on loopback, one AdCo pre-training on the bundled Fashion-MNIST
-// subset, evaluated against the same encoder with random weights. Prints a short report.
+// subset, evaluated against the same encoder with random weights and against the raw pixels (the
+// images themselves as features, the bar to clear). Prints a short report.
 //   ADCO_DEMO_EPOCHS (default 4) shortens or lengthens the run; ADCO_DEMO_DIR keeps its files.
 // Writes its numbers to docs/results/start.json (ADCO_RESULTS_DIR to put it elsewhere; see results.ts).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUNDLED_FASHION_MNIST } from "@adco/datasets";
-import { EncoderArch } from "@adco/proto/common";
+import { type Accuracy, EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { RunConfig, RunState } from "@adco/proto/trainer";
 import { unaryCall } from "@adco/service-kit";
 import { ObjectStore } from "@adco/storage";
 import { importDataset } from "./import.js";
 import { roundTo, writeResults } from "./results.js";
-import { evaluate, evaluatorAt, formatAccuracy, formatPerClass, trainerAt, watchRun } from "./runs.js";
+import {
+  evaluate,
+  evaluatorAt,
+  formatAccuracy,
+  formatPerClass,
+  formatVersus,
+  pointsBetween,
+  trainerAt,
+  watchRun,
+} from "./runs.js";
 import { startLocalSystem } from "./system.js";
 
 const started = performance.now();
@@ -51,13 +61,15 @@ try {
       test: { bucket: "adco-datasets", name: "fashion-mnist:test" },
       knn: { enabled: true },
       linear: { enabled: true },
+      // The raw pixels through the same classifiers: computed once, then cached by the evaluator.
+      rawPixels: true,
       ...patch,
     });
   const baseline = await evaluate(
     evaluator,
     evalOf({ randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 0 } }),
   );
-  console.log(`[${elapsed()}] random-init encoder evaluated`);
+  console.log(`[${elapsed()}] random-init encoder and raw pixels evaluated`);
 
   const run = await unaryCall(trainer.startRun.bind(trainer), {
     runId: "",
@@ -77,16 +89,19 @@ try {
   const trained = await evaluate(evaluator, evalOf({ checkpoint, writeResults: true }));
   console.log(`[${elapsed()}] checkpoint evaluated`);
 
-  const points = (a?: { top1: number }, b?: { top1: number }) =>
-    a && b ? `${100 * (a.top1 - b.top1) >= 0 ? "+" : ""}${(100 * (a.top1 - b.top1)).toFixed(1)} points` : "";
+  const raw = trained.rawPixels ?? baseline.rawPixels;
   console.log(`
 Report
   pre-training     ${summary.run.step} steps (${epochs} epochs) at ${summary.imagesPerSecond.toFixed(0)} images/s
                    per step: compute ${summary.computeMs.toFixed(0)} ms, bank call ${summary.bankCallMs.toFixed(0)} ms, data wait ${(100 * summary.dataWaitFraction).toFixed(0)}%
   random init      ${formatAccuracy("kNN", baseline.knn)}
                    ${formatAccuracy("linear", baseline.linear)}
-  AdCo             ${formatAccuracy("kNN", trained.knn)}  ${points(trained.knn, baseline.knn)}
-                   ${formatAccuracy("linear", trained.linear)}  ${points(trained.linear, baseline.linear)}
+  raw pixels       ${formatAccuracy("kNN", raw?.knn)}
+                   ${formatAccuracy("linear", raw?.linear)}
+  AdCo             ${formatAccuracy("kNN", trained.knn)}
+                   ${formatAccuracy("linear", trained.linear)}
+                   ${formatVersus("random init", trained, baseline) ?? "vs random init: not scored"}
+                   ${formatVersus("raw pixels", trained, raw) ?? "vs raw pixels: not scored"}
   per class (linear, AdCo): ${formatPerClass(trained.linear!, trained.classNames)}
   checkpoint       s3://${checkpoint.manifest?.bucket}/${checkpoint.manifest?.key}
   plots            ${trained.plots
@@ -97,6 +112,10 @@ Report
   logs             ${system.logDirectory}
   total time       ${elapsed()}`);
   const top1 = (a?: { top1: number }) => (a ? roundTo(a.top1, 4) : null);
+  const points = (a?: Accuracy, b?: Accuracy) => {
+    const p = pointsBetween(a, b);
+    return p === undefined ? null : Number(p);
+  };
   const results = writeResults({
     name: "start",
     command: process.env.ADCO_DEMO_EPOCHS ? `ADCO_DEMO_EPOCHS=${epochs} npm start` : "npm start",
@@ -118,6 +137,12 @@ Report
       },
       // Top-1 accuracies as fractions of the 1,000 test images.
       randomInit: { knnTop1: top1(baseline.knn), linearTop1: top1(baseline.linear) },
+      // The images' pixels as features (featureDimension values each), through the same kNN and probe.
+      rawPixels: {
+        knnTop1: top1(raw?.knn),
+        linearTop1: top1(raw?.linear),
+        featureDimension: raw?.dimension ?? null,
+      },
       adco: {
         knnTop1: top1(trained.knn),
         linearTop1: top1(trained.linear),
@@ -127,6 +152,15 @@ Report
             roundTo(v, 4),
           ]),
         ),
+      },
+      // AdCo's top-1 less the baselines', in points (as the report prints them).
+      vsRandomInit: {
+        knnPoints: points(trained.knn, baseline.knn),
+        linearPoints: points(trained.linear, baseline.linear),
+      },
+      vsRawPixels: {
+        knnPoints: points(trained.knn, raw?.knn),
+        linearPoints: points(trained.linear, raw?.linear),
       },
       totalSeconds: roundTo((performance.now() - started) / 1000, 0),
     },

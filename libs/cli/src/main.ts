@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { ENCODER_ARCH_BY_NAME, runConfigFromJson } from "@adco/proto";
-import type { EncoderArch } from "@adco/proto/common";
-import { EvaluateRequest } from "@adco/proto/evaluator";
+import type { Accuracy, EncoderArch } from "@adco/proto/common";
+import { type EvaluateEvent, EvaluateRequest } from "@adco/proto/evaluator";
 import { Method, RunConfig, RunState, type TrainerClient } from "@adco/proto/trainer";
 import { ConfigError, describeConfig, loadConfig, unaryCall } from "@adco/service-kit";
 import {
@@ -26,6 +26,7 @@ import {
   exportEncoder,
   formatAccuracy,
   formatPerClass,
+  formatVersus,
   trainerAt,
   watchRun,
 } from "./runs.js";
@@ -39,8 +40,9 @@ Usage:
   adco watch RUN                                   follow a run's progress until it ends
   adco stop RUN                                    stop a run after its current step (a checkpoint is written)
   adco runs                                        list runs
-  adco eval RUN [--step N]                         kNN and linear probe of a run's checkpoint (latest by default)
-  adco eval --random-init resnet-mini              the same for random weights (the baseline)
+  adco eval RUN [--step N]                         kNN and linear probe of a run's checkpoint (latest by default),
+                                                   beside random init and the raw pixels
+  adco eval --random-init resnet-mini              the same for random weights, beside the raw pixels
   adco export RUN [--step N] --out DIR             the query encoder as a tfjs LayersModel (model.json + shards)
   adco dataset import --format idx|cifar10|cifar100|imagefolder --name NAME DIR   store a local data set
   adco dataset ls                                  list stored data sets
@@ -266,14 +268,37 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case "eval": {
-      const request = await evalRequest(values, command, trainerAddress, config);
+      const { request, randomInit } = await evalRequest(values, command, trainerAddress, config);
       return withService(evaluatorAt(evaluatorAddress), evaluatorAddress, "evaluator", async (client) => {
-        const result = await evaluate(client, request, (event) => {
+        const progress = (what: string) => (event: EvaluateEvent) => {
           const p = event.progress!;
-          process.stderr.write(`${p.phase} ${p.done}/${p.total}\n`);
-        });
-        console.log(formatAccuracy("kNN (k 200)", result.knn));
-        console.log(formatAccuracy("linear probe", result.linear));
+          process.stderr.write(`${what}${p.phase} ${p.done}/${p.total}\n`);
+        };
+        // The random-init baseline first; the raw pixels' scores come with the encoder's (cached by
+        // the evaluator, so a second `adco eval` of the same data does not compute them again).
+        const baseline = randomInit && (await evaluate(client, randomInit, progress("random init: ")));
+        const result = await evaluate(client, request, progress(""));
+        // Three rows: the encoder, the same architecture at random init, the raw pixels.
+        const rows: [string, { knn?: Accuracy; linear?: Accuracy } | undefined][] = [
+          [
+            request.checkpoint
+              ? `${request.checkpoint.runId} step ${request.checkpoint.step}`
+              : "random init",
+            result,
+          ],
+          ...(baseline ? [["random init", baseline] as [string, typeof baseline]] : []),
+          ["raw pixels", result.rawPixels],
+        ];
+        const width = Math.max(...rows.map(([name]) => name.length)) + 2;
+        for (const [name, scores] of rows) {
+          console.log(`${name.padEnd(width)}${formatAccuracy("kNN (k 200)", scores?.knn)}`);
+          console.log(`${"".padEnd(width)}${formatAccuracy("linear probe", scores?.linear)}`);
+        }
+        for (const versus of [
+          baseline && formatVersus("random init", result, baseline),
+          formatVersus("raw pixels", result, result.rawPixels),
+        ])
+          if (versus) console.log(versus);
         const best = result.linear ?? result.knn;
         if (best) console.log(`per class: ${formatPerClass(best, result.classNames)}`);
         for (const plot of result.plots) console.log(`plot: ${plot.bucket}/${plot.key}`);
@@ -315,14 +340,19 @@ function readRunConfig(path: string): RunConfig {
   }
 }
 
+/**
+ * What `adco eval` asks the evaluator: the encoder, with the raw pixels beside it; for a checkpoint,
+ * also the same architecture at random init (seed 0, as `npm start` scores it).
+ */
 async function evalRequest(
   values: Record<string, string | boolean | undefined>,
   runId: string | undefined,
   trainerAddress: string,
   config: { datasetsBucket: string; checkpointsBucket: string },
-): Promise<EvaluateRequest> {
+): Promise<{ request: EvaluateRequest; randomInit?: EvaluateRequest }> {
   const knn = { enabled: !values["no-knn"], k: 200, temperature: 0.1 };
   const linear = { enabled: !values["no-linear"], epochs: 0, lr: 0, weightDecay: 0 };
+  const rawPixels = true;
   const randomInit = values["random-init"] as string | undefined;
   if (randomInit !== undefined) {
     const encoder = (ENCODER_ARCH_BY_NAME as Record<string, EncoderArch | undefined>)[randomInit];
@@ -330,13 +360,15 @@ async function evalRequest(
       throw new UsageError(`--random-init: one of ${Object.keys(ENCODER_ARCH_BY_NAME).join(", ")}`);
     if (!values.train || !values.test)
       throw new UsageError("--random-init needs --train NAME:SPLIT and --test NAME:SPLIT");
-    return EvaluateRequest.fromPartial({
+    const request = EvaluateRequest.fromPartial({
       randomInit: { encoder, seed: 0 },
       train: { bucket: config.datasetsBucket, name: values.train as string },
       test: { bucket: config.datasetsBucket, name: values.test as string },
       knn,
       linear,
+      rawPixels,
     });
+    return { request };
   }
   if (!runId) throw new UsageError("adco eval RUN, or adco eval --random-init ARCH");
   const run = await withService(trainerAt(trainerAddress), trainerAddress, "trainer", (client) =>
@@ -347,18 +379,29 @@ async function evalRequest(
   const step = values.step === undefined ? checkpoint.step : intOption(values.step as string, "step")!;
   const bucket = run.config?.checkpointBucket || config.checkpointsBucket;
   const dataset = run.config!.dataset!.name.split(":")[0]!;
-  return EvaluateRequest.fromPartial({
+  const splits = {
+    train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
+    test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },
+    knn,
+    linear,
+  };
+  const request = EvaluateRequest.fromPartial({
     checkpoint: {
       runId,
       step,
       manifest: { bucket, key: checkpointManifestKey(runId, step) },
     },
-    train: { bucket: run.config!.dataset!.bucket, name: (values.train as string) ?? `${dataset}:train` },
-    test: { bucket: run.config!.dataset!.bucket, name: (values.test as string) ?? `${dataset}:test` },
-    knn,
-    linear,
+    ...splits,
+    rawPixels,
     writeResults: true,
   });
+  const encoder = run.config?.encoder;
+  return {
+    request,
+    randomInit: encoder
+      ? EvaluateRequest.fromPartial({ randomInit: { encoder, seed: 0 }, ...splits })
+      : undefined,
+  };
 }
 
 async function datasetCommand(

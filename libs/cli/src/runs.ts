@@ -140,6 +140,34 @@ export function formatAccuracy(name: string, a: Accuracy | undefined): string {
   return `${name}: top-1 ${(100 * a.top1).toFixed(1)}%${a.top5 ? `, top-5 ${(100 * a.top5).toFixed(1)}%` : ""} (${a.samples} test images)`;
 }
 
+/** Top-1 of a, less top-1 of b, in points ("+5.9", "-11.5"); undefined when either is missing. */
+export function pointsBetween(a?: Accuracy, b?: Accuracy): string | undefined {
+  if (!a || !b) return undefined;
+  const d = Math.round(1000 * (a.top1 - b.top1)) / 10;
+  return `${d >= 0 ? "+" : "-"}${Math.abs(d).toFixed(1)}`;
+}
+
+/**
+ * "vs raw pixels: -11.5 / -4.0 points (kNN / linear)": the top-1 differences of an encoder's scores
+ * to a baseline's, for the classifiers both have; undefined when they share none.
+ */
+export function formatVersus(
+  name: string,
+  scores: { knn?: Accuracy; linear?: Accuracy },
+  baseline: { knn?: Accuracy; linear?: Accuracy } | undefined,
+): string | undefined {
+  const parts: [string, string][] = [];
+  for (const [what, a, b] of [
+    ["kNN", scores.knn, baseline?.knn],
+    ["linear", scores.linear, baseline?.linear],
+  ] as const) {
+    const points = pointsBetween(a, b);
+    if (points !== undefined) parts.push([what, points]);
+  }
+  if (parts.length === 0) return undefined;
+  return `vs ${name}: ${parts.map((p) => p[1]).join(" / ")} points (${parts.map((p) => p[0]).join(" / ")})`;
+}
+
 /** Per-class top-1 as "name 91.0%" pairs, worst first. */
 export function formatPerClass(a: Accuracy, classNames: readonly string[]): string {
   return a.perClassTop1
