@@ -15,6 +15,11 @@ const CASES: [string, Shape4, Shape4, number, Pad][] = [
   ["3x3 stride 2 valid, odd size", [3, 9, 9, 5], [3, 3, 5, 7], 2, "valid"],
   ["7x7 stride 2 same (ResNet-50 stem)", [2, 17, 17, 3], [7, 7, 3, 8], 2, "same"],
   ["explicit padding 1, stride 2, odd size", [2, 11, 11, 4], [3, 3, 4, 6], 2, 1],
+  ["3x3 stride 3 same, a size not a multiple of 3", [2, 13, 13, 3], [3, 3, 3, 5], 3, "same"],
+  ["2x2 stride 2 valid", [2, 10, 10, 3], [2, 2, 3, 4], 2, "valid"],
+  ["5x5 stride 2 same, even size", [2, 12, 12, 2], [5, 5, 2, 3], 2, "same"],
+  ["1x1 stride 3 valid (taps skip two phases)", [2, 10, 10, 4], [1, 1, 4, 4], 3, "valid"],
+  ["3x3 stride 2 explicit padding 2", [2, 9, 9, 3], [3, 3, 3, 4], 2, 2],
 ];
 
 /** dL/dx and dL/dW of L = sum(conv(x, W) * dy) on the current backend. */

@@ -62,8 +62,11 @@ export function conv2dBackpropFilter(
 }
 
 /**
- * dx = dy spread out by the stride (zeros between), padded by filter-1-pad, convolved (stride 1)
- * with the filter flipped in space and with in/out channels swapped.
+ * dx[r] = sum over (i, kh) with i*s + kh - top = r of dy[i] w[kh] (per axis), computed without
+ * spreading dy with zeros (which makes a stride-2 gradient 4x the work). Output rows split into s
+ * phases by m = r + top (mod s): a row of phase p only meets the taps kh = p, p+s, p+2s..., so each
+ * phase is a stride-1 correlation of dy with its sub-filter flipped, and the phases interleave into
+ * dx. Stride 1 is the single phase: one conv with the whole flipped filter.
  */
 export function conv2dBackpropInput(
   dy: tf.Tensor4D,
@@ -81,36 +84,69 @@ export function conv2dBackpropInput(
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  const [fh, fw] = [filter.shape[0], filter.shape[1]];
-  const [, height, width] = inputShape;
+  const [fh, fw, ci, co] = filter.shape;
+  const [batch, height, width] = inputShape;
+  const rows = phaseRange(height, info.padInfo.top, strides[0]);
+  const cols = phaseRange(width, info.padInfo.left, strides[1]);
   return tf.tidy(() => {
-    const spread = spreadByStride(dy, strides);
-    const padded = padOrCrop(
-      spread,
-      fh - 1 - info.padInfo.top,
-      fw - 1 - info.padInfo.left,
-      height + fh - 1,
-      width + fw - 1,
-    );
-    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
-    return tf.conv2d(padded, flipped, 1, "valid");
+    const phaseRows: tf.Tensor4D[] = [];
+    for (let ph = 0; ph < strides[0]; ph++) {
+      const phaseCols: tf.Tensor4D[] = [];
+      for (let pw = 0; pw < strides[1]; pw++) {
+        const th = taps(fh, ph, strides[0]);
+        const tw = taps(fw, pw, strides[1]);
+        if (th === 0 || tw === 0) {
+          phaseCols.push(tf.zeros([batch, rows.count, cols.count, ci]));
+          continue;
+        }
+        // The sub-filter w[p + s t], flipped in space, in and out channels swapped: th x tw x co x ci.
+        const sub = tf.stridedSlice(filter, [ph, pw, 0, 0], [fh, fw, ci, co], [strides[0], strides[1], 1, 1]);
+        const flipped = tf.transpose(tf.reverse(sub, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+        // D[j] = dy[j + first - (t - 1)]: a valid conv of D gives the phase's rows first..first+count-1.
+        const input = padOrCrop(
+          dy,
+          th - 1 - rows.first,
+          tw - 1 - cols.first,
+          rows.count + th - 1,
+          cols.count + tw - 1,
+        );
+        phaseCols.push(tf.conv2d(input, flipped, 1, "valid"));
+      }
+      // b x q x qx x ci for each pw -> b x q x (qx s + pw) x ci.
+      phaseRows.push(interleave(phaseCols, 3, [batch, rows.count, cols.count * strides[1], ci]));
+    }
+    // -> b x (q s + ph) x W' x ci, whose row m - first s is dx's row m - top.
+    const full = interleave(phaseRows, 2, [batch, rows.count * strides[0], cols.count * strides[1], ci]);
+    const top = info.padInfo.top - rows.first * strides[0];
+    const left = info.padInfo.left - cols.first * strides[1];
+    if (top === 0 && left === 0 && full.shape[1] === height && full.shape[2] === width) return full;
+    return tf.slice(full, [0, top, left, 0], [batch, height, width, ci]);
   });
 }
 
-/** Inserts stride-1 zero rows/cols between the rows/cols of t. */
-function spreadByStride(t: tf.Tensor4D, [sh, sw]: [number, number]): tf.Tensor4D {
-  if (sh === 1 && sw === 1) return t;
-  const [b, h, w, c] = t.shape;
-  const cells = tf.pad(tf.reshape(t, [b, h, 1, w, 1, c]), [
-    [0, 0],
-    [0, 0],
-    [0, sh - 1],
-    [0, 0],
-    [0, sw - 1],
-    [0, 0],
-  ]);
-  const full = tf.reshape(cells, [b, h * sh, w * sw, c]);
-  return tf.slice(full, [0, 0, 0, 0], [b, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
+/** How many taps of a filter of size f phase p of stride s meets: p, p+s, ... below f. */
+function taps(f: number, p: number, s: number): number {
+  return p >= f ? 0 : Math.ceil((f - p) / s);
+}
+
+/**
+ * The q (m = q s + p, m = r + pad) that cover every row r in [0, size): one range for all phases, so
+ * that they interleave into one tensor.
+ */
+function phaseRange(size: number, pad: number, s: number): { first: number; count: number } {
+  const first = Math.floor(pad / s);
+  const last = Math.floor((size - 1 + pad) / s);
+  return { first, count: last - first + 1 };
+}
+
+/** Stacks the parts on a new axis at `axis` and merges it into the axis before: part k lands at i s + k. */
+function interleave(
+  parts: tf.Tensor4D[],
+  axis: number,
+  shape: [number, number, number, number],
+): tf.Tensor4D {
+  if (parts.length === 1) return parts[0]!;
+  return tf.reshape(tf.stack(parts, axis), shape);
 }
 
 /** Shifts t down/right by (top, left) (negative crops) and pads or crops to height x width. */
