@@ -4,7 +4,7 @@ import * as tfjs from "@tensorflow/tfjs";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./backend.js";
 import { CoreInputError } from "./checks.js";
-import { Encoder, encoderSpec } from "./encoder.js";
+import { Encoder, encoderSpec, groupBatchNorm } from "./encoder.js";
 import { artifactsFromFiles, artifactsToFiles, encoderArtifacts, encoderFromArtifacts } from "./export.js";
 
 before(async () => {
@@ -60,6 +60,32 @@ describe("encoders", () => {
       for (const n of norms) assert.ok(Math.abs(n - 1) < 1e-5);
     });
     encoder.dispose();
+  });
+
+  it("split-batch BN's closed-form gradients equal autodiff of the plain formula", () => {
+    tf.tidy(() => {
+      const [groups, m, c] = [3, 50, 7];
+      const x = tf.randomNormal([groups, m, c], 0.5, 2, "float32", 11) as tf.Tensor3D;
+      const gamma = tf.randomNormal([c], 1, 0.2, "float32", 12);
+      const beta = tf.randomNormal([c], 0, 0.2, "float32", 13);
+      const dy = tf.randomNormal([groups, m, c], 0, 1, "float32", 14);
+      const plain = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, 1, true);
+        return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+      };
+      const loss = (f: (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor) =>
+        tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, g, b), dy)))([
+          x,
+          gamma,
+          beta,
+        ]);
+      const custom = loss((a, g, b) => groupBatchNorm(a as tf.Tensor3D, g, b).y);
+      const expected = loss(plain);
+      ["dx", "dgamma", "dbeta"].forEach((name, i) => {
+        const scale = tf.max(tf.abs(expected[i]!)).dataSync()[0]!;
+        assert.ok(maxAbsDiff(custom[i]!, expected[i]!) < 1e-4 * scale, `${name}`);
+      });
+    });
   });
 
   it("rejects images with the wrong channel count and groups that do not divide the batch", () => {

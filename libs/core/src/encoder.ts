@@ -390,7 +390,7 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
  * (G x 1 x M . G x M x C), a fast A.B, and the backward is the closed form
  *   dx = gamma rstd / M (M dy - sum dy - xhat sum(dy xhat)),  dgamma = sum dy xhat,  dbeta = sum dy.
  */
-function groupBatchNorm(
+export function groupBatchNorm(
   x: tf.Tensor3D,
   gamma: tf.Tensor,
   beta: tf.Tensor,
@@ -416,14 +416,15 @@ function groupBatchNorm(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xh, r, gm] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor1D];
         const sumsOnes = tf.fill([groups, 1, m], 1);
-        // Per group and channel: sum dy and sum dy.xhat in one product.
-        const sums = tf.matMul(sumsOnes, tf.concat([dy, tf.mul(dy, xh)], 2)); // G x 1 x 2C
-        const [sumDy, sumDyXhat] = tf.split(sums, 2, 2);
+        // Per group and channel, two products: one over [dy, dy.xhat] would need a concat on the
+        // channel axis, which costs wasm more than the second product (~30 ms at 28x28x16, batch 256).
+        const sumDy = tf.matMul(sumsOnes, dy as tf.Tensor3D); // G x 1 x C
+        const sumDyXhat = tf.matMul(sumsOnes, tf.mul(dy, xh) as tf.Tensor3D); // G x 1 x C
         const dx = tf.mul(
           tf.mul(r, tf.div(gm, m)),
-          tf.sub(tf.sub(tf.mul(dy, m), sumDy!), tf.mul(xh, sumDyXhat!)),
+          tf.sub(tf.sub(tf.mul(dy, m), sumDy), tf.mul(xh, sumDyXhat)),
         );
-        return [dx, tf.reshape(tf.sum(sumDyXhat!, [0, 1]), [c]), tf.reshape(tf.sum(sumDy!, [0, 1]), [c])];
+        return [dx, tf.reshape(tf.sum(sumDyXhat, [0, 1]), [c]), tf.reshape(tf.sum(sumDy, [0, 1]), [c])];
       },
     };
   });
