@@ -36,12 +36,17 @@ function leaves(value: unknown, path: string): void {
   else assert.ok(["string", "boolean"].includes(typeof value) || value === null, `${path}: ${typeof value}`);
 }
 
-function resultsOf(name: string, script: string, backend: boolean): ResultsFile["results"] {
+function resultsOf(
+  name: string,
+  script: string,
+  backend: boolean,
+  args = ["--smoke"],
+): ResultsFile["results"] {
   const path = join(resultsDir, `${name}.json`);
   assert.ok(existsSync(path), `${script} wrote no ${path}`);
   const file = JSON.parse(readFileSync(path, "utf8")) as ResultsFile;
   assert.deepEqual(Object.keys(file), ["command", "commit", "date", "machine", "results"]);
-  assert.equal(file.command, `npm run -s ${script} -- --smoke`);
+  assert.equal(file.command, `npm run -s ${script} -- ${args.join(" ")}`);
   assert.match(file.commit, /^([0-9a-f]{40}(-dirty)?|unknown)$/);
   assert.equal(new Date(file.date).toISOString(), file.date);
   assert.equal(typeof file.machine.cpu, "string");
@@ -58,20 +63,74 @@ const mtime = (name: string) => {
   return existsSync(path) ? statSync(path).mtimeMs : undefined;
 };
 
+/** The line a bench prints when no interpreter it tried has PyTorch (tools/reference/reference.ts). */
+const TORCH_MISSING =
+  /^PyTorch: not available \((.+)\); install it with: apt-get install python3-torch libopenblas0-pthread$/m;
+
+interface ComparedThreads {
+  oursBackendThreads: number | null;
+  pytorchImagesPerSecond?: number | null;
+  oursOverPytorch?: number | null;
+  referenceMsPerStep?: number | null;
+  oursOverReference?: number | null;
+}
+
+/** Both thread counts measured on our side, and the reference's numbers present exactly when it ran. */
+function checkThreads(
+  byThreads: Record<string, ComparedThreads>,
+  ran: boolean,
+  ratio: keyof ComparedThreads,
+) {
+  assert.deepEqual(Object.keys(byThreads), ["1", "2"]);
+  for (const row of Object.values(byThreads)) {
+    assert.ok(row.oursBackendThreads === null || row.oursBackendThreads >= 1);
+    if (ran) assert.ok((row[ratio] as number) > 0, `${ratio} ${row[ratio]}`);
+    else assert.equal(row[ratio], null);
+  }
+}
+
 describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
-  it("bench:bank steps a bank of 1 and 2 shard processes over gRPC", { timeout: 180_000 }, () => {
-    const before = mtime("bench-bank");
-    const run = npmRun("bench:bank", ["--smoke"]);
-    assert.equal(run.status, 0, run.detail);
-    assert.match(run.stdout, /^1 shard : +\d+ ms per step \(median\)/m, run.detail);
-    assert.match(run.stdout, /^2 shards: +\d+ ms per step \(median\)/m, run.detail);
-    const results = resultsOf("bench-bank", "bench:bank", true) as {
-      shards: Record<string, { msPerStep: number; coordinatorMsPerStep: number }>;
-    };
-    assert.deepEqual(Object.keys(results.shards), ["1", "2"]);
-    assert.ok(results.shards["2"]!.msPerStep > 0);
-    assert.equal(mtime("bench-bank"), before);
-  });
+  // --torch: the reference runs when this machine has PyTorch (or numpy) and is reported missing when
+  // not, so CI (no PyTorch) takes the missing path and a machine with python3-torch the other.
+  it(
+    "bench:bank steps a bank of 1 and 2 shard processes over gRPC, and beside a reference",
+    { timeout: 180_000 },
+    () => {
+      const before = mtime("bench-bank");
+      const args = ["--smoke", "--torch"];
+      const run = npmRun("bench:bank", args);
+      assert.equal(run.status, 0, run.detail);
+      assert.match(run.stdout, /^1 shard : +\d+ ms per step \(median\)/m, run.detail);
+      assert.match(run.stdout, /^2 shards: +\d+ ms per step \(median\)/m, run.detail);
+      assert.match(
+        run.stdout,
+        /^\| 512 \| 2 \| [\d.]+ \| \w+ \((\d+|\?)\) \| ([\d.]+|-) \| ([\d.]+|-) \|$/m,
+        run.detail,
+      );
+      const results = resultsOf("bench-bank", "bench:bank", true, args) as unknown as {
+        shards: Record<string, { msPerStep: number; coordinatorMsPerStep: number }>;
+        referenceComparison: {
+          reference: { engine: string } | null;
+          pytorch: { version: string } | null;
+          pytorchMissing?: string;
+          sizes: Record<string, Record<string, ComparedThreads>>;
+        };
+      };
+      assert.deepEqual(Object.keys(results.shards), ["1", "2"]);
+      assert.ok(results.shards["2"]!.msPerStep > 0);
+      const compared = results.referenceComparison;
+      assert.deepEqual(Object.keys(compared.sizes), ["512"]);
+      if (compared.pytorch === null) {
+        assert.match(run.stdout, TORCH_MISSING, run.detail);
+        assert.ok(compared.pytorchMissing, "the reason PyTorch is missing");
+      } else {
+        assert.doesNotMatch(run.stdout, TORCH_MISSING);
+        assert.equal(compared.reference?.engine, "torch");
+      }
+      checkThreads(compared.sizes["512"]!, compared.reference !== null, "oursOverReference");
+      assert.equal(mtime("bench-bank"), before);
+    },
+  );
 
   it("bench:data augments, encodes, streams and feeds from a worker process", { timeout: 180_000 }, () => {
     const run = npmRun("bench:data", ["--smoke"]);
@@ -89,7 +148,8 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
   });
 
   it("bench:core times the ops, a step, and a step in a child process", { timeout: 180_000 }, () => {
-    const run = npmRun("bench:core", ["--smoke"]);
+    const args = ["--smoke", "--torch"];
+    const run = npmRun("bench:core", args);
     assert.equal(run.status, 0, run.detail);
     assert.match(run.stdout, /^\| conv forward \| 28x28x1 k3 s1 -> 16 \|/m, run.detail);
     assert.match(run.stdout, /^\| q \. d \(logits\) \| 8x128 \. 128x512 \|/m, run.detail);
@@ -98,10 +158,51 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
       /^full AdCo step, resnet-mini 28x28x1, batch 16, K \d+ \(\w+\): [\d.]+ images\/s/m,
     );
     assert.match(run.stdout, /^batch 16: \w+ [\d.]+ images\/s, \w+ [\d.]+ images\/s/m, run.detail);
-    const results = resultsOf("bench-core", "bench:core", true) as Record<string, unknown>;
+    assert.match(
+      run.stdout,
+      /^\| 2 \| [\d.]+ \| \w+ \((\d+|\?)\) \| ([\d.]+|-) \| ([\d.]+|-) \|$/m,
+      run.detail,
+    );
+    const results = resultsOf("bench-core", "bench:core", true, args) as Record<string, unknown>;
     assert.ok(Object.keys(results.ops as object).length > 10);
     assert.ok("cpuComparison" in results);
+    const compared = results.pytorchComparison as {
+      batch: number;
+      pytorch: { version: string } | null;
+      pytorchMissing?: string;
+      threads: Record<string, ComparedThreads>;
+    };
+    assert.equal(compared.batch, 16);
+    if (compared.pytorch === null) {
+      assert.match(run.stdout, TORCH_MISSING, run.detail);
+      assert.ok(compared.pytorchMissing, "the reason PyTorch is missing");
+    } else assert.doesNotMatch(run.stdout, TORCH_MISSING);
+    checkThreads(compared.threads, compared.pytorch !== null, "oursOverPytorch");
   });
+
+  // The missing path on every machine: an interpreter that does not exist has no PyTorch.
+  it(
+    "bench:core --torch without PyTorch says so, reports ours and records pytorch: null",
+    { timeout: 180_000 },
+    () => {
+      const args = ["--smoke", "--no-cpu", "--torch", "--python", "/nonexistent/python3"];
+      const run = npmRun("bench:core", args);
+      assert.equal(run.status, 0, run.detail);
+      const missing = TORCH_MISSING.exec(run.stdout);
+      assert.ok(missing, run.detail);
+      assert.equal(missing[1], "/nonexistent/python3: not found");
+      assert.match(run.stdout, /^\| 1 \| [\d.]+ \| \w+ \((\d+|\?)\) \| - \| - \|$/m, run.detail);
+      const results = resultsOf("bench-core", "bench:core", true, args) as Record<string, unknown>;
+      const compared = results.pytorchComparison as {
+        pytorch: null;
+        pytorchMissing: string;
+        threads: Record<string, ComparedThreads>;
+      };
+      assert.equal(compared.pytorch, null);
+      assert.equal(compared.pytorchMissing, "/nonexistent/python3: not found");
+      checkThreads(compared.threads, false, "oursOverPytorch");
+    },
+  );
 
   it("experiment:fashion-mnist pre-trains AdCo and MoCo v2 and scores kNN", { timeout: 180_000 }, () => {
     const run = npmRun("experiment:fashion-mnist", ["--smoke"]);

@@ -4,10 +4,22 @@
 // sharding costs in messages and merging, not what it gains on separate pods.
 //   npm run -s bench:bank [-- --size 65536 --batch 256 --dim 128 --steps 10 --shards 1,2,3]
 //   npm run -s bench:bank -- --smoke     (seconds: K 512, B 8, D 16, 2 steps, 1 and 2 shards)
+// --torch adds the bank's step in this process's backend (no wire: the compute of a one-shard step)
+// side by side with the same products in PyTorch, or numpy when PyTorch is missing
+// (tools/reference/adco_step.py), at K 4096 and 65536 (smoke: K 512), 1 and 2 threads, ours in child
+// processes with ADCO_THREADS 1 and 2.
+//   npm run -s bench:bank -- --torch [--python PATH]
 // Writes docs/results/bench-bank.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { PAPER_HYPERPARAMETERS } from "@adco/core";
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  AdversaryNegatives,
+  backendFromEnv,
+  initBackend,
+  l2Normalize,
+  PAPER_HYPERPARAMETERS,
+} from "@adco/core";
 import { encodeTensor } from "@adco/proto";
 import {
   AdversaryBankClient,
@@ -17,9 +29,19 @@ import {
   type StepResponse,
 } from "@adco/proto/adversary_bank";
 import { BankKind } from "@adco/proto/common";
-import { npmCommand, roundTo, writeResults } from "@adco/cli";
+import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
 import { Mulberry32 } from "@adco/random";
 import { channelOptions, launchService, unaryCall } from "@adco/service-kit";
+import {
+  blasWarning,
+  COMPARED_THREADS,
+  findEngines,
+  missingLine,
+  runOurs,
+  runReference,
+  tableRow,
+  threadsOf,
+} from "./reference/reference.js";
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +51,9 @@ const { values } = parseArgs({
     steps: { type: "string", default: "10" },
     shards: { type: "string", default: "1,2,3" },
     smoke: { type: "boolean", default: false },
+    torch: { type: "boolean", default: false },
+    python: { type: "string" },
+    "bank-step-only": { type: "boolean", default: false },
   },
 });
 const smoke = values.smoke;
@@ -37,6 +62,35 @@ const BATCH = smoke ? 8 : Number(values.batch);
 const DIM = smoke ? 16 : Number(values.dim);
 const STEPS = smoke ? 2 : Number(values.steps);
 const SHARDS = smoke ? [1, 2] : values.shards.split(",").map(Number);
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+// A child of --torch: the bank's step in this process (one whole bank, the two pairs of the symmetric
+// loss, the adversaries ascending), median ms of STEPS steps after a warm-up, as one JSON line.
+if (values["bank-step-only"]) {
+  const backend = await initBackend(backendFromEnv());
+  const bank = new AdversaryNegatives(DIM, SIZE, PAPER_HYPERPARAMETERS, 1);
+  const ms: number[] = [];
+  for (let step = 0; step <= STEPS; step++) {
+    const [q, k] = [2 * step, 2 * step + 1].map((seed) =>
+      tf.tidy(() => l2Normalize(tf.randomNormal([BATCH, DIM], 0, 1, "float32", seed) as tf.Tensor2D)),
+    ) as [tf.Tensor2D, tf.Tensor2D];
+    const started = performance.now();
+    const outcome = bank.contrast(
+      [
+        { query: q, key: k },
+        { query: k, key: q },
+      ],
+      "mean",
+    );
+    for (const g of outcome.queryGrads) g.dataSync();
+    if (step > 0) ms.push(performance.now() - started);
+    tf.dispose([q, k, ...outcome.queryGrads]);
+  }
+  bank.dispose();
+  console.log(JSON.stringify({ msPerStep: median(ms), ms, backend: backend.name, detail: backend.detail }));
+  process.exit(0);
+}
 
 const startBank = () =>
   launchService("adversary-bank", { inheritEnv: ["ADCO_BACKEND"], echoStderr: true, keepLogs: false });
@@ -109,7 +163,6 @@ async function measure(shards: number): Promise<{ median: number; bankMs: number
       coordinator.push(computeMs);
     }
     call.end();
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     return { median: median(wall), bankMs: median(coordinator) };
   } finally {
     client.close();
@@ -128,6 +181,94 @@ for (const shards of SHARDS) {
     `${shards} shard${shards > 1 ? "s" : " "}: ${median.toFixed(0).padStart(6)} ms per step (median), ${bankMs.toFixed(0).padStart(6)} ms of it in the coordinator's step (median)`,
   );
 }
+// Side by side with PyTorch (or numpy): the products of the bank's step, no wire on either side.
+let referenceComparison: ResultsValue | undefined;
+if (values.torch) {
+  const engines = findEngines(values.python !== undefined ? [values.python] : undefined);
+  const reference = engines.torch
+    ? { engine: "torch", ...engines.torch }
+    : engines.numpy
+      ? { engine: "numpy", ...engines.numpy }
+      : undefined;
+  const sizes = smoke ? [SIZE] : [4096, 65536];
+  console.log(
+    `\nthe bank's step in one process, side by side with a reference of the same products: B ${BATCH}, D ${DIM}, 2 pairs, median of ${STEPS} steps after a warm-up`,
+  );
+  if (!engines.torch) console.log(missingLine(engines));
+  console.log(
+    reference
+      ? `reference: ${reference.engine} ${reference.version} (${reference.python}, tools/reference/adco_step.py)`
+      : "reference: numpy is not available either, so only our numbers",
+  );
+  const name = reference?.engine === "numpy" ? "numpy" : "PyTorch";
+  console.log(
+    tableRow(["K", "threads", "ours ms", "ours (backend threads)", `${name} ms`, `ours / ${name} (speed)`]),
+  );
+  console.log(tableRow(["---", "---", "---", "---", "---", "---"]));
+  const bySize: Record<string, ResultsValue> = {};
+  let blas: string | undefined;
+  for (const size of sizes) {
+    const byThreads: Record<string, ResultsValue> = {};
+    for (const threads of COMPARED_THREADS) {
+      const shape = ["--batch", String(BATCH), "--dim", String(DIM), "--steps", String(STEPS)];
+      const ours = runOurs(["--bank-step-only", "--size", String(size), ...shape], threads);
+      const oursMs = ours.msPerStep as number;
+      const oursThreads = threadsOf(String(ours.detail));
+      const theirs = reference
+        ? runReference(reference.python, [
+            "bank",
+            "--engine",
+            reference.engine,
+            "--negatives",
+            String(size),
+            "--pairs",
+            "2",
+            "--threads",
+            String(threads),
+            "--warmup",
+            "1",
+            ...shape,
+          ])
+        : undefined;
+      blas ??= theirs ? String(theirs.blas) : undefined;
+      const theirMs = theirs ? (theirs.msPerStep as number) : null;
+      // A speed ratio, like bench:core's images/s one: above 1, ours is faster.
+      const ratio = theirMs === null ? null : theirMs / oursMs;
+      byThreads[String(threads)] = {
+        oursMsPerStep: roundTo(oursMs, 2),
+        oursBackend: String(ours.backend),
+        oursBackendThreads: oursThreads,
+        referenceMsPerStep: theirMs === null ? null : roundTo(theirMs, 2),
+        referenceThreads: theirs ? (theirs.threads as number) : null,
+        oursOverReference: ratio === null ? null : roundTo(ratio, 2),
+      };
+      console.log(
+        tableRow([
+          size,
+          threads,
+          oursMs.toFixed(1),
+          `${ours.backend} (${oursThreads ?? "?"})`,
+          theirMs === null ? "-" : theirMs.toFixed(1),
+          ratio === null ? "-" : ratio.toFixed(2),
+        ]),
+      );
+    }
+    bySize[String(size)] = byThreads;
+  }
+  const warning = reference ? blasWarning(name, blas) : undefined;
+  if (warning) console.log(warning);
+  referenceComparison = {
+    batch: BATCH,
+    dim: DIM,
+    pairs: 2,
+    stepsAfterWarmup: STEPS,
+    reference: reference ? { ...reference, blas: blas ?? "unknown" } : null,
+    pytorch: engines.torch ? { ...engines.torch } : null,
+    ...(engines.torch ? {} : { pytorchMissing: engines.torchMissing! }),
+    sizes: bySize,
+  };
+}
+
 const file = writeResults({
   name: "bench-bank",
   command: npmCommand("bench:bank"),
@@ -141,6 +282,7 @@ const file = writeResults({
     steps: STEPS,
     warmupSteps: 1,
     shards: byShards,
+    ...(referenceComparison !== undefined ? { referenceComparison } : {}),
   },
 });
 console.log(`results: ${file}`);

@@ -1,7 +1,9 @@
 // Benchmarks the core on the active backend (ADCO_BACKEND, default auto): per-op GFLOP/s of the ops of
 // a training step, images/s of a full AdCo step (resnet-mini, 28x28x1, batch 256), peak RSS, and the
 // same step on the pure-JS cpu backend (in a child process) for the speed-up. Measures, never asserts.
-//   npm run -s bench:core [-- --repeats 5] [--no-cpu]
+// --torch adds the same step side by side with PyTorch (tools/reference/adco_step.py) at 1 and 2
+// threads, ours in child processes with ADCO_THREADS 1 and 2; without PyTorch it says so and goes on.
+//   npm run -s bench:core [-- --repeats 5] [--no-cpu] [--torch [--python PATH]]
 //   npm run -s bench:core -- --smoke    (seconds: batch 8 ops, K 512, a batch-16 step, cpu at batch 16)
 // Writes docs/results/bench-core.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { spawnSync } from "node:child_process";
@@ -9,6 +11,16 @@ import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
 import { backendFromEnv, encoderSpec, initBackend, PRESETS, Pretrainer } from "@adco/core";
+import {
+  blasWarning,
+  COMPARED_THREADS,
+  findEngines,
+  missingLine,
+  runOurs,
+  runReference,
+  tableRow,
+  threadsOf,
+} from "./reference/reference.js";
 
 const { values } = parseArgs({
   options: {
@@ -18,6 +30,8 @@ const { values } = parseArgs({
     steps: { type: "string", default: "6" },
     batch: { type: "string", default: "256" },
     smoke: { type: "boolean", default: false },
+    torch: { type: "boolean", default: false },
+    python: { type: "string" },
   },
 });
 const smoke = values.smoke;
@@ -65,7 +79,8 @@ function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: n
 }
 
 if (values["step-only"]) {
-  console.log(JSON.stringify(stepImagesPerSecond(Number(values.steps), Number(values.batch))));
+  const step = stepImagesPerSecond(Number(values.steps), Number(values.batch));
+  console.log(JSON.stringify({ ...step, backend: backend.name, detail: backend.detail }));
   process.exit(0);
 }
 
@@ -223,6 +238,86 @@ if (!values["no-cpu"] && backend.name !== "cpu") {
     process.exitCode = 1;
   }
 }
+// Side by side with PyTorch: the same step (network, batch, K, D, pairs) at 1 and 2 threads on both
+// sides; ours in child processes with ADCO_THREADS, and the thread count its backend reports.
+if (values.torch) {
+  const config = PRESETS["fashion-mnist"];
+  const engines = findEngines(values.python !== undefined ? [values.python] : undefined);
+  const pairs = config.symmetric ? "symmetric, 2 pairs" : "1 pair";
+  console.log(
+    `\nside by side with PyTorch: the same step, resnet-mini 28x28x1, batch ${STEP_BATCH}, K ${negatives}, D ${config.projectionDim}, ${pairs}, median of ${stepCount - 1} steps after a warm-up`,
+  );
+  console.log(
+    engines.torch
+      ? `PyTorch ${engines.torch.version} (${engines.torch.python}, tools/reference/adco_step.py)`
+      : missingLine(engines),
+  );
+  console.log(
+    tableRow(["threads", "ours images/s", "ours (backend threads)", "PyTorch images/s", "ours / PyTorch"]),
+  );
+  console.log(tableRow(["---", "---", "---", "---", "---"]));
+  const byThreads: Record<string, ResultsValue> = {};
+  let blas: string | undefined;
+  for (const threads of COMPARED_THREADS) {
+    const ours = runOurs(
+      ["--step-only", "--steps", String(stepCount), "--batch", String(STEP_BATCH)],
+      threads,
+    );
+    const oursRate = ours.imagesPerSecond as number;
+    const oursThreads = threadsOf(String(ours.detail));
+    const torch = engines.torch
+      ? runReference(engines.torch.python, [
+          "step",
+          "--batch",
+          String(STEP_BATCH),
+          "--negatives",
+          String(negatives),
+          "--dim",
+          String(config.projectionDim),
+          "--threads",
+          String(threads),
+          "--steps",
+          String(stepCount - 1),
+          "--warmup",
+          "1",
+          ...(config.symmetric ? ["--symmetric"] : []),
+        ])
+      : undefined;
+    blas ??= torch ? String(torch.blas) : undefined;
+    const torchRate = torch ? (torch.imagesPerSecond as number) : null;
+    const ratio = torchRate ? oursRate / torchRate : null;
+    byThreads[String(threads)] = {
+      oursImagesPerSecond: roundTo(oursRate, 1),
+      oursBackend: String(ours.backend),
+      oursBackendThreads: oursThreads,
+      pytorchImagesPerSecond: torchRate === null ? null : roundTo(torchRate, 1),
+      pytorchThreads: torch ? (torch.threads as number) : null,
+      oursOverPytorch: ratio === null ? null : roundTo(ratio, 2),
+    };
+    console.log(
+      tableRow([
+        threads,
+        oursRate.toFixed(1),
+        `${ours.backend} (${oursThreads ?? "?"})`,
+        torchRate === null ? "-" : torchRate.toFixed(1),
+        ratio === null ? "-" : ratio.toFixed(2),
+      ]),
+    );
+  }
+  const warning = blasWarning("PyTorch", blas);
+  if (warning) console.log(warning);
+  results.pytorchComparison = {
+    batch: STEP_BATCH,
+    negatives,
+    dim: config.projectionDim,
+    symmetric: config.symmetric,
+    stepsAfterWarmup: stepCount - 1,
+    pytorch: engines.torch ? { ...engines.torch, blas: blas ?? "unknown" } : null,
+    ...(engines.torch ? {} : { pytorchMissing: engines.torchMissing! }),
+    threads: byThreads,
+  };
+}
+
 const file = writeResults({
   name: "bench-core",
   command: npmCommand("bench:core"),
