@@ -247,6 +247,42 @@ describe("pretrainer", () => {
     }
   });
 
+  it("a contrast service that throws leaves no tensor and the trainer as it was", async () => {
+    const trainer = new Pretrainer({ ...SMALL, symmetric: true }, { localNegatives: false });
+    const batch = views(8);
+    const name = "stem_conv/kernel";
+    const before = trainer.query.params.get(name)!.clone();
+    const count = tf.memory().numTensors;
+    let sent = 0;
+    await assert.rejects(
+      trainer.stepWith(batch, 0.1, async (pairs) => {
+        sent = pairs.length;
+        assert.ok(tf.memory().numTensors > count + 4, "the recorded forward is alive during the call");
+        await new Promise((r) => setTimeout(r, 1));
+        throw new Error("bank unavailable");
+      }),
+      /bank unavailable/,
+    );
+    assert.equal(sent, 2);
+    assert.equal(
+      tf.memory().numTensors,
+      count,
+      "the recording, queries, keys and batch statistics are freed",
+    );
+    assert.equal(trainer.step, 0);
+    assert.equal(tf.max(tf.abs(tf.sub(trainer.query.params.get(name)!, before))).dataSync()[0], 0);
+    // The same trainer steps normally afterwards.
+    const bank = new AdversaryNegatives(SMALL.projectionDim, SMALL.negatives, SMALL.adco, SMALL.seed + 1);
+    const stats = await trainer.stepWith(batch, 0.1, async (pairs, reduction) =>
+      bank.contrast(pairs, reduction),
+    );
+    assert.ok(Number.isFinite(stats.loss));
+    assert.equal(trainer.step, 1);
+    tf.dispose([before, ...batch]);
+    trainer.dispose();
+    bank.dispose();
+  });
+
   it("a short last batch trains with fewer BN groups", () => {
     const trainer = new Pretrainer(SMALL);
     assert.equal(trainer.bnGroupsFor(8), 2);

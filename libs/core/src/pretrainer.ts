@@ -14,6 +14,7 @@ import { type AdcoHyperparameters, PAPER_HYPERPARAMETERS } from "./hyperparamete
 import { AdversaryNegatives, type Negatives, QueueNegatives } from "./methods.js";
 import { SeededRandom } from "./random.js";
 import { Sgd } from "./sgd.js";
+import { backward, type ForwardRecording, recordForward } from "./tape.js";
 
 export interface PretrainConfig {
   readonly method: "adco" | "moco";
@@ -230,9 +231,12 @@ export class Pretrainer {
 
   /**
    * One step with the contrast done by a service. tfjs records gradients only during a synchronous
-   * call, and the service answers asynchronously, so the queries are computed once to send, and f_q's
-   * forward is run again under the tape to pull dLoss/dq back (about a quarter more compute than a
-   * local step). The result equals trainStep with the same negatives.
+   * call, and the service answers asynchronously, so the step splits the tape (tape.ts): f_q's forward
+   * over every query view is recorded, the queries are sent, and the service's dLoss/dq is pulled back
+   * through that recording when it answers. f_q runs forward once, as in a local step, and its BN
+   * batch statistics are taken from that one forward. The result equals trainStep with the same
+   * negatives. If the service throws, the recording and the step's tensors are freed and nothing of
+   * the trainer changes.
    */
   async stepWith(
     views: readonly tf.Tensor4D[],
@@ -242,39 +246,54 @@ export class Pretrainer {
     let started = performance.now();
     const { plan, reduction, keys, bnGroups } = this.planPairs(views);
     const batchStats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();
-    const queries = plan.map(({ view }, i) =>
-      tf.tidy(() =>
-        this.query.embed(view, { training: true, bnGroups, batchStats: i === 0 ? batchStats : undefined }),
-      ),
-    );
-    let computeMs = performance.now() - started;
-    started = performance.now();
-    let outcome: ContrastOutcome;
+    const params = [...this.query.params.values()];
+    let recording: ForwardRecording<tf.Tensor2D[]> | undefined;
+    let outcome: ContrastOutcome | undefined;
+    let grads: (tf.Tensor | null)[] = [];
     try {
+      recording = recordForward(
+        () =>
+          plan.map(({ view }, i) =>
+            this.query.embed(view, {
+              training: true,
+              bnGroups,
+              // Running statistics follow the first query view only, as in runStep.
+              batchStats: i === 0 ? batchStats : undefined,
+            }),
+          ),
+        params,
+      );
+      const queries = recording.outputs;
+      let computeMs = performance.now() - started;
+      started = performance.now();
       outcome = await contrast(
         plan.map(({ key }, i) => ({ query: queries[i]!, key })),
         reduction,
       );
-    } catch (e) {
-      tf.dispose([...queries, ...keys, ...[...batchStats.values()].flatMap((s) => [s.mean, s.variance])]);
-      throw e;
+      const contrastMs = performance.now() - started;
+      started = performance.now();
+      // The loss is sum_i q_i . g_i with g_i = dLoss/dq_i held fixed, so each query's dy is its g_i.
+      grads = backward(recording, outcome.queryGrads);
+      const named: tf.NamedTensorMap = {};
+      params.forEach((p, i) => {
+        if (grads[i]) named[p.name] = grads[i]!;
+      });
+      this.finishStep(named, lr, batchStats);
+      computeMs += performance.now() - started;
+      const { queryGrads: _, ...stats } = outcome;
+      return { ...stats, lr, computeMs, contrastMs };
+    } finally {
+      // After a backward this frees only the step's leftovers; after a failure, everything of the step.
+      recording?.dispose();
+      tf.dispose([
+        ...grads.filter((g): g is tf.Tensor => g !== null),
+        ...(recording?.outputs ?? []),
+        ...keys,
+        ...(outcome?.queryGrads ?? []),
+        // Empty once finishStep has folded them into the running statistics.
+        ...[...batchStats.values()].flatMap((s) => [s.mean, s.variance]),
+      ]);
     }
-    const contrastMs = performance.now() - started;
-    started = performance.now();
-    const { grads, value } = tf.variableGrads(
-      () =>
-        tf.addN(
-          plan.map(({ view }, i) =>
-            tf.sum(tf.mul(this.query.embed(view, { training: true, bnGroups }), outcome.queryGrads[i]!)),
-          ),
-        ) as tf.Scalar,
-      [...this.query.params.values()] as tf.Variable[],
-    );
-    this.finishStep(grads, lr, batchStats);
-    tf.dispose([value, ...Object.values(grads), ...queries, ...keys, ...outcome.queryGrads]);
-    computeMs += performance.now() - started;
-    const { queryGrads: _, ...stats } = outcome;
-    return { ...stats, lr, computeMs, contrastMs };
   }
 
   private runStep(views: readonly tf.Tensor4D[], lr: number, initColumn?: number): StepStats {
