@@ -295,7 +295,6 @@ const jpegs = await makeJpegs(jpegCount);
           ADCO_S3_ACCESS_KEY: s3.settings.accessKey,
           ADCO_S3_SECRET_KEY: s3.settings.secretKey,
         },
-        inheritEnv: ["ADCO_BACKEND", "ADCO_THREADS"],
         echoStderr: true,
         keepLogs: false,
       }),
