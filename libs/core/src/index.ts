@@ -58,10 +58,11 @@ export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
 export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
 export { artifactsFromFiles, encoderFromArtifacts } from "./export.js";
 export { pixelsToTensor } from "./pixels.js";
-export { KNN_DEFAULTS, knnClassify, type KnnOptions, type KnnResult } from "./knn.js";
+export { KNN_DEFAULTS, knnClassify, knnClassifyAsync, type KnnOptions, type KnnResult } from "./knn.js";
 export {
   LINEAR_PROBE_DEFAULTS,
   linearProbe,
+  linearProbeAsync,
   type LinearProbeOptions,
   type LinearProbeResult,
 } from "./linear-probe.js";

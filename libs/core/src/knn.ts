@@ -3,6 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
 import { l2Normalize } from "./encoder.js";
+import { runSteps, runStepsYielding } from "./steps.js";
 
 export interface KnnOptions {
   /** Neighbours (MoCo monitor: 200). */
@@ -30,6 +31,28 @@ export function knnClassify(
   testLabels: Int32Array,
   options: KnnOptions,
 ): KnnResult {
+  return runSteps(knnSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
+}
+
+/** The same classifier, the same result, with the event loop let run between test batches (services). */
+export function knnClassifyAsync(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array,
+  testFeatures: tf.Tensor2D,
+  testLabels: Int32Array,
+  options: KnnOptions,
+): Promise<KnnResult> {
+  return runStepsYielding(knnSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
+}
+
+/** kNN as a generator that yields after each batch of test samples (steps.ts runs it). */
+function* knnSteps(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array,
+  testFeatures: tf.Tensor2D,
+  testLabels: Int32Array,
+  options: KnnOptions,
+): Generator<void, KnnResult> {
   const [trainCount, dim] = trainFeatures.shape;
   if (trainLabels.length !== trainCount)
     throw new CoreInputError("trainLabels", `${trainLabels.length} labels for ${trainCount} features`);
@@ -58,6 +81,7 @@ export function knnClassify(
         return tf.argMax(scores, 1).dataSync() as Int32Array;
       });
       predictions.set(predicted, start);
+      yield;
     }
   } finally {
     tf.dispose([bank, labels]);

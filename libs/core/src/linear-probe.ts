@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
 import { SeededRandom } from "./random.js";
+import { runSteps, runStepsYielding } from "./steps.js";
 
 export interface LinearProbeOptions {
   readonly classes: number;
@@ -55,6 +56,7 @@ export interface LinearProbeResult extends ClassifierScores {
   readonly trainLoss: number;
 }
 
+/** Trains the probe on the train features and scores it on the test features, in one call. */
 export function linearProbe(
   trainFeatures: tf.Tensor2D,
   trainLabels: Int32Array,
@@ -62,6 +64,28 @@ export function linearProbe(
   testLabels: Int32Array,
   options: LinearProbeOptions,
 ): LinearProbeResult {
+  return runSteps(linearProbeSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
+}
+
+/** The same probe, the same result, with the event loop let run between SGD steps (services). */
+export function linearProbeAsync(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array,
+  testFeatures: tf.Tensor2D,
+  testLabels: Int32Array,
+  options: LinearProbeOptions,
+): Promise<LinearProbeResult> {
+  return runStepsYielding(linearProbeSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
+}
+
+/** The probe as a generator that yields after each SGD step (steps.ts runs it). */
+function* linearProbeSteps(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array,
+  testFeatures: tf.Tensor2D,
+  testLabels: Int32Array,
+  options: LinearProbeOptions,
+): Generator<void, LinearProbeResult> {
   const [n, dim] = trainFeatures.shape;
   if (trainLabels.length !== n)
     throw new CoreInputError("trainLabels", `${trainLabels.length} labels for ${n} features`);
@@ -115,6 +139,7 @@ export function linearProbe(
         });
         idx.dispose();
         lossSum += loss;
+        yield;
       }
       trainLoss = lossSum / stepsPerEpoch;
       options.onEpoch?.(epoch, trainLoss);

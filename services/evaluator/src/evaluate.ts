@@ -9,9 +9,9 @@ import {
   encoderFromArtifacts,
   encoderSpec,
   KNN_DEFAULTS,
-  knnClassify,
+  knnClassifyAsync,
   LINEAR_PROBE_DEFAULTS,
-  linearProbe,
+  linearProbeAsync,
   pixelsToTensor,
 } from "@adco/core";
 import { encoderArchName } from "@adco/proto";
@@ -159,9 +159,11 @@ const linearOptions = (request: EvaluateRequest) => ({
 /**
  * The request's classifiers on one set of features (an encoder's, or the raw pixels): kNN, then the
  * linear probe, each when enabled and not left out by `only`. Progress phases are `${prefix}knn` and
- * `${prefix}linear`.
+ * `${prefix}linear`. Both let the event loop run as they go, so that the evaluator still answers
+ * keepalives (a loop blocked past their timeout, 10 s, drops the client's connection) and sends
+ * the progress events while a probe trains.
  */
-function score(
+async function score(
   trainFeatures: tf.Tensor2D,
   testFeatures: tf.Tensor2D,
   train: LabelledImages,
@@ -170,12 +172,12 @@ function score(
   emit: Emit,
   prefix = "",
   only: { knn: boolean; linear: boolean } = { knn: true, linear: true },
-): Scores {
+): Promise<Scores> {
   const classes = train.classes.length;
   let knn: Accuracy | undefined;
   if (request.knn?.enabled && only.knn) {
     emit({ progress: { phase: `${prefix}knn`, done: 0, total: 1, etaSeconds: 0 } });
-    const r = knnClassify(trainFeatures, train.labels, testFeatures, test.labels, {
+    const r = await knnClassifyAsync(trainFeatures, train.labels, testFeatures, test.labels, {
       ...knnOptions(request),
       classes,
     });
@@ -186,7 +188,7 @@ function score(
   if (request.linear?.enabled && only.linear) {
     const { epochs, lr, weightDecay } = linearOptions(request);
     const t0 = performance.now();
-    const r = linearProbe(trainFeatures, train.labels, testFeatures, test.labels, {
+    const r = await linearProbeAsync(trainFeatures, train.labels, testFeatures, test.labels, {
       classes,
       epochs,
       lr,
@@ -241,7 +243,16 @@ async function rawPixelScores(
     const trainFeatures = rawPixelFeatures(train);
     const testFeatures = rawPixelFeatures(test);
     try {
-      const computed = score(trainFeatures, testFeatures, train, test, request, emit, "raw_pixels:", missing);
+      const computed = await score(
+        trainFeatures,
+        testFeatures,
+        train,
+        test,
+        request,
+        emit,
+        "raw_pixels:",
+        missing,
+      );
       if (computed.knn) cache.set(knnKey!, (knn = computed.knn));
       if (computed.linear) cache.set(linearKey!, (linear = computed.linear));
     } finally {
@@ -281,7 +292,7 @@ export async function runEvaluation(
     const trainFeatures = await features(encoder, train, "features:train", emit);
     const testFeatures = await features(encoder, test, "features:test", emit);
     try {
-      const { knn, linear } = score(trainFeatures, testFeatures, train, test, request, emit);
+      const { knn, linear } = await score(trainFeatures, testFeatures, train, test, request, emit);
       const seconds = (performance.now() - started) / 1000;
       const result: EvaluationResult = {
         checkpoint: request.checkpoint,
@@ -378,8 +389,8 @@ async function writeResults(
   const rawLinear = evaluations
     .filter((r) => r.rawPixels?.linear)
     .map((r) => ({ x: r.step, y: 100 * r.rawPixels!.linear!.top1 }));
-  if (rawKnn.length) accuracy.push({ name: "raw pixels kNN top-1 %", points: rawKnn });
-  if (rawLinear.length) accuracy.push({ name: "raw pixels linear top-1 %", points: rawLinear });
+  if (rawKnn.length) accuracy.push({ name: "raw pixels kNN", points: rawKnn });
+  if (rawLinear.length) accuracy.push({ name: "raw pixels linear", points: rawLinear });
   const history = meta?.history ?? [];
   const charts: [string, string][] = [
     [
