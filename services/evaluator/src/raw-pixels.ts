@@ -1,6 +1,6 @@
 // The raw-pixel baseline: the images themselves as features (H x W x C values a sample, normalised as
 // the encoder's input is, by pixelsToTensor), scored by the same kNN and linear probe as an encoder's
-// features. An encoder that does not beat it has learnt nothing its input did not already hold.
+// features. An encoder that does not beat it is, for these classifiers, worse than none.
 //
 // The scores are deterministic for a split's contents and the classifier's options (kNN has no
 // randomness; the linear probe has a fixed seed), so the evaluator keeps them in memory, in a
