@@ -233,7 +233,10 @@ export interface RunConfig {
   checkpointEverySteps?:
     | number
     | undefined;
-  /** Checkpoints kept; older ones are deleted after a newer one is published. >= 1. */
+  /**
+   * Checkpoints kept; older ones are deleted after a newer one is published. >= 1; a resume falls
+   * back to an older one when the newest does not verify, so 2 or more leave it one to fall back to.
+   */
   keepCheckpoints?:
     | number
     | undefined;
@@ -269,10 +272,23 @@ export interface Run {
 
 /** Asks to start or resume a run. */
 export interface StartRunRequest {
-  /** Id of the run; empty = a new id is generated. An id with checkpoints resumes from the latest. */
+  /**
+   * Id of the run; empty = a new id is generated. An id with checkpoints resumes from the newest one
+   * whose every object verifies (newer ones that do not are skipped, and the run's events say why;
+   * the run fails with DATA_LOSS when none does). An id with a status but no checkpoint (its trainer
+   * died before the first one) starts again from step 0.
+   */
   runId: string;
   /** Configuration. Required for a new run; for a resume it must be absent or equal to the stored one. */
-  config?: RunConfig | undefined;
+  config?:
+    | RunConfig
+    | undefined;
+  /**
+   * Resume from the checkpoint at this step instead (NOT_FOUND when the run has none there; the run
+   * fails with DATA_LOSS when it does not verify). The run goes on from it: the run's latest
+   * checkpoint becomes this one, and the first checkpoint it writes deletes the later ones.
+   */
+  resumeStep?: number | undefined;
 }
 
 /** Asks to stop a run. */
@@ -1090,7 +1106,7 @@ export const Run: MessageFns<Run> = {
 };
 
 function createBaseStartRunRequest(): StartRunRequest {
-  return { runId: "", config: undefined };
+  return { runId: "", config: undefined, resumeStep: undefined };
 }
 
 export const StartRunRequest: MessageFns<StartRunRequest> = {
@@ -1100,6 +1116,9 @@ export const StartRunRequest: MessageFns<StartRunRequest> = {
     }
     if (message.config !== undefined) {
       RunConfig.encode(message.config, writer.uint32(18).fork()).join();
+    }
+    if (message.resumeStep !== undefined) {
+      writer.uint32(24).uint64(message.resumeStep);
     }
     return writer;
   },
@@ -1133,6 +1152,14 @@ export const StartRunRequest: MessageFns<StartRunRequest> = {
             message.config = RunConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.resumeStep = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1153,6 +1180,11 @@ export const StartRunRequest: MessageFns<StartRunRequest> = {
         ? globalThis.String(object.run_id)
         : "",
       config: isSet(object.config) ? RunConfig.fromJSON(object.config) : undefined,
+      resumeStep: isSet(object.resumeStep)
+        ? globalThis.Number(object.resumeStep)
+        : isSet(object.resume_step)
+        ? globalThis.Number(object.resume_step)
+        : undefined,
     };
   },
 
@@ -1163,6 +1195,9 @@ export const StartRunRequest: MessageFns<StartRunRequest> = {
     }
     if (message.config !== undefined) {
       obj.config = RunConfig.toJSON(message.config);
+    }
+    if (message.resumeStep !== undefined) {
+      obj.resumeStep = Math.round(message.resumeStep);
     }
     return obj;
   },
@@ -1176,6 +1211,7 @@ export const StartRunRequest: MessageFns<StartRunRequest> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? RunConfig.fromPartial(object.config)
       : undefined;
+    message.resumeStep = object.resumeStep ?? undefined;
     return message;
   },
 };
