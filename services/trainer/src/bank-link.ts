@@ -86,6 +86,15 @@ export class BankLink {
     return this.retrying("CreateBank", () => unaryCall(this.client.createBank.bind(this.client), request));
   }
 
+  /** Drops the run's bank (every shard); a bank that does not hold the run is already so. */
+  async deleteBank(runId: string): Promise<void> {
+    try {
+      await this.retrying("DeleteBank", () => unaryCall(this.client.deleteBank.bind(this.client), { runId }));
+    } catch (e) {
+      if (!(e instanceof BankLostError)) throw e;
+    }
+  }
+
   restore(runId: string, manifest: ObjectRef): Promise<BankInfo> {
     return this.retrying("Restore", () =>
       unaryCall(this.client.restore.bind(this.client), { runId, manifest }, 120_000),

@@ -1,8 +1,8 @@
 // Trainer handlers: run control. One run trains at a time on a trainer; the runs it has seen since it
-// started, and those with checkpoints in the bucket, are listed. A run id with a checkpoint resumes.
+// started, and those with a status or checkpoints in the bucket, are listed. A stored run id resumes.
 import { type Run, type RunConfig, type RunEvent, RunState, type TrainerService } from "@adco/proto/trainer";
 import { AsyncQueue, failedPrecondition, notFound, requireId, type ServiceHandlers } from "@adco/service-kit";
-import { Runs, type TrainerDeps } from "./runs.js";
+import { INTERRUPTED, Runs, type TrainerDeps } from "./runs.js";
 
 export { checkRunConfig } from "./run-config.js";
 export type { TrainerDeps } from "./runs.js";
@@ -15,6 +15,12 @@ export interface TrainerControl {
   interrupted(): Promise<string[]>;
   /** Whether a run of this id is in this process or in storage (in any state). */
   known(runId: string): Promise<boolean>;
+  /**
+   * The known run of `startRun` at boot: resumed (with that config, which must equal the stored one)
+   * when its last trainer left it running (a crash, a kill, a rollout, before or after its first
+   * checkpoint); left as it is when it has ended (completed, stopped by a person, failed). Logs which.
+   */
+  resumeIfInterrupted(runId: string, config: RunConfig | undefined): Promise<Run | undefined>;
   /** Leaves the active run to the next trainer (checkpoint first); resolves when it has ended here. */
   shutdown(): Promise<void>;
 }
@@ -26,6 +32,18 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
     start: (runId, config) => runs.start(runId, config),
     known: (runId) => runs.known(runId),
     interrupted: () => runs.interrupted(),
+    async resumeIfInterrupted(runId, config) {
+      const state = await runs.storedState(runId);
+      if (state === undefined || !INTERRUPTED.includes(state)) {
+        deps.log.info(
+          { runId, state: state === undefined ? "unknown" : RunState[state] },
+          "the run of startRun has ended (completed, stopped or failed); not starting it again",
+        );
+        return undefined;
+      }
+      deps.log.info({ runId, state: RunState[state] }, "resuming the run of startRun");
+      return runs.start(runId, config);
+    },
     async shutdown() {
       const run = runs.active();
       if (!run) return;
@@ -38,7 +56,7 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
 function trainerHandlers(runs: Runs): ServiceHandlers<typeof TrainerService> {
   return {
     async startRun(request) {
-      return runs.start(request.runId, request.config);
+      return runs.start(request.runId, request.config, request.resumeStep);
     },
     async stopRun(request) {
       const run = runs.of(request.runId);

@@ -44,7 +44,9 @@ async function boot(
     await c.start(interrupted[0], undefined);
     return;
   }
-  if (startRequest && !(await c.known(startRequest.runId))) {
+  if (startRequest && (await c.known(startRequest.runId))) {
+    await c.resumeIfInterrupted(startRequest.runId, startRequest.config);
+  } else if (startRequest) {
     await waitForDataset(store, startRequest, log);
     log.info({ runId: startRequest.runId }, "starting the run of startRun");
     await c.start(startRequest.runId, startRequest.config);

@@ -3,8 +3,9 @@
 //   views (ViewFeeder -> Batcher) -> keys f_k, queries f_q -> bank Step (loss, dLoss/dq; the bank
 //   ascends) -> dLoss/dq pulled back through f_q -> SGD -> f_k follows f_q
 // The first ceil(K / B) steps of an AdCo run fill the bank with keys (the official init_memory) while
-// f_q trains against it. A lost bank (it restarted) or a restarted trainer resumes from the latest
-// checkpoint, whose cursor says which samples of the epoch are already trained on.
+// f_q trains against it. A lost bank (it restarted) or a restarted trainer resumes from the newest
+// checkpoint that verifies, whose cursor says which samples of the epoch are already trained on; a
+// run without one starts again from step 0, on a bank reset of whatever an earlier attempt left.
 // The parts: lifecycle.ts (state, events, status), epoch-loop.ts (feeder, batcher), bank-exchange.ts
 // (the Step call), progress.ts (what checkpoints record), worker-discovery.ts (DNS). This file puts
 // them in order.
@@ -26,7 +27,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { bankContrast } from "./bank-exchange.js";
 import { BankLink, BankLostError } from "./bank-link.js";
 import type { TrainBatch } from "./batcher.js";
-import { checkpointRef, CheckpointRequests, type CheckpointStore } from "./checkpoints.js";
+import { checkpointRef, CheckpointRequests, type CheckpointStore, describeSkipped } from "./checkpoints.js";
 import { EpochEvaluator } from "./epoch-eval.js";
 import { type EpochData, StepInterval, trainEpoch } from "./epoch-loop.js";
 import { RunLifecycle } from "./lifecycle.js";
@@ -69,6 +70,14 @@ export async function readSplit(
   return split;
 }
 
+/** How a run begins in this process. */
+export interface RunStart {
+  /** An earlier trainer process had the run (it has a stored status): it is resumed, not new. */
+  readonly stored: boolean;
+  /** Resume from the checkpoint at this step, not the newest that verifies (StartRun's resume_step). */
+  readonly step?: number;
+}
+
 /** Why a run stops: a person asked (StopRun), or its trainer is shutting down (SIGTERM). */
 export type StopReason = "request" | "shutdown";
 
@@ -95,6 +104,10 @@ export class TrainingRun {
   private stopReason: StopReason = "request";
   private readonly checkpointRequests = new CheckpointRequests();
   private readonly discovery: WorkerDiscovery;
+  /** The step a person chose to resume from, until the first attempt has resumed there. */
+  private chosenStep: number | undefined;
+  /** Whether the run has been trained before (by an earlier process, or an earlier attempt here). */
+  private trainedBefore: boolean;
   /** Resolves when the run has ended (any final state). */
   readonly done: Promise<void>;
 
@@ -103,7 +116,10 @@ export class TrainingRun {
     readonly resolved: ResolvedRun,
     readonly createdUnixMs: number,
     private readonly deps: RunDeps,
+    start: RunStart = { stored: false },
   ) {
+    this.chosenStep = start.step;
+    this.trainedBefore = start.stored;
     this.lifecycle = new RunLifecycle(
       runId,
       { bucket: resolved.bucket, config: resolved.config, createdUnixMs },
@@ -204,12 +220,12 @@ export class TrainingRun {
     const evaluator = this.openEvaluator();
     const bank = this.openBank();
     try {
-      await bank.createBank(this.createBankRequest());
-      const { progress, resumedAt } = await this.resume(trainer, bank, recordCounts);
+      const { progress, message } = await this.resume(trainer, bank, recordCounts);
+      this.trainedBefore = true;
       this.step = trainer.step;
       await this.lifecycle.enter(
         trainer.step < init ? RunState.RUN_STATE_INITIALIZING_BANK : RunState.RUN_STATE_RUNNING,
-        resumedAt !== undefined ? `resumed at step ${resumedAt}` : "",
+        message,
       );
       const data: EpochData = {
         runId: this.runId,
@@ -278,23 +294,62 @@ export class TrainingRun {
     };
   }
 
-  /** Encoders, optimizer, bank and progress from the latest checkpoint; a fresh start without one. */
+  /**
+   * Encoders, optimizer, bank and progress from the newest checkpoint that verifies (or the chosen
+   * one); without one, step 0 on a fresh bank. The message says where the run starts and what it
+   * skipped.
+   */
   private async resume(
     trainer: Pretrainer,
     bank: BankLink,
     recordCounts: readonly number[],
-  ): Promise<{ progress: RunProgress; resumedAt?: number }> {
-    const checkpoint = await this.deps.checkpoints.latest(this.runId);
-    if (!checkpoint) return { progress: RunProgress.start(recordCounts) };
-    const state = checkpoint.meta;
-    await restorePretrainer(trainer, (path) => checkpoint.read(path), state.step);
+  ): Promise<{ progress: RunProgress; message: string }> {
+    const chosen = this.chosenStep;
+    const { checkpoint, skipped, isHead } = await this.deps.checkpoints.resumePoint(this.runId, chosen);
+    for (const s of skipped) {
+      this.deps.log.warn(
+        { runId: this.runId, step: s.step, reason: s.reason },
+        "checkpoint does not verify; resuming from an older one",
+      );
+    }
+    // CreateBank of a run the bank already holds is a no-op: a resume restores over it, a fresh start resets it.
+    const bankInfo = await bank.createBank(this.createBankRequest());
+    if (!checkpoint) {
+      const note = skipped.length > 0 ? ` (skipped ${describeSkipped(skipped)})` : "";
+      const message = this.trainedBefore ? `restarted from step 0: the run has no checkpoint yet${note}` : "";
+      if (bankInfo.step > 0) {
+        // A trainer died before the run's first checkpoint; the bank still holds what it trained.
+        this.deps.log.warn(
+          { runId: this.runId, bankStep: bankInfo.step },
+          "the bank holds an earlier attempt of the run with no checkpoint; resetting it",
+        );
+        await bank.deleteBank(this.runId);
+        await bank.createBank(this.createBankRequest());
+      }
+      return { progress: RunProgress.start(recordCounts), message };
+    }
+    const state = checkpoint.bundle.meta;
+    const read = async (path: string) => {
+      const bytes = checkpoint.files.get(path);
+      if (!bytes) throw new Error(`the checkpoint at step ${state.step} has no file ${path}`);
+      return bytes;
+    };
+    await restorePretrainer(trainer, read, state.step);
     if (state.bankSnapshot) await bank.restore(this.runId, state.bankSnapshot);
-    this.latest = checkpointRef(checkpoint);
+    // An older checkpoint becomes the run's head, so a later resume starts from it too.
+    if (!isHead) await this.deps.checkpoints.moveHead(this.runId, checkpoint.bundle);
+    this.chosenStep = undefined;
+    this.latest = checkpointRef(checkpoint.bundle);
     this.deps.log.info(
-      { runId: this.runId, step: state.step, epoch: state.epoch },
+      { runId: this.runId, step: state.step, epoch: state.epoch, chosen: chosen !== undefined },
       "resumed from checkpoint",
     );
-    return { progress: RunProgress.resume(state, recordCounts), resumedAt: state.step };
+    const note =
+      chosen !== undefined ? "chosen" : skipped.length > 0 ? `skipped ${describeSkipped(skipped)}` : "";
+    return {
+      progress: RunProgress.resume(state, recordCounts),
+      message: `resumed at step ${state.step}${note ? ` (${note})` : ""}`,
+    };
   }
 
   /** The epochs left, each ended by its event, a checkpoint and a kNN score of it. */
@@ -389,7 +444,7 @@ export class TrainingRun {
     const ref = await this.deps.checkpoints.write(state, files);
     this.latest = ref;
     this.lifecycle.emit({ checkpoint: { checkpoint: ref } });
-    const pruned = await this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints);
+    const pruned = await this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints, ref.step);
     this.deps.log.info({ runId: this.runId, step: ref.step, pruned }, "checkpoint written");
     this.checkpointRequests.written(ref);
     return ref;

@@ -1,6 +1,7 @@
 // The runs a trainer knows: those it has started since the process began (one trains at a time), and
 // those of earlier processes, known from their status and checkpoints in the bucket. A run id with a
-// stored status resumes with its stored config.
+// stored status resumes with its stored config (from the newest checkpoint that verifies, or a chosen
+// one; from step 0 when its trainer died before the first).
 import { randomUUID } from "node:crypto";
 import { RunConfig, RunState, type Run } from "@adco/proto/trainer";
 import {
@@ -11,9 +12,9 @@ import {
   resourceExhausted,
 } from "@adco/service-kit";
 import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
-import { checkpointRef, CheckpointStore } from "./checkpoints.js";
+import { checkpointRef, CheckpointStore, noCheckpointAt } from "./checkpoints.js";
 import type { RunStatusRecord } from "./lifecycle.js";
-import { readSplit, type RunDeps, TrainingRun } from "./run.js";
+import { readSplit, type RunDeps, type RunStart, TrainingRun } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 /** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
@@ -23,8 +24,8 @@ export interface TrainerDeps extends Omit<RunDeps, "checkpoints"> {
   readonly backend: string;
 }
 
-/** States a trainer process was killed in, whose runs it resumes at boot. */
-const INTERRUPTED = [
+/** States a trainer process was killed in (or left its run in at shutdown), whose runs it resumes at boot. */
+export const INTERRUPTED = [
   RunState.RUN_STATE_RUNNING,
   RunState.RUN_STATE_INITIALIZING_BANK,
   RunState.RUN_STATE_STARTING,
@@ -84,9 +85,20 @@ export class Runs {
     return out.sort((a, b) => b.created - a.created).map((r) => r.id);
   }
 
-  /** Starts a run, or resumes a stored one (whose config a request may repeat but not change). */
-  async start(requestedId: string, requested: RunConfig | undefined): Promise<Run> {
+  /** The stored state of a run an earlier trainer process had; undefined for a run storage does not know. */
+  async storedState(runId: string): Promise<RunState | undefined> {
+    const status = await this.storedStatus(runId);
+    return status && (RunState[status.state] ?? RunState.RUN_STATE_UNSPECIFIED);
+  }
+
+  /**
+   * Starts a run, or resumes a stored one (whose config a request may repeat but not change), from
+   * the checkpoint at `resumeStep` when one is given.
+   */
+  async start(requestedId: string, requested: RunConfig | undefined, resumeStep?: number): Promise<Run> {
     if (requestedId !== "") requireId(requestedId, "run_id");
+    if (resumeStep !== undefined && requestedId === "")
+      throw invalidArgument("resume_step: needs the run_id of the run to resume");
     const active = this.active();
     if (active) {
       if (active.runId === requestedId) throw failedPrecondition(`run ${requestedId} is already running`);
@@ -105,13 +117,23 @@ export class Runs {
     // A dataset that is not there would fail the run later, after StartRun said yes.
     await withStorageStatus(() => readSplit(this.deps.store, resolved.config.dataset!));
     await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
-    const run = new TrainingRun(runId, resolved, stored?.createdUnixMs ?? Date.now(), {
-      ...this.deps,
-      checkpoints:
-        resolved.bucket === this.deps.checkpointsBucket
-          ? this.checkpoints
-          : new CheckpointStore(this.deps.store, resolved.bucket),
-    });
+    const checkpoints =
+      resolved.bucket === this.deps.checkpointsBucket
+        ? this.checkpoints
+        : new CheckpointStore(this.deps.store, resolved.bucket);
+    if (resumeStep !== undefined) {
+      // A step without a checkpoint is refused here; one that does not verify fails the run.
+      const steps = await withStorageStatus(() => checkpoints.steps(runId));
+      if (!steps.includes(resumeStep)) throw noCheckpointAt(runId, resumeStep, steps);
+    }
+    const start: RunStart = { stored: stored !== undefined, step: resumeStep };
+    const run = new TrainingRun(
+      runId,
+      resolved,
+      stored?.createdUnixMs ?? Date.now(),
+      { ...this.deps, checkpoints },
+      start,
+    );
     this.runs.set(runId, run);
     return run.info();
   }
