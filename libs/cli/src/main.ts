@@ -36,7 +36,7 @@ const HELP = `adco: self-supervised pre-training with Adversarial Contrast
 Usage:
   adco up [--dir DIR]                              every service and an S3 server on loopback (Ctrl-C stops)
   adco train --dataset NAME [--preset P] [...]     start a run, then watch it (--detach: just start)
-  adco train --run-id ID                           resume a stopped or failed run from its latest checkpoint
+  adco train --run-id ID [--step N]                resume a stopped or failed run from its newest intact checkpoint (or step N's)
   adco watch RUN                                   follow a run's progress until it ends
   adco stop RUN                                    stop a run after its current step (a checkpoint is written)
   adco runs                                        list runs
@@ -53,7 +53,8 @@ Train options (unset ones take the preset's value):
   --config FILE       a RunConfig as JSON (proto JSON names); flags override it
   --method M          adco or moco
   --epochs N  --batch-size N  --bank-size K  --lr X  --seed N  --checkpoint-every N
-  --run-id ID         name the run (default: generated)
+  --run-id ID         name the run (default: generated); an existing run resumes
+  --step N            with --run-id: resume from the checkpoint at step N instead of the newest intact one
 
 Eval options:
   --train NAME --test NAME   labelled splits (default: the run's dataset, splits train and test)
@@ -201,6 +202,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case "train": {
       const runId = values["run-id"] ?? "";
+      const resumeStep = intOption(values.step, "step");
+      if (resumeStep !== undefined && !runId)
+        throw new UsageError("--step N resumes a run from its checkpoint at step N: give --run-id too");
       let runConfig: RunConfig | undefined;
       if (values.dataset || values.config || !runId) {
         const base = values.config ? readRunConfig(values.config) : RunConfig.fromPartial({});
@@ -230,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
         };
       }
       return onTrainer(async (client) => {
-        const run = await unaryCall(client.startRun.bind(client), { runId, config: runConfig });
+        const run = await unaryCall(client.startRun.bind(client), { runId, config: runConfig, resumeStep });
         console.log(`run ${run.runId}: ${run.totalSteps || "?"} steps; adco watch ${run.runId} to follow it`);
         if (values.detach) return 0;
         const summary = await watchRun(client, run.runId);
