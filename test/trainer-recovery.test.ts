@@ -1,0 +1,369 @@
+// How a run survives its trainer, as processes on loopback (S3 server, a data worker, the bank,
+// trainers): a trainer killed or rolled before the run's first checkpoint, a run of `startRun` (the
+// Kubernetes ConfigMap) across trainer restarts, and a corrupt newest checkpoint. A small data set
+// (1,024 images, batch 32, K 64) keeps each step short.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { importDataset, trainerAt } from "@adco/cli";
+import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
+import { AdversaryBankClient } from "@adco/proto/adversary_bank";
+import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
+import { channelOptions, unaryCall } from "@adco/service-kit";
+import {
+  type BundleManifest,
+  latestPointerKey,
+  type LatestPointer,
+  listCheckpoints,
+  ObjectStore,
+  runStatusKey,
+} from "@adco/storage";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { ROOT, s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
+
+let s3: S3ServerProcess;
+let store: ObjectStore;
+let bank: ServiceProcess;
+let worker: ServiceProcess;
+const processes: ServiceProcess[] = [];
+
+async function start(name: ServiceName, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const p = await startService(name, { ...s3Env(s3.settings), ...env });
+  processes.push(p);
+  return p;
+}
+
+/** Each test's runs in a bucket of their own: a trainer resumes any interrupted run of its bucket. */
+const bucketOf = (runId: string) => `ckpt-${runId}`;
+
+const startTrainer = (runId: string, env: Record<string, string> = {}) =>
+  start("trainer", {
+    ADCO_CHECKPOINTS_BUCKET: bucketOf(runId),
+    ADCO_BANK_ADDRESS: bank.grpcAddress,
+    ADCO_DATA_WORKERS: worker.grpcAddress,
+    ADCO_RETRY_TIMEOUT_SECONDS: "60",
+    ...env,
+  });
+
+/** 32 steps an epoch: the first checkpoint of a run with checkpoint_every_steps 50 is at step 32. */
+const config = (patch: Partial<RunConfig> = {}) =>
+  RunConfig.fromPartial({
+    preset: "fashion-mnist",
+    dataset: { bucket: "adco-datasets", name: "tiny" },
+    epochs: 3,
+    batchSize: 32,
+    bankSize: 64,
+    checkpointEverySteps: 50,
+    ...patch,
+  });
+
+before(async () => {
+  s3 = await startS3Server();
+  store = new ObjectStore(s3.settings);
+  const dir = mkdtempSync(join(tmpdir(), "adco-tiny-"));
+  for (const [split, count, images, labels] of [
+    ["train", 1024, "train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
+    ["test", 64, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
+  ] as const) {
+    const set = readFashionMnist(BUNDLED_FASHION_MNIST, split);
+    const { height: h, width: w } = set;
+    writeFileSync(join(dir, images), encodeIdx([count, h, w], set.images.subarray(0, count * h * w)));
+    writeFileSync(join(dir, labels), encodeIdx([count], set.labels.subarray(0, count)));
+  }
+  await importDataset(store, {
+    format: "idx",
+    source: dir,
+    name: "tiny",
+    bucket: "adco-datasets",
+    quiet: true,
+  });
+  [bank, worker] = [await start("adversary-bank"), await start("data-worker")];
+});
+
+after(async () => {
+  await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+  await s3.stop();
+});
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const giveUp = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > giveUp) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** The run's events (replayed from its start) until `until` says stop or the stream ends. */
+function watch(trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean): Promise<RunEvent[]> {
+  const client = trainerAt(trainer.grpcAddress);
+  const call = client.watchRun({ runId, replay: true });
+  const events: RunEvent[] = [];
+  return new Promise((resolve, reject) => {
+    const done = (error?: grpc.ServiceError) => {
+      call.cancel();
+      client.close();
+      if (error && error.code !== grpc.status.CANCELLED) reject(error);
+      else resolve(events);
+    };
+    call.on("data", (e: RunEvent) => {
+      events.push(e);
+      if (until(e)) done();
+    });
+    call.on("error", done);
+    call.on("end", () => done());
+  });
+}
+
+/** The events of the run in this trainer process, once it has it (WatchRun is NOT_FOUND until then). */
+const watchOnce = (trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean) =>
+  waitFor(`${runId} on the trainer`, () => watch(trainer, runId, until));
+
+const ended = (e: RunEvent) =>
+  e.state !== undefined &&
+  [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED].includes(
+    e.state.state,
+  );
+const stepAtLeast = (n: number) => (e: RunEvent) => (e.step?.step ?? 0) >= n || ended(e);
+const stateMessages = (events: RunEvent[]) => events.flatMap((e) => (e.state ? [e.state.message] : []));
+
+async function onTrainer<T>(trainer: ServiceProcess, work: (c: TrainerClient) => Promise<T>): Promise<T> {
+  const client = trainerAt(trainer.grpcAddress);
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
+const startRun = (trainer: ServiceProcess, request: Partial<StartRunRequest> & { runId: string }) =>
+  onTrainer(trainer, (c) => unaryCall(c.startRun.bind(c), StartRunRequest.fromPartial(request)));
+const getRun = (trainer: ServiceProcess, runId: string) =>
+  onTrainer(trainer, (c) => unaryCall(c.getRun.bind(c), { runId }));
+
+async function stopAndWait(trainer: ServiceProcess, runId: string): Promise<RunEvent[]> {
+  await onTrainer(trainer, (c) => unaryCall(c.stopRun.bind(c), { runId }));
+  return watch(trainer, runId, ended);
+}
+
+/** The `adco` CLI as a person runs it, against this trainer and store. */
+function adco(trainer: ServiceProcess, args: string[]) {
+  return spawnSync(
+    process.execPath,
+    ["--conditions=development", "--import", "tsx", join(ROOT, "libs/cli/src/main.ts"), ...args],
+    {
+      encoding: "utf8",
+      env: { ...process.env, ...s3Env(s3.settings), ADCO_TRAINER_ADDRESS: trainer.grpcAddress },
+    },
+  );
+}
+
+async function bankStep(runId: string): Promise<number> {
+  const client = new AdversaryBankClient(
+    bank.grpcAddress,
+    grpc.credentials.createInsecure(),
+    channelOptions(),
+  );
+  try {
+    return (await unaryCall(client.getStats.bind(client), { runId })).step;
+  } finally {
+    client.close();
+  }
+}
+
+const storedState = async (runId: string) =>
+  (await store.getJson<{ state: string }>(bucketOf(runId), runStatusKey(runId))).state;
+const latest = (runId: string) => store.getJson<LatestPointer>(bucketOf(runId), latestPointerKey(runId));
+const hasLatest = (runId: string) => store.exists(bucketOf(runId), latestPointerKey(runId));
+const checkpointsOf = (runId: string) => listCheckpoints(store, bucketOf(runId), runId);
+
+/** Overwrites one object of a bundle with bytes of the same size that no longer match its sha256. */
+async function corrupt(runId: string, manifestKey: string, file: string): Promise<void> {
+  const bucket = bucketOf(runId);
+  const manifest = await store.getJson<BundleManifest<unknown>>(bucket, manifestKey);
+  const part = manifest.files[file]![0]!;
+  const bytes = await store.get(bucket, part.key);
+  bytes[0] = bytes[0]! ^ 0xff;
+  await store.put(bucket, part.key, bytes);
+}
+
+describe("a trainer killed before the run's first checkpoint", () => {
+  it("the next trainer restarts the run from step 0, and the bank's state of the dead attempt is reset", async () => {
+    let trainer = await startTrainer("early");
+    await startRun(trainer, { runId: "early", config: config() });
+    await watch(trainer, "early", stepAtLeast(3));
+    await trainer.stop("SIGKILL");
+    assert.equal(await hasLatest("early"), false, "killed before its first checkpoint");
+    assert.match(await storedState("early"), /RUN_STATE_(INITIALIZING_BANK|RUNNING)/);
+    const killedAt = await bankStep("early");
+    assert.ok(killedAt >= 3, `the bank still holds the dead attempt at step ${killedAt}`);
+
+    // By itself (resumeInterrupted): the run is restarted, not left INITIALIZING_BANK at step 0.
+    trainer = await startTrainer("early");
+    const events = await watchOnce(trainer, "early", stepAtLeast(killedAt + 2));
+    assert.ok(
+      stateMessages(events).some((m) => /^restarted from step 0/.test(m)),
+      stateMessages(events).join(" | "),
+    );
+    assert.ok(!events.some(ended), stateMessages(events).join(" | "));
+    const restartedAt = events.findLast((e) => e.step)!.step!.step;
+    assert.ok(restartedAt >= killedAt + 2, `trained to step ${restartedAt}`);
+
+    // Again, and this time a person resumes it (`adco train --run-id`) on a trainer that does not.
+    await trainer.stop("SIGKILL");
+    assert.equal(await hasLatest("early"), false);
+    trainer = await startTrainer("early", { ADCO_RESUME_INTERRUPTED: "false" });
+    const cli = adco(trainer, ["train", "--run-id", "early", "--detach"]);
+    assert.equal(cli.status, 0, cli.stderr);
+    const resumed = await watch(trainer, "early", stepAtLeast(restartedAt + 2));
+    assert.ok(!resumed.some(ended), stateMessages(resumed).join(" | "));
+    assert.ok((await bankStep("early")) >= restartedAt + 2);
+    await stopAndWait(trainer, "early");
+    await trainer.stop("SIGKILL");
+  });
+});
+
+describe("a trainer rolled (SIGTERM) as soon as its run has started", () => {
+  it("leaves the run to the next trainer, which trains it, with or without a checkpoint", async () => {
+    let trainer = await startTrainer("rolled");
+    await startRun(trainer, { runId: "rolled", config: config() });
+    const { code } = await trainer.stop("SIGTERM");
+    assert.equal(code, 0);
+    assert.match(await storedState("rolled"), /RUN_STATE_(STARTING|INITIALIZING_BANK|RUNNING)/);
+    trainer = await startTrainer("rolled");
+    const events = await watchOnce(trainer, "rolled", stepAtLeast(3));
+    assert.ok(!events.some(ended), stateMessages(events).join(" | "));
+    const first = stateMessages(events).find((m) => m !== "");
+    assert.match(first ?? "", /^(restarted from step 0|resumed at step \d+)/);
+    console.log(`rolled: the next trainer said "${first}"`);
+    await trainer.stop("SIGKILL");
+  });
+});
+
+describe("the run of startRun (a ConfigMap)", () => {
+  it("a restarted trainer resumes it rather than leaving it; one that finds it stopped leaves it stopped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "adco-start-"));
+    const file = join(dir, "run.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ runId: "cm", config: RunConfig.toJSON(config({ checkpointEverySteps: 4 })) }),
+    );
+    const env = { ADCO_START_RUN: file, ADCO_RESUME_INTERRUPTED: "false" };
+
+    let trainer = await startTrainer("cm", env);
+    await watchOnce(trainer, "cm", stepAtLeast(6));
+    await trainer.stop("SIGKILL");
+    const checkpointed = (await latest("cm")).step;
+    assert.ok(checkpointed >= 4);
+
+    trainer = await startTrainer("cm", env);
+    const events = await watchOnce(trainer, "cm", stepAtLeast(checkpointed + 1));
+    assert.ok(
+      stateMessages(events).some((m) => m.startsWith(`resumed at step ${checkpointed}`)),
+      stateMessages(events).join(" | "),
+    );
+    const stopped = await stopAndWait(trainer, "cm");
+    assert.equal(stopped.findLast((e) => e.state)?.state?.state, RunState.RUN_STATE_STOPPED);
+    await trainer.stop("SIGTERM");
+
+    trainer = await startTrainer("cm", env);
+    await waitFor("the trainer's word on the run of startRun", async () =>
+      trainer.logs.find((l) => l.runId === "cm" && /stopped/.test(String(l.msg))),
+    );
+    const run = await getRun(trainer, "cm");
+    assert.equal(run.state, RunState.RUN_STATE_STOPPED);
+    await assert.rejects(
+      watch(trainer, "cm", ended),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
+    await trainer.stop("SIGKILL");
+  });
+});
+
+describe("a corrupt checkpoint", () => {
+  it("resume falls back to the newest that verifies and says why; --step picks one; none verifying fails the run", async () => {
+    const trainer = await startTrainer("corrupt");
+    const runId = "corrupt";
+    await startRun(trainer, { runId, config: config({ checkpointEverySteps: 2, keepCheckpoints: 3 }) });
+    await watch(trainer, runId, stepAtLeast(7));
+    await stopAndWait(trainer, runId);
+    const kept = await checkpointsOf(runId);
+    assert.equal(kept.length, 3, JSON.stringify(kept));
+    const [, before, newest] = kept;
+    assert.equal((await latest(runId)).step, newest!.step);
+
+    // One byte of the newest checkpoint's query encoder.
+    await corrupt(runId, newest!.key, "query/model.json");
+    await startRun(trainer, { runId });
+    let events = await watch(
+      trainer,
+      runId,
+      (e) => e.state?.state === RunState.RUN_STATE_RUNNING || ended(e),
+    );
+    const resumed = stateMessages(events).find((m) => m.startsWith("resumed at step"));
+    assert.match(resumed ?? "", new RegExp(`^resumed at step ${before!.step} `));
+    assert.match(resumed!, new RegExp(`skipped step ${newest!.step}: DATA_LOSS: .*query/model.json: sha256`));
+    // Training on from there writes a new checkpoint at the corrupt one's step, which verifies again.
+    await watch(trainer, runId, stepAtLeast(newest!.step + 1));
+    await stopAndWait(trainer, runId);
+    const rewritten = await store.getJson<BundleManifest<unknown>>(bucketOf(runId), newest!.key);
+    await store.getVerified(rewritten.files["query/model.json"]![0]!);
+
+    // A person picks an older checkpoint: adco train --run-id RUN --step N. The run goes on from it,
+    // and the first checkpoint it writes deletes the ones it left behind.
+    const chosen = (await checkpointsOf(runId))[0]!.step;
+    const cli = adco(trainer, ["train", "--run-id", runId, "--step", String(chosen), "--detach"]);
+    assert.equal(cli.status, 0, cli.stderr);
+    events = await watch(trainer, runId, stepAtLeast(chosen + 3));
+    assert.ok(
+      stateMessages(events).some((m) => m.startsWith(`resumed at step ${chosen} (chosen)`)),
+      stateMessages(events).join(" | "),
+    );
+    await stopAndWait(trainer, runId);
+    const head = (await latest(runId)).step;
+    assert.ok(head > chosen);
+    assert.ok(
+      (await checkpointsOf(runId)).every((c) => c.step <= head),
+      "no checkpoint past the head",
+    );
+    const missing = adco(trainer, ["train", "--run-id", runId, "--step", "999"]);
+    assert.equal(missing.status, 2, missing.stderr);
+    assert.match(
+      missing.stderr,
+      /^adco: trainer: NOT_FOUND: run corrupt has no checkpoint at step 999 \(it has [\d, ]+\)/,
+    );
+
+    // A chosen checkpoint that does not verify fails the run; so does a run none of whose checkpoints do.
+    const last = await checkpointsOf(runId);
+    const snapshot = (
+      await store.getJson<BundleManifest<{ bankSnapshot: { key: string } }>>(
+        bucketOf(runId),
+        last.at(-1)!.key,
+      )
+    ).meta.bankSnapshot.key;
+    await corrupt(runId, snapshot, "weights.f32");
+    await startRun(trainer, { runId, resumeStep: last.at(-1)!.step });
+    events = await watch(trainer, runId, ended);
+    const failed = await getRun(trainer, runId);
+    assert.equal(failed.state, RunState.RUN_STATE_FAILED);
+    assert.match(
+      failed.error,
+      new RegExp(`checkpoint at step ${last.at(-1)!.step} .*DATA_LOSS: .*weights\\.f32`),
+    );
+    for (const c of last.slice(0, -1)) await corrupt(runId, c.key, "optimizer.bin");
+    await startRun(trainer, { runId });
+    await watch(trainer, runId, ended);
+    const none = await getRun(trainer, runId);
+    assert.equal(none.state, RunState.RUN_STATE_FAILED);
+    assert.match(none.error, /^DATA_LOSS: no checkpoint of run corrupt verifies/);
+    for (const c of last) assert.match(none.error, new RegExp(`step ${c.step}: DATA_LOSS`));
+  });
+});
