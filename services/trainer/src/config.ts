@@ -34,7 +34,7 @@ export const trainerConfig = {
   }),
   startRun: field.string({
     default: "",
-    doc: "path of a StartRunRequest JSON file ({runId, config}) started at boot unless that run is already known (a Kubernetes ConfigMap); empty: runs start over gRPC only",
+    doc: "path of a StartRunRequest JSON file ({runId, config}) started at boot unless that run is already known, then resumed if it was left running (a Kubernetes ConfigMap); empty: runs start over gRPC only",
   }),
   resumeInterrupted: field.boolean({
     default: true,
