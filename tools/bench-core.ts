@@ -198,6 +198,8 @@ const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 console.log(`peak RSS: ${peakRssMiB.toFixed(0)} MiB`);
 const results: Record<string, ResultsValue> = {
   repeats,
+  // The ops table and the step below ran on this many backend threads (ADCO_THREADS, else every core).
+  threads: backend.threads,
   ops,
   step: {
     arch: "resnet-mini",
