@@ -1,6 +1,8 @@
 // Choosing the tfjs backend: the best one available, or the one asked for (config `backend`, env
 // ADCO_BACKEND). "tensorflow" is libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU);
 // both are optional dependencies whose native part is often absent, so they are tried, not assumed.
+// "webgpu" is tfjs-backend-webgpu on Dawn (see webgpu.ts), also optional; "auto" takes it only on a
+// real GPU.
 // "wasm" is XNNPACK with SIMD, on as many threads as asked (see wasm-threads.ts); "cpu" is plain
 // JavaScript, the slowest.
 import { createRequire } from "node:module";
@@ -12,12 +14,13 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
 import { defaultThreads, MAX_WASM_THREADS, setWasmBackend } from "./wasm-threads.js";
+import { setWebGpuBackend } from "./webgpu.js";
 
-export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "cpu"] as const;
+export const BACKEND_CHOICES = ["auto", "tensorflow", "webgpu", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface ActiveBackend {
-  /** tfjs backend name: "tensorflow", "wasm" or "cpu". */
+  /** tfjs backend name: "tensorflow", "webgpu", "wasm" or "cpu". */
   readonly name: string;
   /** Where it came from, for the start-up log line (e.g. "@tensorflow/tfjs-node-gpu"). */
   readonly detail: string;
@@ -37,10 +40,10 @@ export interface BackendOptions {
 
 const require = createRequire(import.meta.url);
 
-/** Loads tfjs-node-gpu or tfjs-node; returns the package name, or the reason neither loads. */
-function loadTensorflow(): { loaded?: string; reasons: string[] } {
+/** Loads the first of these packages that loads; returns its name, or the reason each fails. */
+function loadTensorflow(packages: readonly string[]): { loaded?: string; reasons: string[] } {
   const reasons: string[] = [];
-  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+  for (const pkg of packages) {
     try {
       require(pkg);
       return { loaded: pkg, reasons };
@@ -74,15 +77,39 @@ export async function initBackend(
     return active;
   }
   const skipped: string[] = [];
-  if (choice === "auto" || choice === "tensorflow") {
-    const { loaded, reasons } = loadTensorflow();
+  const tensorflow = async (packages: readonly string[]): Promise<ActiveBackend | undefined> => {
+    const { loaded, reasons } = loadTensorflow(packages);
     if (loaded && (await tf.setBackend("tensorflow"))) {
-      active = { name: "tensorflow", detail: loaded, skipped, threads: 1 };
+      return { name: "tensorflow", detail: loaded, skipped, threads: 1 };
+    }
+    skipped.push(...reasons);
+    return undefined;
+  };
+  if (choice === "tensorflow") {
+    active = await tensorflow(["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]);
+    if (!active) throw new Error(`backend tensorflow is not available: ${skipped.join("; ")}`);
+    return active;
+  }
+  if (choice === "auto") {
+    // CUDA first, then a real GPU through WebGPU (never a software one: llvmpipe is slower than
+    // wasm), then libtensorflow on the CPU.
+    active = await tensorflow(["@tensorflow/tfjs-node-gpu"]);
+    if (active) return active;
+    const gpu = await setWebGpuBackend({ allowSoftware: false });
+    if (gpu.ok) {
+      active = { name: "webgpu", detail: gpu.detail, skipped, threads: 1 };
       return active;
     }
-    if (choice === "tensorflow")
-      throw new Error(`backend tensorflow is not available: ${reasons.join("; ")}`);
-    skipped.push(...reasons);
+    skipped.push(`webgpu: ${gpu.reason}`);
+    active = await tensorflow(["@tensorflow/tfjs-node"]);
+    if (active) return active;
+  }
+  if (choice === "webgpu") {
+    // Asked for by name: a software adapter (llvmpipe) too.
+    const gpu = await setWebGpuBackend({ allowSoftware: true });
+    if (!gpu.ok) throw new Error(`backend webgpu is not available: ${gpu.reason}`);
+    active = { name: "webgpu", detail: gpu.detail, skipped, threads: 1 };
+    return active;
   }
   if (choice === "auto" || choice === "wasm") {
     const threads = await setWasmBackend(
