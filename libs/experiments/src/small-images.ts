@@ -1,7 +1,7 @@
 // Pre-train an encoder on a labelled set of small grayscale images held in memory, and measure kNN
 // accuracy (k=200, weighted, the MoCo monitor) of its frozen features against the same encoder at
 // random init. Used by `npm run experiment:fashion-mnist` and the learning test.
-import { normalizeSmallGray, twoViewBatch, SMALL_GRAY_DEFAULTS } from "@adco/augment";
+import { normalizeSmallGray, twoViewBatch, SMALL_GRAY_DEFAULTS, type SmallGrayOptions } from "@adco/augment";
 import {
   type Encoder,
   type LoopProgress,
@@ -24,6 +24,12 @@ export interface SmallImageExperiment {
   /** Budget in steps, init_memory included (AdCo spends K/B of them filling the bank). */
   readonly steps: number;
   readonly onStep?: (p: LoopProgress) => void;
+  /** The two-view augmentation (default SMALL_GRAY_DEFAULTS); its size must stay the images' side. */
+  readonly augment?: SmallGrayOptions;
+  /** Score the random-init encoder first (default true; false reports NaN and saves the time). */
+  readonly randomInitKnn?: boolean;
+  /** Called with the trained query encoder before it is disposed (further evaluation). */
+  readonly onTrained?: (query: Encoder) => void;
 }
 
 export interface ExperimentResult {
@@ -77,10 +83,12 @@ export function knnAccuracy(encoder: Encoder, train: LabelledImages, test: Label
 export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResult {
   const trainer = new Pretrainer(e.config);
   try {
-    const knnRandomInit = knnAccuracy(trainer.query, e.train, e.test, e.classes).top1;
+    const knnRandomInit =
+      e.randomInitKnn === false ? NaN : knnAccuracy(trainer.query, e.train, e.test, e.classes).top1;
+    const augment = e.augment ?? SMALL_GRAY_DEFAULTS;
     const batchSize = e.config.batchSize;
     const stepsPerEpoch = Math.floor(e.train.count / batchSize);
-    const size = SMALL_GRAY_DEFAULTS.size;
+    const size = augment.size;
     let order: number[] = [];
     let epoch = -1;
     let last: LoopProgress | undefined;
@@ -96,9 +104,16 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
           order = new SeededRandom(e.config.seed * 1000 + epoch).permutation(e.train.count);
         }
         const ids = order.slice(inEpoch * batchSize, (inEpoch + 1) * batchSize);
-        return twoViewBatch(e.train.images, e.train.height, e.train.width, ids, e.config.seed, epoch).map(
-          (v) => tf.tensor4d(v, [ids.length, size, size, 1]),
-        );
+        return twoViewBatch(
+          e.train.images,
+          e.train.height,
+          e.train.width,
+          ids,
+          e.config.seed,
+          epoch,
+          2,
+          augment,
+        ).map((v) => tf.tensor4d(v, [ids.length, size, size, 1]));
       },
       onStep: (p) => {
         last = p;
@@ -106,6 +121,7 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
       },
     });
     const trained = knnAccuracy(trainer.query, e.train, e.test, e.classes);
+    e.onTrained?.(trainer.query);
     return {
       method: e.config.method,
       steps: run.steps,

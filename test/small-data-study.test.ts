@@ -1,0 +1,71 @@
+// experiment:small-data in its smoke mode (seconds: 256 + 128 bundled images, batch 32, K 64, one
+// epoch), as a user runs it: it writes a results file of the documented shape to ADCO_RESULTS_DIR
+// (never docs/results), with the raw-pixel bar and one entry per variant, and a second run with the
+// same --dir resumes (re-runs no finished variant).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { RESULTS_DIRECTORY, type ResultsFile } from "@adco/cli";
+import { ROOT } from "./lib/service-process.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "adco-small-data-test-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function npmRun(args: string[]) {
+  const run = spawnSync("npm", ["run", "-s", "experiment:small-data", "--", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, ADCO_RESULTS_DIR: join(scratch, "results"), ADCO_THREADS: "1" },
+    timeout: 180_000,
+  });
+  return { ...run, detail: `status ${run.status}:\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-4000)}` };
+}
+
+interface Entry {
+  knn: number;
+  linear: number;
+  epochs: number;
+  trainSeconds: number;
+  config: object;
+}
+
+describe("experiment:small-data --smoke", () => {
+  it("scores each variant and the raw pixels, and resumes", { timeout: 360_000 }, () => {
+    const published = join(RESULTS_DIRECTORY, "experiment-small-data.json");
+    const before = existsSync(published) ? statSync(published).mtimeMs : undefined;
+    const args = ["--smoke", "--dir", join(scratch, "work")];
+    const first = npmRun(args);
+    assert.equal(first.status, 0, first.detail);
+    assert.match(first.stdout, /^raw pixels: kNN [\d.]+%, linear [\d.]+%$/m, first.detail);
+    assert.match(first.stdout, /^preset-e4: kNN [\d.]+% /m, first.detail);
+    assert.match(first.stdout, /^moco-e10: kNN [\d.]+% /m, first.detail);
+
+    const file = JSON.parse(
+      readFileSync(join(scratch, "results", "experiment-small-data.json"), "utf8"),
+    ) as ResultsFile;
+    assert.deepEqual(Object.keys(file), ["command", "commit", "date", "machine", "results"]);
+    assert.equal(file.command, `npm run -s experiment:small-data -- ${args.join(" ")}`);
+    const results = file.results as unknown as {
+      rawPixels: { knn: number; linear: number };
+      variants: Record<string, Entry>;
+    };
+    for (const score of [results.rawPixels.knn, results.rawPixels.linear])
+      assert.ok(score >= 0 && score <= 100);
+    assert.deepEqual(Object.keys(results.variants), ["preset-e4", "moco-e10"]);
+    for (const v of Object.values(results.variants)) {
+      assert.ok(v.knn >= 0 && v.knn <= 100 && v.linear >= 0 && v.linear <= 100);
+      assert.equal(v.epochs, 1);
+      assert.ok(v.trainSeconds >= 0);
+    }
+
+    const second = npmRun(args);
+    assert.equal(second.status, 0, second.detail);
+    assert.match(second.stdout, /^preset-e4: done /m, second.detail);
+    assert.match(second.stdout, /^moco-e10: done /m, second.detail);
+    assert.doesNotMatch(second.stdout, /step \d+\/\d+/, second.detail);
+    assert.equal(existsSync(published) ? statSync(published).mtimeMs : undefined, before);
+  });
+});

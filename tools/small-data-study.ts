@@ -1,0 +1,315 @@
+// What it takes on small data: pre-trains in process (libs/experiments) on the bundled Fashion-MNIST
+// subset (6,000 train / 1,000 test) for a list of named variants of the `fashion-mnist` preset, and
+// scores each with the project's protocol (kNN k 200 weighted cosine; linear probe on standardised
+// features, 100 epochs) on the bundled test split, beside the raw pixels through the same code path.
+//   npm run -s experiment:small-data -- [--only a,b,...] [--dir DIR] [--until HH:MM] [--list]
+//   npm run -s experiment:small-data -- --smoke   (seconds: 256 + 128 images, batch 32, K 64, 1 epoch)
+// Resumable: each finished variant is kept as DIR/<name>.json (DIR: --dir, else
+// $TMPDIR/adco-small-data-study) and is not re-run. --until (UTC) skips a variant whose estimated time
+// (from the variants already measured) would run past it. Writes docs/results/experiment-small-data.json
+// with every finished variant (a smoke run: a temporary directory; see libs/cli/src/results.ts).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { SMALL_GRAY_DEFAULTS, type SmallGrayOptions } from "@adco/augment";
+import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
+import {
+  backendFromEnv,
+  type Encoder,
+  initBackend,
+  initSteps,
+  KNN_DEFAULTS,
+  knnClassify,
+  LINEAR_PROBE_DEFAULTS,
+  linearProbe,
+  preset,
+  type PretrainConfig,
+} from "@adco/core";
+import {
+  BUNDLED_FASHION_MNIST,
+  FASHION_MNIST_CLASSES,
+  readFashionMnist,
+  type LabelledImages,
+} from "@adco/datasets";
+import { evaluationImages, runSmallImageExperiment } from "@adco/experiments";
+import * as tf from "@tensorflow/tfjs-core";
+
+interface Variant {
+  readonly name: string;
+  readonly preset: "fashion-mnist" | "fashion-mnist-moco";
+  readonly epochs: number;
+  readonly config?: Partial<Omit<PretrainConfig, "adco">> & { adco?: Partial<PretrainConfig["adco"]> };
+  readonly augment?: Partial<SmallGrayOptions>;
+}
+
+const VARIANTS: readonly Variant[] = [
+  { name: "preset-e4", preset: "fashion-mnist", epochs: 4 },
+  { name: "preset-e10", preset: "fashion-mnist", epochs: 10 },
+  {
+    name: "crop-0.5-noblur-e10",
+    preset: "fashion-mnist",
+    epochs: 10,
+    augment: { scale: [0.5, 1], blurP: 0 },
+  },
+  { name: "lr-0.12-e10", preset: "fashion-mnist", epochs: 10, config: { lr: 0.12, finalLr: 0.0024 } },
+  { name: "lr-0.03-e10", preset: "fashion-mnist", epochs: 10, config: { lr: 0.03, finalLr: 0.0006 } },
+  { name: "t-0.2-e10", preset: "fashion-mnist", epochs: 10, config: { adco: { temperature: 0.2 } } },
+  { name: "k-1024-e10", preset: "fashion-mnist", epochs: 10, config: { negatives: 1024 } },
+  { name: "k-16384-e10", preset: "fashion-mnist", epochs: 10, config: { negatives: 16384 } },
+  { name: "m-0.996-e10", preset: "fashion-mnist", epochs: 10, config: { encoderMomentum: 0.996 } },
+  { name: "batch-128-e10", preset: "fashion-mnist", epochs: 10, config: { batchSize: 128 } },
+  {
+    name: "tmem-0.05-memlr-1-e10",
+    preset: "fashion-mnist",
+    epochs: 10,
+    config: { adco: { memoryTemperature: 0.05, memoryLr: 1 } },
+  },
+  { name: "crop-0.08-e10", preset: "fashion-mnist", epochs: 10, augment: { scale: [0.08, 1] } },
+  { name: "moco-e10", preset: "fashion-mnist-moco", epochs: 10 },
+];
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string" },
+    dir: { type: "string" },
+    until: { type: "string" },
+    seed: { type: "string", default: "0" },
+    list: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
+  },
+});
+if (values.list) {
+  for (const v of VARIANTS) console.log(`${v.name}: ${JSON.stringify({ ...v, name: undefined })}`);
+  process.exit(0);
+}
+const smoke = values.smoke;
+const seed = Number(values.seed);
+const byName = new Map(VARIANTS.map((v) => [v.name, v]));
+const chosen = (values.only ?? (smoke ? "preset-e4,moco-e10" : VARIANTS.map((v) => v.name).join(",")))
+  .split(",")
+  .map((name) => {
+    const v = byName.get(name);
+    if (!v) throw new Error(`--only: unknown variant ${name}; one of ${[...byName.keys()].join(", ")}`);
+    return v;
+  });
+const dir =
+  values.dir ?? join(tmpdir(), smoke ? `adco-small-data-smoke-${process.pid}` : "adco-small-data-study");
+mkdirSync(dir, { recursive: true });
+let deadline = Number.POSITIVE_INFINITY;
+if (values.until) {
+  const [h, m] = values.until.split(":").map(Number);
+  const d = new Date();
+  d.setUTCHours(h!, m!, 0, 0);
+  deadline = d.getTime();
+}
+
+const backend = await initBackend(backendFromEnv());
+console.log(`backend ${backend.name} (${backend.detail}); work directory ${dir}`);
+const head = (set: LabelledImages, n?: number): LabelledImages =>
+  n === undefined || n >= set.count
+    ? set
+    : {
+        ...set,
+        count: n,
+        images: set.images.subarray(0, n * set.height * set.width),
+        labels: set.labels.subarray(0, n),
+      };
+const train = head(readFashionMnist(BUNDLED_FASHION_MNIST, "train"), smoke ? 256 : undefined);
+const test = head(readFashionMnist(BUNDLED_FASHION_MNIST, "test"), smoke ? 128 : undefined);
+const classes = FASHION_MNIST_CLASSES.length;
+console.log(`bundled subset: ${train.count} train, ${test.count} test images`);
+
+interface Scores {
+  readonly knn: number;
+  readonly linear: number;
+  readonly seconds: number;
+}
+
+/** kNN (KNN_DEFAULTS) and the linear probe (LINEAR_PROBE_DEFAULTS) of features f(images). */
+function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D): Scores {
+  const t0 = performance.now();
+  const trainImages = evaluationImages(train);
+  const testImages = evaluationImages(test);
+  const trainF = features(trainImages);
+  const testF = features(testImages);
+  try {
+    const trainLabels = Int32Array.from(train.labels);
+    const testLabels = Int32Array.from(test.labels);
+    const knn = knnClassify(trainF, trainLabels, testF, testLabels, { ...KNN_DEFAULTS, classes });
+    const linear = linearProbe(trainF, trainLabels, testF, testLabels, {
+      classes,
+      ...LINEAR_PROBE_DEFAULTS,
+      ...(smoke ? { epochs: 5 } : {}),
+    });
+    return { knn: knn.top1, linear: linear.top1, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    tf.dispose([trainImages, testImages, trainF, testF]);
+  }
+}
+
+const encoderFeatures = (encoder: Encoder) => (images: tf.Tensor4D) => {
+  const parts: tf.Tensor2D[] = [];
+  for (let start = 0; start < images.shape[0]; start += 500) {
+    const size = Math.min(500, images.shape[0] - start);
+    const batch = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
+    parts.push(encoder.features(batch));
+    batch.dispose();
+  }
+  const all = tf.concat(parts, 0) as tf.Tensor2D;
+  tf.dispose(parts);
+  return all;
+};
+
+const rawFile = join(dir, "raw-pixels.json");
+const raw: Scores = existsSync(rawFile)
+  ? (JSON.parse(readFileSync(rawFile, "utf8")) as Scores)
+  : evaluate((images) => tf.reshape(images, [images.shape[0], -1]));
+writeFileSync(rawFile, JSON.stringify(raw));
+console.log(`raw pixels: kNN ${(raw.knn * 100).toFixed(1)}%, linear ${(raw.linear * 100).toFixed(1)}%`);
+
+interface Done {
+  readonly name: string;
+  readonly preset: string;
+  readonly epochs: number;
+  readonly config: ResultsValue;
+  readonly augment: ResultsValue;
+  readonly steps: number;
+  readonly initSteps: number;
+  readonly trainSeconds: number;
+  readonly evalSeconds: number;
+  readonly imagesPerSecond: number;
+  readonly knn: number;
+  readonly linear: number;
+  readonly finalLoss: number;
+  readonly finalContrastAccuracy: number;
+}
+
+const fileOf = (v: Variant) => join(dir, `${v.name}.json`);
+const measured = () =>
+  chosen.filter((v) => existsSync(fileOf(v))).map((v) => JSON.parse(readFileSync(fileOf(v), "utf8")) as Done);
+
+for (const v of chosen) {
+  if (existsSync(fileOf(v))) {
+    console.log(`${v.name}: done (${fileOf(v)})`);
+    continue;
+  }
+  const base = preset(v.preset);
+  const config: PretrainConfig = {
+    ...base,
+    ...v.config,
+    adco: { ...base.adco, ...v.config?.adco },
+    seed,
+    ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
+  };
+  const augment: SmallGrayOptions = { ...SMALL_GRAY_DEFAULTS, ...v.augment };
+  const epochs = smoke ? 1 : v.epochs;
+  const stepsPerEpoch = Math.floor(train.count / config.batchSize);
+  const init = initSteps(config);
+  const steps = init + epochs * stepsPerEpoch;
+  const prior = measured();
+  if (prior.length > 0 && Number.isFinite(deadline)) {
+    const ips = prior.reduce((a, d) => a + d.imagesPerSecond, 0) / prior.length;
+    const evalSeconds = Math.max(...prior.map((d) => d.evalSeconds));
+    const estimate = (steps * config.batchSize) / ips + evalSeconds + 10;
+    if (Date.now() + estimate * 1000 > deadline) {
+      console.log(`${v.name}: skipped, ~${estimate.toFixed(0)} s would run past --until ${values.until}`);
+      continue;
+    }
+  }
+  console.log(`${v.name}: ${epochs} epochs, ${steps} steps (${init} init), batch ${config.batchSize}`);
+  let lastLog = 0;
+  let scores: Scores | undefined;
+  const r = runSmallImageExperiment({
+    config,
+    train,
+    test,
+    classes,
+    steps,
+    augment,
+    randomInitKnn: false,
+    onStep: (p) => {
+      if (p.step === p.totalSteps || performance.now() - lastLog > 30_000) {
+        lastLog = performance.now();
+        const eta = ((p.totalSteps - p.step) * p.elapsedSeconds) / p.step;
+        console.log(
+          `  ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} contrast-acc ${(p.accuracy * 100).toFixed(1)}% ` +
+            `lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s eta ${eta.toFixed(0)} s`,
+        );
+      }
+    },
+    onTrained: (query) => {
+      scores = evaluate(encoderFeatures(query));
+    },
+  });
+  const done: Done = {
+    name: v.name,
+    preset: v.preset,
+    epochs,
+    config: (v.config ?? {}) as ResultsValue,
+    augment: (v.augment ?? {}) as ResultsValue,
+    steps: r.steps,
+    initSteps: r.initSteps,
+    trainSeconds: r.trainSeconds,
+    evalSeconds: scores!.seconds,
+    imagesPerSecond: r.imagesPerSecond,
+    knn: scores!.knn,
+    linear: scores!.linear,
+    finalLoss: r.finalLoss,
+    finalContrastAccuracy: r.finalContrastAccuracy,
+  };
+  writeFileSync(fileOf(v), JSON.stringify(done, null, 2));
+  console.log(
+    `${v.name}: kNN ${(done.knn * 100).toFixed(1)}% (raw ${(raw.knn * 100).toFixed(1)}), linear ${(done.linear * 100).toFixed(1)}% ` +
+      `(raw ${(raw.linear * 100).toFixed(1)}); train ${done.trainSeconds.toFixed(0)} s, eval ${done.evalSeconds.toFixed(0)} s`,
+  );
+}
+
+const all = measured();
+console.log(`\n| variant | epochs | seconds | kNN top-1 | linear top-1 |`);
+console.log(`| --- | --- | --- | --- | --- |`);
+console.log(`| raw pixels | - | - | ${(raw.knn * 100).toFixed(1)} | ${(raw.linear * 100).toFixed(1)} |`);
+const variants: Record<string, ResultsValue> = {};
+for (const d of all) {
+  console.log(
+    `| ${d.name} | ${d.epochs} | ${d.trainSeconds.toFixed(0)} | ${(d.knn * 100).toFixed(1)} | ${(d.linear * 100).toFixed(1)} |`,
+  );
+  variants[d.name] = {
+    preset: d.preset,
+    // The variant's differences from its preset (PretrainConfig keys) and from SMALL_GRAY_DEFAULTS.
+    config: d.config,
+    augment: d.augment,
+    epochs: d.epochs,
+    steps: d.steps,
+    initSteps: d.initSteps,
+    trainSeconds: roundTo(d.trainSeconds, 0),
+    evalSeconds: roundTo(d.evalSeconds, 0),
+    imagesPerSecond: roundTo(d.imagesPerSecond, 0),
+    // Top-1 in percent of the test images.
+    knn: roundTo(d.knn * 100, 1),
+    linear: roundTo(d.linear * 100, 1),
+    knnVsRawPixels: roundTo((d.knn - raw.knn) * 100, 1),
+    linearVsRawPixels: roundTo((d.linear - raw.linear) * 100, 1),
+    finalLoss: roundTo(d.finalLoss, 4),
+    finalContrastAccuracy: roundTo(d.finalContrastAccuracy, 4),
+  };
+}
+const file = writeResults({
+  name: "experiment-small-data",
+  command: npmCommand("experiment:small-data"),
+  smoke,
+  backend: backend.name,
+  results: {
+    data: "libs/datasets (bundled subset)",
+    trainImages: train.count,
+    testImages: test.count,
+    seed,
+    threads: process.env.ADCO_THREADS ?? "default",
+    knnK: KNN_DEFAULTS.k,
+    linearEpochs: smoke ? 5 : LINEAR_PROBE_DEFAULTS.epochs,
+    // The raw pixels (normalised as the encoder's input) through the same kNN and linear probe, in %.
+    rawPixels: { knn: roundTo(raw.knn * 100, 1), linear: roundTo(raw.linear * 100, 1) },
+    variants,
+  },
+});
+console.log(`results: ${file}`);
