@@ -9,6 +9,6 @@ export const evaluatorConfig = {
   ...threadsConfig,
   backend: field.oneOf(BACKEND_CHOICES, {
     default: "auto",
-    doc: "tfjs backend: auto, tensorflow, wasm or cpu",
+    doc: `tfjs backend: ${BACKEND_CHOICES.join(", ")}`,
   }),
 };

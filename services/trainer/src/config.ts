@@ -9,7 +9,7 @@ export const trainerConfig = {
   ...threadsConfig,
   backend: field.oneOf(BACKEND_CHOICES, {
     default: "auto",
-    doc: "tfjs backend of the encoders: auto, tensorflow, wasm or cpu",
+    doc: `tfjs backend of the encoders: ${BACKEND_CHOICES.join(", ")}`,
   }),
   bankAddress: field.string({
     default: "127.0.0.1:50053",

@@ -1,7 +1,7 @@
 // A run's configuration: the request's RunConfig checked field by field, then resolved against its
 // preset into every value the run uses (the proto with every field set, which is what Run.config
 // reports and checkpoints store, and the core's PretrainConfig).
-import { bnGroupsFor, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import { BACKEND_CHOICES, bnGroupsFor, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
 import { ENCODER_ARCH_BY_NAME, encoderArchName } from "@adco/proto";
 import { BankKind, EncoderArch as ProtoArch } from "@adco/proto/common";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
@@ -65,9 +65,9 @@ export function checkRunConfig(config: RunConfig | undefined): RunConfig {
   if (c.checkpointEverySteps !== undefined)
     requireRange(c.checkpointEverySteps, "config.checkpoint_every_steps", 1);
   if (c.keepCheckpoints !== undefined) requireRange(c.keepCheckpoints, "config.keep_checkpoints", 1, 1000);
-  if (c.backend !== "" && !["auto", "tensorflow", "wasm", "cpu"].includes(c.backend)) {
+  if (c.backend !== "" && !(BACKEND_CHOICES as readonly string[]).includes(c.backend)) {
     throw invalidArgument(
-      `config.backend: must be one of auto, tensorflow, wasm, cpu, got ${JSON.stringify(c.backend)}`,
+      `config.backend: must be one of ${BACKEND_CHOICES.join(", ")}, got ${JSON.stringify(c.backend)}`,
     );
   }
   const h = c.bank;
