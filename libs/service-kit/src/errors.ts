@@ -32,3 +32,64 @@ export function toRpcError(error: unknown): RpcError {
     `internal error: ${error instanceof Error ? error.message : String(error)}`,
   );
 }
+
+/**
+ * Statuses a call may succeed on if it is tried again: the peer is down, restarting, slow or busy.
+ * Every other status is final, since asking again gets the same answer: INVALID_ARGUMENT,
+ * FAILED_PRECONDITION, OUT_OF_RANGE, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, DATA_LOSS,
+ * UNIMPLEMENTED, NOT_FOUND, UNKNOWN, and INTERNAL (the kit sends INTERNAL for an exception a handler
+ * did not expect, which the same request raises again).
+ */
+const RETRYABLE_STATUSES: ReadonlySet<status> = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.ABORTED,
+  status.CANCELLED,
+  status.RESOURCE_EXHAUSTED,
+]);
+
+/**
+ * Failures that grpc-js reports with a final-looking status although the transport broke (a stream
+ * reset by a dying peer), and RESOURCE_EXHAUSTED that is a message over the size limit (final).
+ */
+const TRANSPORT_INTERNAL = /RST_STREAM|Connection (dropped|closed)|socket hang up|ECONNRESET/i;
+const MESSAGE_TOO_LARGE = /larger than max|message too large/i;
+
+/** The gRPC status of an error (an RpcError, a grpc-js ServiceError), or undefined when it has none. */
+export function statusOf(error: unknown): status | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "number" && status[code] !== undefined ? (code as status) : undefined;
+}
+
+/**
+ * The status a grpc-js error message starts with ("3 INVALID_ARGUMENT: ..."), for errors that reach
+ * us only as text (the data plane's worker-lost event).
+ */
+export function statusOfMessage(message: string): status | undefined {
+  const match = /^(\d+) ([A-Z_]+): /.exec(message);
+  if (!match) return undefined;
+  const code = Number(match[1]) as status;
+  return status[code] === match[2] ? code : undefined;
+}
+
+/**
+ * Whether a failed call may succeed when tried again: the one classification of adco, used by the
+ * trainer for bank calls, data workers and object storage (whose errors map to statuses through
+ * @adco/storage's storageRpcError: an unreachable store is UNAVAILABLE, a missing or corrupt object
+ * is final). An error without a status is final: it is a bug or a check of ours.
+ */
+export function isRetryable(error: unknown): boolean {
+  const code = statusOf(error);
+  if (code === undefined) return false;
+  const text = errorText(error);
+  if (code === status.INTERNAL) return TRANSPORT_INTERNAL.test(text);
+  if (code === status.RESOURCE_EXHAUSTED) return !MESSAGE_TOO_LARGE.test(text);
+  return RETRYABLE_STATUSES.has(code);
+}
+
+/** The text of an error as a peer sent it (a ServiceError's details, else its message). */
+export function errorText(error: unknown): string {
+  const e = error as { details?: unknown; message?: unknown } | undefined;
+  if (typeof e?.details === "string" && e.details !== "") return e.details;
+  return typeof e?.message === "string" ? e.message : String(error);
+}
