@@ -12,7 +12,8 @@ import {
   type StepResponse,
 } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
-import { channelOptions, unaryCall } from "@adco/service-kit";
+import { channelOptions, errorText, RpcError, statusOf, unaryCall } from "@adco/service-kit";
+import { RetryAbandonedError, retrying } from "./retry.js";
 
 export class BankLostError extends Error {
   constructor(message: string) {
@@ -20,15 +21,6 @@ export class BankLostError extends Error {
     this.name = "BankLostError";
   }
 }
-
-const RETRYABLE = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.CANCELLED,
-  grpc.status.INTERNAL,
-  grpc.status.UNKNOWN,
-  grpc.status.RESOURCE_EXHAUSTED,
-]);
 
 interface Pending {
   readonly step: number;
@@ -43,6 +35,8 @@ export interface BankLinkOptions {
   /** No answer to a step within this long: the call is dropped and the step sent again. */
   readonly stepTimeoutMs?: number;
   readonly onRetry?: (what: string, error: string) => void;
+  /** The run's stop: retries end (RetryAbandonedError) instead of waiting on. */
+  readonly signal?: AbortSignal;
 }
 
 export class BankLink {
@@ -58,27 +52,29 @@ export class BankLink {
     );
   }
 
-  /** Retries `work` while the bank is unreachable, up to retryTimeoutMs; NOT_FOUND is BankLostError. */
+  /**
+   * Retries `work` while the bank is unreachable (isRetryable), up to retryTimeoutMs; NOT_FOUND is
+   * BankLostError; any other error is final and fails at once with its own status and message.
+   */
   private async retrying<T>(what: string, work: () => Promise<T>): Promise<T> {
-    const giveUp = Date.now() + this.options.retryTimeoutMs;
-    let wait = 200;
-    for (;;) {
-      try {
-        return await work();
-      } catch (e) {
-        const err = e as grpc.ServiceError;
-        if (err.code === grpc.status.NOT_FOUND)
-          throw new BankLostError(`${what}: ${err.details ?? err.message}`);
-        if (!RETRYABLE.has(err.code) || Date.now() > giveUp) {
-          const reason = RETRYABLE.has(err.code)
-            ? `the bank at ${this.options.address} was unreachable for ${this.options.retryTimeoutMs / 1000} s`
-            : "the bank refused it";
-          throw new Error(`${what}: ${reason}: ${err.details ?? err.message}`, { cause: e });
-        }
-        this.options.onRetry?.(what, err.details ?? err.message);
-        await new Promise((r) => setTimeout(r, wait));
-        wait = Math.min(5000, wait * 2);
-      }
+    const { address, retryTimeoutMs } = this.options;
+    try {
+      return await retrying(what, work, {
+        timeoutMs: retryTimeoutMs,
+        signal: this.options.signal,
+        onRetry: (e) => this.options.onRetry?.(what, errorText(e)),
+        timedOut: (e) =>
+          new RpcError(
+            statusOf(e) ?? grpc.status.UNAVAILABLE,
+            `${what}: the bank at ${address} was unreachable for ${retryTimeoutMs / 1000} s: ${errorText(e)}`,
+          ),
+      });
+    } catch (e) {
+      if (e instanceof RetryAbandonedError || e instanceof RpcError) throw e;
+      const code = statusOf(e);
+      if (code === grpc.status.NOT_FOUND) throw new BankLostError(`${what}: ${errorText(e)}`);
+      if (code === undefined) throw e;
+      throw new RpcError(code, `${what}: the bank refused it: ${errorText(e)}`);
     }
   }
 

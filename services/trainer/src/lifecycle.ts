@@ -4,8 +4,9 @@
 // subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
 // a restarted trainer which runs were interrupted.
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
-import type { Logger } from "@adco/service-kit";
+import { type Logger, status, statusOf } from "@adco/service-kit";
 import { type ObjectStore, runStatusKey } from "@adco/storage";
+import { storeRetrying } from "./retry.js";
 
 /** Events a run keeps for WatchRun's replay. */
 const EVENTS_KEPT = 5000;
@@ -23,6 +24,10 @@ export interface LifecycleDeps {
   /** Sees every event of every run (the process's training metrics). */
   readonly observe?: (event: RunEvent) => void;
   readonly log: Logger;
+  /** How long a status write waits for an unreachable object store (0: one try). */
+  readonly retryTimeoutMs?: number;
+  /** The run's stop: a status write of a running state stops waiting for the store. */
+  readonly signal?: AbortSignal;
 }
 
 /** An event as a run's parts emit it; the lifecycle stamps the run id, sequence and time. */
@@ -65,7 +70,12 @@ export class RunLifecycle {
     this.deps.observe?.(full);
   }
 
-  /** Moves to `state`: an event, a log line and the stored status (a failed write is only logged). */
+  /**
+   * Moves to `state`: an event, a log line and the stored status. The write waits out an unreachable
+   * object store for up to retryTimeoutMs, saying so in an event; a final state (STOPPED, COMPLETED,
+   * FAILED) waits even when the run is stopping, so that the store says how the run ended. A write
+   * that still fails is only logged.
+   */
   async enter(state: RunState, message = ""): Promise<void> {
     this.state = state;
     this.emit({ state: { state, message } });
@@ -77,10 +87,26 @@ export class RunLifecycle {
       createdUnixMs: this.status.createdUnixMs,
     };
     try {
-      await this.deps.store.putJson(this.status.bucket, runStatusKey(this.runId), record);
+      await storeRetrying(
+        `write the ${RunState[state]} status`,
+        () => this.deps.store.putJson(this.status.bucket, runStatusKey(this.runId), record),
+        {
+          timeoutMs: this.deps.retryTimeoutMs ?? 0,
+          signal: FINAL_STATES.includes(state) ? undefined : this.deps.signal,
+          onOutage: (note) => this.outage(note),
+          onRetry: (what, err) =>
+            this.deps.log.warn({ runId: this.runId, what, err }, "object store call retried"),
+        },
+      );
     } catch (e) {
       this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not write the run status");
     }
+  }
+
+  /** Says, in the log and to watchers, that the run waits for the object store (its state unchanged). */
+  outage(message: string): void {
+    this.deps.log.warn({ runId: this.runId, message }, "object store unreachable");
+    this.emit({ state: { state: this.state, message } });
   }
 
   /**
@@ -105,9 +131,11 @@ export class RunLifecycle {
     this.deps.log.info({ runId: this.runId, message }, "run left to the next trainer");
   }
 
-  /** FAILED with the error's message, logged with its stack. */
+  /** FAILED with the error's message (after its status, when it has one), logged with its stack. */
   async fail(error: Error): Promise<void> {
-    this.error = error.message;
+    const code = statusOf(error);
+    const name = code === undefined ? undefined : status[code];
+    this.error = name && !error.message.startsWith(`${name}: `) ? `${name}: ${error.message}` : error.message;
     this.deps.log.error({ runId: this.runId, err: this.error, stack: error.stack }, "run failed");
     await this.enter(RunState.RUN_STATE_FAILED, this.error);
   }

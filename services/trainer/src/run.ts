@@ -32,6 +32,7 @@ import { EpochEvaluator } from "./epoch-eval.js";
 import { type EpochData, StepInterval, trainEpoch } from "./epoch-loop.js";
 import { RunLifecycle } from "./lifecycle.js";
 import { RunProgress } from "./progress.js";
+import { RetryAbandonedError, storeRetrying } from "./retry.js";
 import type { ResolvedRun } from "./run-config.js";
 import { WorkerDiscovery } from "./worker-discovery.js";
 
@@ -123,7 +124,7 @@ export class TrainingRun {
     this.lifecycle = new RunLifecycle(
       runId,
       { bucket: resolved.bucket, config: resolved.config, createdUnixMs },
-      deps,
+      { ...deps, signal: this.stop.signal },
     );
     this.discovery = new WorkerDiscovery(deps.dataWorkers, deps.log);
     this.done = this.main();
@@ -204,8 +205,21 @@ export class TrainingRun {
       }
     } catch (e) {
       this.checkpointRequests.failed(e as Error);
-      await this.lifecycle.fail(e as Error);
+      // A stop cut a wait for the bank or the store short: the run stops without its last checkpoint.
+      if (e instanceof RetryAbandonedError) await this.endStopped(this.step, `no checkpoint: ${e.message}`);
+      else await this.lifecycle.fail(e as Error);
     }
+  }
+
+  /** Object-store work of the run, waiting out an unreachable store as long as a bank call would. */
+  private stored<T>(what: string, work: () => Promise<T>): Promise<T> {
+    return storeRetrying(what, work, {
+      timeoutMs: this.deps.retryTimeoutMs,
+      signal: this.stop.signal,
+      onOutage: (message) => this.lifecycle.outage(message),
+      onRetry: (call, err) =>
+        this.deps.log.warn({ runId: this.runId, what: call, err }, "object store call retried"),
+    });
   }
 
   /** One pass from the latest checkpoint (or the start) to the end of the run or a stop. */
@@ -256,7 +270,7 @@ export class TrainingRun {
 
   /** The manifest of the dataset's split. */
   private openSplit(): Promise<SplitManifest> {
-    return readSplit(this.deps.store, this.config.dataset!);
+    return this.stored("read the dataset manifest", () => readSplit(this.deps.store, this.config.dataset!));
   }
 
   private openEvaluator(): EpochEvaluator | undefined {
@@ -274,6 +288,7 @@ export class TrainingRun {
     return new BankLink({
       address: this.deps.bankAddress,
       retryTimeoutMs: this.deps.retryTimeoutMs,
+      signal: this.stop.signal,
       onRetry: (what, error) =>
         this.deps.log.warn({ runId: this.runId, what, err: error }, "bank call retried"),
     });
@@ -305,7 +320,9 @@ export class TrainingRun {
     recordCounts: readonly number[],
   ): Promise<{ progress: RunProgress; message: string }> {
     const chosen = this.chosenStep;
-    const { checkpoint, skipped, isHead } = await this.deps.checkpoints.resumePoint(this.runId, chosen);
+    const { checkpoint, skipped, isHead } = await this.stored("find the checkpoint to resume from", () =>
+      this.deps.checkpoints.resumePoint(this.runId, chosen),
+    );
     for (const s of skipped) {
       this.deps.log.warn(
         { runId: this.runId, step: s.step, reason: s.reason },
@@ -337,7 +354,10 @@ export class TrainingRun {
     await restorePretrainer(trainer, read, state.step);
     if (state.bankSnapshot) await bank.restore(this.runId, state.bankSnapshot);
     // An older checkpoint becomes the run's head, so a later resume starts from it too.
-    if (!isHead) await this.deps.checkpoints.moveHead(this.runId, checkpoint.bundle);
+    if (!isHead)
+      await this.stored("move latest.json", () =>
+        this.deps.checkpoints.moveHead(this.runId, checkpoint.bundle),
+      );
     this.chosenStep = undefined;
     this.latest = checkpointRef(checkpoint.bundle);
     this.deps.log.info(
@@ -441,13 +461,34 @@ export class TrainingRun {
       createdUnixMs: this.createdUnixMs,
       bankSnapshot: snapshot.manifest,
     });
-    const ref = await this.deps.checkpoints.write(state, files);
+    // Rewriting a half-written checkpoint is safe: its objects are put again, the pointer moves last.
+    const ref = await this.stored(`write the checkpoint at step ${state.step}`, () =>
+      this.deps.checkpoints.write(state, files),
+    );
     this.latest = ref;
     this.lifecycle.emit({ checkpoint: { checkpoint: ref } });
-    const pruned = await this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints, ref.step);
+    const pruned = await this.stored("prune old checkpoints", () =>
+      this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints, ref.step),
+    );
     this.deps.log.info({ runId: this.runId, step: ref.step, pruned }, "checkpoint written");
     this.checkpointRequests.written(ref);
     return ref;
+  }
+
+  /**
+   * The end of a stopped run: STOPPED for a person's stop; for the trainer's shutdown, left running in
+   * storage for the next trainer. `note` says why there is no checkpoint at `step`.
+   */
+  private async endStopped(step: number, note?: string): Promise<void> {
+    const latest = this.latest ? `; the run resumes from step ${this.latest.step}` : "";
+    const why = note ? ` (${note}${latest})` : "";
+    if (this.stopReason === "shutdown") {
+      this.lifecycle.leave(
+        `the trainer is shutting down at step ${step}; the next trainer resumes the run${why}`,
+      );
+    } else {
+      await this.lifecycle.enter(RunState.RUN_STATE_STOPPED, `stopped at step ${step}${why}`);
+    }
   }
 
   /** STOPPED after a last checkpoint, or COMPLETED once the last epoch's kNN is in. */
@@ -455,13 +496,7 @@ export class TrainingRun {
     const step = a.trainer.step;
     if (this.stop.signal.aborted) {
       if (step > 0 && this.latest?.step !== step) await this.writeCheckpoint(a);
-      if (this.stopReason === "shutdown") {
-        this.lifecycle.leave(
-          `the trainer is shutting down at step ${step}; the next trainer resumes the run`,
-        );
-      } else {
-        await this.lifecycle.enter(RunState.RUN_STATE_STOPPED, `stopped at step ${step}`);
-      }
+      await this.endStopped(step);
     } else {
       // The last epoch's accuracy belongs to the run: watchers stop at COMPLETED.
       await a.evaluator?.settled(this.stop.signal);

@@ -1,0 +1,211 @@
+// What a run does when a part it needs is down or refuses it, as processes on loopback: an object
+// store outage during the trainer's own checkpoint and status writes (waited out for
+// retryTimeoutSeconds, then FAILED, written once the store is back), errors that can never succeed
+// (a run fails at once with the status and message), a StopRun while the bank is down, and a SIGTERM
+// that must fit in shutdownGraceMs. A small data set (512 images, batch 32, K 64) keeps steps short.
+//
+// The trainer has an object store of its own (A) that the tests stop and restart; the bank and the
+// data worker use another (B) that stays up. So the outage hits the trainer's own writes, the path
+// that failed in ~3 s, while steps go on (the bank's snapshot waits out an outage by itself).
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { importDataset, trainerAt } from "@adco/cli";
+import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
+import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
+import { unaryCall } from "@adco/service-kit";
+import { ObjectStore, runStatusKey } from "@adco/storage";
+import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
+
+let storeA: S3ServerProcess;
+let storeB: S3ServerProcess;
+const dirA = mkdtempSync(join(tmpdir(), "adco-outage-a-"));
+let portA = 0;
+let bank: ServiceProcess;
+let worker: ServiceProcess;
+const processes: ServiceProcess[] = [];
+
+async function start(name: ServiceName, env: Record<string, string>): Promise<ServiceProcess> {
+  const p = await startService(name, env);
+  processes.push(p);
+  return p;
+}
+
+const bucketOf = (runId: string) => `ckpt-${runId}`;
+
+/** A trainer on store A, with the bank and worker of store B. */
+async function startTrainer(runId: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  // The bank writes its snapshots to the run's bucket, in its own store.
+  await new ObjectStore(storeB.settings).ensureBucket(bucketOf(runId));
+  return start("trainer", {
+    ...s3Env(storeA.settings),
+    ADCO_CHECKPOINTS_BUCKET: bucketOf(runId),
+    ADCO_BANK_ADDRESS: bank.grpcAddress,
+    ADCO_DATA_WORKERS: worker.grpcAddress,
+    ADCO_RETRY_TIMEOUT_SECONDS: "30",
+    ...env,
+  });
+}
+
+const config = (patch: Partial<RunConfig> = {}) =>
+  RunConfig.fromPartial({
+    preset: "fashion-mnist",
+    dataset: { bucket: "adco-datasets", name: "tiny" },
+    epochs: 4,
+    batchSize: 32,
+    bankSize: 64,
+    checkpointEverySteps: 4,
+    ...patch,
+  });
+
+async function importTiny(store: ObjectStore, name: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "adco-tiny-"));
+  for (const [split, count, images, labels] of [
+    ["train", 512, "train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
+    ["test", 64, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
+  ] as const) {
+    const set = readFashionMnist(BUNDLED_FASHION_MNIST, split);
+    const { height: h, width: w } = set;
+    writeFileSync(join(dir, images), encodeIdx([count, h, w], set.images.subarray(0, count * h * w)));
+    writeFileSync(join(dir, labels), encodeIdx([count], set.labels.subarray(0, count)));
+  }
+  await importDataset(store, { format: "idx", source: dir, name, bucket: "adco-datasets", quiet: true });
+}
+
+before(async () => {
+  storeA = await startS3Server({ directory: dirA });
+  portA = Number(new URL(storeA.settings.endpoint).port);
+  storeB = await startS3Server();
+  await importTiny(new ObjectStore(storeA.settings), "tiny");
+  await importTiny(new ObjectStore(storeB.settings), "tiny");
+  // Only the trainer's store has this one: the data worker answers NOT_FOUND for it.
+  await importTiny(new ObjectStore(storeA.settings), "only-a");
+  const b = s3Env(storeB.settings);
+  [bank, worker] = [await start("adversary-bank", b), await start("data-worker", b)];
+});
+
+after(async () => {
+  await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+  await storeA.stop();
+  await storeB.stop();
+});
+
+/** Store A down (as MinIO restarting), and back on the same port with the same objects. */
+const storeADown = () => storeA.stop();
+async function storeAUp(): Promise<void> {
+  storeA = await startS3Server({ directory: dirA, port: portA });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const giveUp = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > giveUp) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The run's events (replayed from its start) until `until` says stop or the stream ends. */
+function watch(trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean): Promise<RunEvent[]> {
+  const client = trainerAt(trainer.grpcAddress);
+  const call = client.watchRun({ runId, replay: true });
+  const events: RunEvent[] = [];
+  return new Promise((resolve, reject) => {
+    const done = (error?: grpc.ServiceError) => {
+      call.cancel();
+      client.close();
+      if (error && error.code !== grpc.status.CANCELLED) reject(error);
+      else resolve(events);
+    };
+    call.on("data", (e: RunEvent) => {
+      events.push(e);
+      if (until(e)) done();
+    });
+    call.on("error", done);
+    call.on("end", () => done());
+  });
+}
+
+const FINAL = [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED];
+const ended = (e: RunEvent) => e.state !== undefined && FINAL.includes(e.state.state);
+const stepAtLeast = (n: number) => (e: RunEvent) => (e.step?.step ?? 0) >= n || ended(e);
+const stateMessages = (events: RunEvent[]) => events.flatMap((e) => (e.state ? [e.state.message] : []));
+
+async function onTrainer<T>(trainer: ServiceProcess, work: (c: TrainerClient) => Promise<T>): Promise<T> {
+  const client = trainerAt(trainer.grpcAddress);
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
+const startRun = (trainer: ServiceProcess, request: Partial<StartRunRequest> & { runId: string }) =>
+  onTrainer(trainer, (c) => unaryCall(c.startRun.bind(c), StartRunRequest.fromPartial(request)));
+const getRun = (trainer: ServiceProcess, runId: string) =>
+  onTrainer(trainer, (c) => unaryCall(c.getRun.bind(c), { runId }));
+const stopRun = (trainer: ServiceProcess, runId: string) =>
+  onTrainer(trainer, (c) => unaryCall(c.stopRun.bind(c), { runId }));
+const storedState = async (runId: string) =>
+  (await new ObjectStore(storeA.settings).getJson<{ state: string }>(bucketOf(runId), runStatusKey(runId)))
+    .state;
+
+describe("an object-store outage during the trainer's checkpoint writes", () => {
+  it("is waited out, and said so, when the store is back within retryTimeoutSeconds", async () => {
+    const runId = "blip";
+    const trainer = await startTrainer(runId);
+    await startRun(trainer, { runId, config: config() });
+    await watch(trainer, runId, stepAtLeast(3));
+    await storeADown();
+    const downAt = Date.now();
+    // Past the storage client's own ~3 s of retries, which were all a checkpoint write had.
+    const unreachable =
+      /^object store unreachable \(write the checkpoint at step (\d+)\), retrying for up to 30 s/;
+    const waiting = await watch(trainer, runId, (e) => unreachable.test(e.state?.message ?? "") || ended(e));
+    assert.ok(!waiting.some(ended), stateMessages(waiting).join(" | "));
+    const step = Number(unreachable.exec(waiting.at(-1)!.state!.message)![1]);
+    await new Promise((r) => setTimeout(r, Math.max(0, downAt + 8000 - Date.now())));
+    assert.equal((await getRun(trainer, runId)).state, RunState.RUN_STATE_RUNNING, "not failed after 8 s");
+    await storeAUp();
+    const back = await watch(trainer, runId, (e) => (e.checkpoint?.checkpoint?.step ?? 0) > step || ended(e));
+    assert.ok(!back.some(ended), stateMessages(back).join(" | "));
+    const written = back.flatMap((e) => (e.checkpoint?.checkpoint ? [e.checkpoint.checkpoint.step] : []));
+    assert.ok(
+      written.includes(step),
+      `the checkpoint at step ${step} was written after the outage: ${written}`,
+    );
+    assert.equal(await storedState(runId), "RUN_STATE_RUNNING");
+    console.log(`blip: the checkpoint at step ${step} waited ${((Date.now() - downAt) / 1000).toFixed(1)} s`);
+    await stopRun(trainer, runId);
+    await watch(trainer, runId, ended);
+    await trainer.stop("SIGKILL");
+  });
+
+  it("fails the run after retryTimeoutSeconds, and FAILED is stored once the store is back", async () => {
+    const runId = "outage";
+    const trainer = await startTrainer(runId, { ADCO_RETRY_TIMEOUT_SECONDS: "8" });
+    await startRun(trainer, { runId, config: config() });
+    await watch(trainer, runId, stepAtLeast(3));
+    await storeADown();
+    const downAt = Date.now();
+    const events = await watch(trainer, runId, ended);
+    const failedAfter = (Date.now() - downAt) / 1000;
+    const run = await getRun(trainer, runId);
+    assert.equal(run.state, RunState.RUN_STATE_FAILED, stateMessages(events).join(" | "));
+    assert.match(
+      run.error,
+      /^UNAVAILABLE: write the checkpoint at step \d+: the object store was unreachable for 8 s/,
+    );
+    assert.ok(failedAfter >= 8, `failed ${failedAfter} s after the store went down`);
+    await storeAUp();
+    await waitFor("the FAILED status in the store", async () =>
+      (await storedState(runId)) === "RUN_STATE_FAILED" ? true : undefined,
+    );
+    console.log(`outage: failed ${failedAfter.toFixed(1)} s after the store went down; FAILED stored`);
+    await trainer.stop("SIGKILL");
+  });
+});
