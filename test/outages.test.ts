@@ -209,3 +209,85 @@ describe("an object-store outage during the trainer's checkpoint writes", () => 
     await trainer.stop("SIGKILL");
   });
 });
+
+describe("errors that can never succeed, stops and shutdowns during a retry", () => {
+  it("a data worker that refuses the run fails it at once, with the worker's status and message", async () => {
+    const runId = "refused";
+    const trainer = await startTrainer(runId);
+    const startedAt = Date.now();
+    // The trainer's store has the dataset, the worker's does not: every worker would refuse it.
+    await startRun(trainer, {
+      runId,
+      config: config({ dataset: { bucket: "adco-datasets", name: "only-a" } }),
+    });
+    const events = await watch(trainer, runId, ended);
+    const run = await getRun(trainer, runId);
+    assert.equal(run.state, RunState.RUN_STATE_FAILED, stateMessages(events).join(" | "));
+    assert.match(run.error, /^NOT_FOUND: data worker 127\.0\.0\.1:\d+ refused the run: .*only-a/);
+    const seconds = (Date.now() - startedAt) / 1000;
+    assert.ok(seconds < 15, `failed after ${seconds} s`);
+    await trainer.stop("SIGKILL");
+  });
+
+  it("an INTERNAL error of CreateBank fails the run at once, not after retryTimeoutSeconds", async () => {
+    const runId = "huge";
+    const trainer = await startTrainer(runId);
+    const startedAt = Date.now();
+    await startRun(trainer, { runId, config: config({ bankSize: 1 << 24, featureDim: 4096 }) });
+    const events = await watch(trainer, runId, ended);
+    const run = await getRun(trainer, runId);
+    assert.equal(run.state, RunState.RUN_STATE_FAILED, stateMessages(events).join(" | "));
+    assert.match(run.error, /^INTERNAL: CreateBank: the bank refused it: internal error: /);
+    const seconds = (Date.now() - startedAt) / 1000;
+    assert.ok(seconds < 15, `failed after ${seconds} s`);
+    await trainer.stop("SIGKILL");
+  });
+
+  it("StopRun while the bank is down ends the run STOPPED at once", async () => {
+    const runId = "nobank";
+    const ownBank = await start("adversary-bank", s3Env(storeB.settings));
+    const trainer = await startTrainer(runId, { ADCO_BANK_ADDRESS: ownBank.grpcAddress });
+    await ownBank.stop("SIGKILL");
+    await startRun(trainer, { runId, config: config() });
+    await waitFor("a retried bank call", async () =>
+      trainer.logs.find((l) => l.msg === "bank call retried" && l.runId === runId),
+    );
+    const stoppedAt = Date.now();
+    await stopRun(trainer, runId);
+    const events = await watch(trainer, runId, ended);
+    const seconds = (Date.now() - stoppedAt) / 1000;
+    const last = events.at(-1)!.state!;
+    assert.equal(last.state, RunState.RUN_STATE_STOPPED, stateMessages(events).join(" | "));
+    assert.match(last.message, /^stopped at step 0 \(no checkpoint: CreateBank: given up by the stop/);
+    assert.ok(seconds < 3, `stopped after ${seconds} s`);
+    await waitFor("the STOPPED status", async () =>
+      (await storedState(runId)) === "RUN_STATE_STOPPED" ? true : undefined,
+    );
+    await trainer.stop("SIGKILL");
+  });
+
+  it("SIGTERM with the bank hung ends the trainer within shutdownGraceMs, the run left to the next", async () => {
+    const runId = "graceful";
+    const ownBank = await start("adversary-bank", s3Env(storeB.settings));
+    const trainer = await startTrainer(runId, {
+      ADCO_BANK_ADDRESS: ownBank.grpcAddress,
+      ADCO_SHUTDOWN_GRACE_MS: "3000",
+    });
+    await startRun(trainer, { runId, config: config() });
+    await watch(trainer, runId, stepAtLeast(5));
+    // A bank that hangs (its node is partitioned): connections stay open, no step is answered.
+    ownBank.child.kill("SIGSTOP");
+    await new Promise((r) => setTimeout(r, 1000));
+    const { code, ms } = await trainer.stop("SIGTERM", 20_000);
+    ownBank.child.kill("SIGCONT");
+    assert.equal(code, 0);
+    assert.ok(ms < 3000, `the trainer took ${ms} ms to exit`);
+    assert.ok(
+      trainer.logs.some((l) => /did not end within the shutdown grace period/.test(String(l.msg))),
+      "the trainer says it left the run unfinished",
+    );
+    // Its checkpoint at step 4 stands; the next trainer resumes from it.
+    assert.match(await storedState(runId), /RUN_STATE_RUNNING/);
+    console.log(`graceful: SIGTERM with the bank hung took ${ms} ms (grace 3000 ms)`);
+  });
+});

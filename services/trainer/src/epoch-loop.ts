@@ -5,7 +5,7 @@
 import { EpochCursor, ViewFeeder } from "@adco/dataplane";
 import type { DatasetRef } from "@adco/proto/common";
 import type { AugmentSpec } from "@adco/proto/data_worker";
-import type { Logger } from "@adco/service-kit";
+import { isRetryable, type Logger, RpcError, statusOfMessage } from "@adco/service-kit";
 import { Batcher, type TrainBatch } from "./batcher.js";
 import type { WorkerDiscovery } from "./worker-discovery.js";
 import { WorkerRetry } from "./worker-retry.js";
@@ -56,12 +56,18 @@ export async function trainEpoch(
   step: (batch: TrainBatch) => Promise<void>,
 ): Promise<{ failed: number }> {
   const retry = new WorkerRetry();
-  const feeder = openFeeder(data, epoch, cursor, retry);
+  // A worker that refuses the run (INVALID_ARGUMENT, ...) refuses it again: the epoch fails with it.
+  const refused = new AbortController();
+  let refusal: Error | undefined;
+  const feeder = openFeeder(data, epoch, cursor, retry, (error) => {
+    refusal ??= error;
+    refused.abort(error);
+  });
   const batcher = new Batcher(data.batchSize);
   const connecting = data.discovery.keepConnected(feeder, retry);
   try {
     let waitStarted = performance.now();
-    for await (const delivered of feeder.batches(signal)) {
+    for await (const delivered of feeder.batches(AbortSignal.any([signal, refused.signal]))) {
       interval.waited(performance.now() - waitStarted);
       batcher.add(delivered.batch);
       for (let batch = batcher.take(); batch; batch = batcher.take()) {
@@ -71,8 +77,10 @@ export async function trainEpoch(
       if (signal.aborted) break;
       waitStarted = performance.now();
     }
+    if (refusal) throw refusal;
     if (!signal.aborted) await trainLast(data, batcher, step);
   } catch (e) {
+    if (refusal) throw refusal;
     // A stop ends the feeder's wait for data by throwing the abort: that is the stop, not a failure.
     if (!signal.aborted) throw e;
   } finally {
@@ -82,7 +90,13 @@ export async function trainEpoch(
   return { failed: feeder.failed };
 }
 
-function openFeeder(data: EpochData, epoch: number, cursor: EpochCursor, retry: WorkerRetry): ViewFeeder {
+function openFeeder(
+  data: EpochData,
+  epoch: number,
+  cursor: EpochCursor,
+  retry: WorkerRetry,
+  refuse: (error: Error) => void,
+): ViewFeeder {
   return new ViewFeeder({
     consumerId: `${data.runId}-trainer`,
     dataset: { bucket: data.dataset.bucket, name: data.dataset.name },
@@ -94,9 +108,23 @@ function openFeeder(data: EpochData, epoch: number, cursor: EpochCursor, retry: 
     onEvent: (event) => {
       data.log.info({ runId: data.runId, ...event }, `data: ${event.kind}`);
       if (event.kind === "worker-joined") retry.added(event.address);
-      if (event.kind === "worker-lost") retry.lost(event.address);
+      if (event.kind === "worker-lost") {
+        retry.lost(event.address);
+        const refusal = workerRefusal(event.address, event.error);
+        if (refusal) refuse(refusal);
+      }
     },
   });
+}
+
+/**
+ * The error of a worker stream that ended with a final status (isRetryable says no: the worker
+ * refused the run's request, and every worker would), as that status; undefined for a lost worker.
+ */
+export function workerRefusal(address: string, error: string): RpcError | undefined {
+  const code = statusOfMessage(error);
+  if (code === undefined || isRetryable({ code, message: error })) return undefined;
+  return new RpcError(code, `data worker ${address} refused the run: ${error.replace(/^\d+ [A-Z_]+: /, "")}`);
 }
 
 /** The samples left in the Batcher at the end of an epoch, as one smaller batch. */

@@ -2,6 +2,7 @@
 // started, and those with a status or checkpoints in the bucket, are listed. A stored run id resumes.
 import { type Run, type RunConfig, type RunEvent, RunState, type TrainerService } from "@adco/proto/trainer";
 import { AsyncQueue, failedPrecondition, notFound, requireId, type ServiceHandlers } from "@adco/service-kit";
+import { setTimeout as sleep } from "node:timers/promises";
 import { INTERRUPTED, Runs, type TrainerDeps } from "./runs.js";
 
 export { checkRunConfig } from "./run-config.js";
@@ -21,12 +22,17 @@ export interface TrainerControl {
    * checkpoint); left as it is when it has ended (completed, stopped by a person, failed). Logs which.
    */
   resumeIfInterrupted(runId: string, config: RunConfig | undefined): Promise<Run | undefined>;
-  /** Leaves the active run to the next trainer (checkpoint first); resolves when it has ended here. */
-  shutdown(): Promise<void>;
+  /**
+   * Leaves the active run to the next trainer (checkpoint first); resolves when it has ended here, or
+   * at `deadlineUnixMs` (the shutdown grace period) if it has not: its stored status still says
+   * running, so the next trainer resumes it from its last checkpoint. Calls after the first share it.
+   */
+  shutdown(deadlineUnixMs?: number): Promise<void>;
 }
 
 export function trainerControl(deps: TrainerDeps): TrainerControl {
   const runs = new Runs(deps);
+  let shuttingDown: Promise<void> | undefined;
   return {
     handlers: trainerHandlers(runs),
     start: (runId, config) => runs.start(runId, config),
@@ -44,11 +50,27 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
       deps.log.info({ runId, state: RunState[state] }, "resuming the run of startRun");
       return runs.start(runId, config);
     },
-    async shutdown() {
-      const run = runs.active();
-      if (!run) return;
-      run.requestStop("shutdown");
-      await run.done;
+    shutdown(deadlineUnixMs = Infinity) {
+      shuttingDown ??= (async () => {
+        const run = runs.active();
+        if (!run) return;
+        run.requestStop("shutdown");
+        const left = deadlineUnixMs - Date.now();
+        if (!Number.isFinite(left)) return run.done;
+        const timer = new AbortController();
+        const ended = await Promise.race([
+          run.done.then(() => true),
+          sleep(Math.max(0, left), false, { signal: timer.signal }).catch(() => false),
+        ]);
+        timer.abort();
+        if (!ended) {
+          deps.log.warn(
+            { runId: run.runId, step: run.step, checkpoint: run.latest?.step ?? null },
+            "the run did not end within the shutdown grace period; the next trainer resumes it from its last checkpoint",
+          );
+        }
+      })();
+      return shuttingDown;
     },
   };
 }

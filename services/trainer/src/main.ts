@@ -12,6 +12,9 @@ import { trainingMetrics } from "./metrics.js";
 
 let control: TrainerControl | undefined;
 let resume = false;
+/** When a shutdown must be over: SIGTERM plus shutdownGraceMs, less a margin to exit in. */
+let shutdownDeadline = Infinity;
+let shutdownGraceMs = 10_000;
 
 /** The StartRunRequest of `startRun`; a missing file or an unknown key stops the trainer at start. */
 function readStartRun(path: string): StartRunRequest {
@@ -78,7 +81,7 @@ async function waitForDataset(store: ObjectStore, request: StartRunRequest, log:
   }
 }
 
-await runService({
+const host = await runService({
   name: "trainer",
   spec: trainerConfig,
   services: async (config, log, metrics) => {
@@ -88,6 +91,7 @@ await runService({
       "tfjs backend",
     );
     resume = config.resumeInterrupted;
+    shutdownGraceMs = config.shutdownGraceMs;
     const store = storeFromConfig(config);
     control = trainerControl({
       store,
@@ -126,9 +130,18 @@ await runService({
     return [register(TrainerService, control.handlers)];
   },
   onShutdown: async () => {
-    await control?.shutdown();
+    await control?.shutdown(shutdownDeadline);
   },
 });
+// The run stops at SIGTERM, while calls drain, not after: the whole shutdown fits in the grace period.
+host.shutdownSignal.addEventListener(
+  "abort",
+  () => {
+    shutdownDeadline = Date.now() + shutdownGraceMs - Math.min(1000, shutdownGraceMs / 10);
+    void control?.shutdown(shutdownDeadline);
+  },
+  { once: true },
+);
 
 function commaList(value: string): string[] {
   return value
