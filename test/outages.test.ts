@@ -16,7 +16,10 @@ import * as grpc from "@grpc/grpc-js";
 import { importDataset, trainerAt } from "@adco/cli";
 import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
 import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
-import { unaryCall } from "@adco/service-kit";
+import { AdversaryBankClient } from "@adco/proto/adversary_bank";
+import { BankKind } from "@adco/proto/common";
+import { Pipeline } from "@adco/proto/data_worker";
+import { channelOptions, unaryCall } from "@adco/service-kit";
 import { ObjectStore, runStatusKey } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
@@ -229,15 +232,40 @@ describe("errors that can never succeed, stops and shutdowns during a retry", ()
     await trainer.stop("SIGKILL");
   });
 
-  it("an INTERNAL error of CreateBank fails the run at once, not after retryTimeoutSeconds", async () => {
-    const runId = "huge";
+  it("a final error of the bank (ALREADY_EXISTS) fails the run at once, with its status", async () => {
+    const runId = "taken";
+    // The bank already holds a run of this id with another K (an earlier run of the same id).
+    const client = new AdversaryBankClient(
+      bank.grpcAddress,
+      grpc.credentials.createInsecure(),
+      channelOptions(),
+    );
+    await unaryCall(client.createBank.bind(client), {
+      runId,
+      kind: BankKind.BANK_KIND_ADVERSARIAL,
+      size: 128,
+      dim: 128,
+      hyper: {
+        temperature: 0.12,
+        memoryTemperature: 0.02,
+        memoryLr: 3,
+        memoryMomentum: 0.9,
+        memoryWeightDecay: 0,
+      },
+      seed: 1,
+      peers: [],
+    });
+    client.close();
     const trainer = await startTrainer(runId);
     const startedAt = Date.now();
-    await startRun(trainer, { runId, config: config({ bankSize: 1 << 24, featureDim: 4096 }) });
+    await startRun(trainer, { runId, config: config() });
     const events = await watch(trainer, runId, ended);
     const run = await getRun(trainer, runId);
     assert.equal(run.state, RunState.RUN_STATE_FAILED, stateMessages(events).join(" | "));
-    assert.match(run.error, /^INTERNAL: CreateBank: the bank refused it: internal error: /);
+    assert.match(
+      run.error,
+      /^ALREADY_EXISTS: CreateBank: the bank refused it: run "taken" already has a bank/,
+    );
     const seconds = (Date.now() - startedAt) / 1000;
     assert.ok(seconds < 15, `failed after ${seconds} s`);
     await trainer.stop("SIGKILL");
@@ -289,5 +317,54 @@ describe("errors that can never succeed, stops and shutdowns during a retry", ()
     // Its checkpoint at step 4 stands; the next trainer resumes from it.
     assert.match(await storedState(runId), /RUN_STATE_RUNNING/);
     console.log(`graceful: SIGTERM with the bank hung took ${ms} ms (grace 3000 ms)`);
+  });
+});
+
+describe("configs a step of the trainer or the bank cannot run", () => {
+  it("StartRun refuses them with INVALID_ARGUMENT naming the field, and the trainer stays usable", async () => {
+    const runId = "sizes";
+    const trainer = await startTrainer(runId);
+    const gray = (outputSize: number) => ({
+      pipeline: Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL,
+      outputSize,
+      crops: [],
+      seed: 0,
+    });
+    const refused = async (patch: Partial<RunConfig>, message: RegExp) => {
+      await assert.rejects(startRun(trainer, { runId, config: config(patch) }), (e: grpc.ServiceError) => {
+        assert.equal(e.code, grpc.status.INVALID_ARGUMENT, e.message);
+        assert.match(e.details, message);
+        return true;
+      });
+    };
+    await refused(
+      { augment: gray(64) },
+      /^config\.augment\.output_size: the resnet-mini encoder takes 28x28x1 views, got 64/,
+    );
+    await refused({ augment: gray(0) }, /^config\.augment\.output_size: /);
+    await refused({ augment: gray(100000) }, /^config\.augment\.output_size: /);
+    await refused(
+      { augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 28, crops: [], seed: 0 } },
+      /^config\.augment\.pipeline: PIPELINE_TWO_VIEW makes 3-channel views; the resnet-mini encoder takes 28x28x1/,
+    );
+    const backend = String(trainer.logs.find((l) => l.msg === "tfjs backend")?.backend);
+    if (backend === "wasm") {
+      await refused(
+        { batchSize: 65536, bankSize: 65536 },
+        /^config\.batch_size: a step of 65536 samples of 28x28 through resnet-mini needs ~308\.\d GiB .* over the wasm backend's 4\.0 GiB/,
+      );
+    }
+    await refused(
+      { bankSize: 1 << 24, featureDim: 4096 },
+      /^config\.bank_size: K 16777216 x D 4096 with batch 32 needs ~774\.0 GiB on each of 1 bank shard/,
+    );
+    // The trainer trains the config it accepts.
+    await startRun(trainer, { runId, config: config() });
+    const events = await watch(trainer, runId, stepAtLeast(2));
+    assert.ok(!events.some(ended), stateMessages(events).join(" | "));
+    await stopRun(trainer, runId);
+    await watch(trainer, runId, ended);
+    console.log(`sizes: the trainer runs ${backend}`);
+    await trainer.stop("SIGKILL");
   });
 });

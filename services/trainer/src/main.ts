@@ -4,8 +4,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { initBackend } from "@adco/core";
 import { startRunRequestFromJson } from "@adco/proto";
 import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
-import { ConfigError, type Logger, register, runService, threadsFromConfig } from "@adco/service-kit";
+import {
+  ConfigError,
+  type Logger,
+  register,
+  runService,
+  type ServiceHost,
+  serviceNameOf,
+  threadsFromConfig,
+} from "@adco/service-kit";
 import { type ObjectStore, readManifest, StorageError, storeFromConfig } from "@adco/storage";
+import { BROKEN_BACKEND_EXIT, leaveBrokenBackend } from "./backend-health.js";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
 import { trainingMetrics } from "./metrics.js";
@@ -81,6 +90,8 @@ async function waitForDataset(store: ObjectStore, request: StartRunRequest, log:
   }
 }
 
+/** The host, once it has started (a run's backend can break only after; see onBackendBroken). */
+const started: { host?: ServiceHost } = {};
 const host = await runService({
   name: "trainer",
   spec: trainerConfig,
@@ -103,6 +114,10 @@ const host = await runService({
       backend: backend.name,
       observe: trainingMetrics(metrics),
       evaluatorAddress: config.evaluatorAddress || undefined,
+      onBackendBroken: (error) => {
+        if (started.host) void leaveBrokenBackend(started.host, [serviceNameOf(TrainerService)], error, log);
+        else process.exit(BROKEN_BACKEND_EXIT);
+      },
       log,
     });
     // A restarted trainer (crash, SIGKILL, rescheduled pod) picks up the run it was training; a run
@@ -133,6 +148,7 @@ const host = await runService({
     await control?.shutdown(shutdownDeadline);
   },
 });
+started.host = host;
 // The run stops at SIGTERM, while calls drain, not after: the whole shutdown fits in the grace period.
 host.shutdownSignal.addEventListener(
   "abort",

@@ -1,7 +1,14 @@
 // A run's configuration: the request's RunConfig checked field by field, then resolved against its
 // preset into every value the run uses (the proto with every field set, which is what Run.config
 // reports and checkpoints store, and the core's PretrainConfig).
-import { BACKEND_CHOICES, bnGroupsFor, type PretrainConfig, PRESETS, preset as corePreset } from "@adco/core";
+import {
+  BACKEND_CHOICES,
+  bnGroupsFor,
+  encoderSpec,
+  type PretrainConfig,
+  PRESETS,
+  preset as corePreset,
+} from "@adco/core";
 import { ENCODER_ARCH_BY_NAME, encoderArchName } from "@adco/proto";
 import { BankKind, EncoderArch as ProtoArch } from "@adco/proto/common";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
@@ -103,12 +110,51 @@ export function resolveRunConfig(requested: RunConfig, defaultBucket: string): R
     keepCheckpoints: c.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS,
     bucket: c.checkpointBucket || defaultBucket,
   };
+  checkAugment(run.augment, pretrain);
   return {
     config: fullRunConfig(c, pretrain, run),
     pretrain,
     ...run,
     bankKind: pretrain.method === "moco" ? BankKind.BANK_KIND_QUEUE : BankKind.BANK_KIND_ADVERSARIAL,
   };
+}
+
+/** Channels of the views of each pipeline (PIPELINE_NONE: the dataset's, known to the worker only). */
+const PIPELINE_CHANNELS: Partial<Record<Pipeline, number>> = {
+  [Pipeline.PIPELINE_TWO_VIEW]: 3,
+  [Pipeline.PIPELINE_MULTI_CROP]: 3,
+  [Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL]: 1,
+};
+
+/**
+ * The views must be what the encoder takes: its channels, and its input size (the size its exported
+ * model, the evaluator and the checkpoints are built for); a multi-crop crop at most that size. The
+ * data worker's own range (1..4096) is checked here too, so that no worker refuses a started run.
+ */
+function checkAugment(augment: AugmentSpec, pretrain: PretrainConfig): void {
+  requireEnum(augment.pipeline, Pipeline, "config.augment.pipeline");
+  const [height, width, channels] = encoderSpec(pretrain.arch, pretrain.projectionDim).inputShape;
+  const takes = `the ${pretrain.arch} encoder takes ${height}x${width}x${channels} views`;
+  const made = PIPELINE_CHANNELS[augment.pipeline];
+  if (made !== undefined && made !== channels)
+    throw invalidArgument(
+      `config.augment.pipeline: ${Pipeline[augment.pipeline]} makes ${made}-channel views; ${takes}`,
+    );
+  if (augment.pipeline === Pipeline.PIPELINE_MULTI_CROP) {
+    if (augment.crops.length === 0)
+      throw invalidArgument("config.augment.crops: multi-crop needs at least one crop");
+    augment.crops.forEach((crop, i) => {
+      requireRange(crop.size, `config.augment.crops[${i}].size`, 1, height);
+      requireRange(crop.count, `config.augment.crops[${i}].count`, 1, 64);
+    });
+    return;
+  }
+  if (augment.crops.length > 0)
+    throw invalidArgument("config.augment.crops: only PIPELINE_MULTI_CROP takes crops");
+  if (augment.pipeline === Pipeline.PIPELINE_NONE) return;
+  requireRange(augment.outputSize, "config.augment.output_size", 1, 4096);
+  if (augment.outputSize !== height)
+    throw invalidArgument(`config.augment.output_size: ${takes}, got ${augment.outputSize}`);
 }
 
 /** What a run adds to its PretrainConfig. */

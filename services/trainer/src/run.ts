@@ -32,6 +32,7 @@ import { EpochEvaluator } from "./epoch-eval.js";
 import { type EpochData, StepInterval, trainEpoch } from "./epoch-loop.js";
 import { RunLifecycle } from "./lifecycle.js";
 import { RunProgress } from "./progress.js";
+import { isBackendBroken } from "./backend-health.js";
 import { RetryAbandonedError, storeRetrying } from "./retry.js";
 import type { ResolvedRun } from "./run-config.js";
 import { WorkerDiscovery } from "./worker-discovery.js";
@@ -49,6 +50,8 @@ export interface RunDeps {
   readonly evaluatorAddress?: string;
   /** Sees every event of every run (the process's training metrics). */
   readonly observe?: (event: RunEvent) => void;
+  /** A run failed with an abort of the tfjs backend (isBackendBroken): the process must restart. */
+  readonly onBackendBroken?: (error: Error) => void;
   readonly log: Logger;
 }
 
@@ -208,6 +211,7 @@ export class TrainingRun {
       // A stop cut a wait for the bank or the store short: the run stops without its last checkpoint.
       if (e instanceof RetryAbandonedError) await this.endStopped(this.step, `no checkpoint: ${e.message}`);
       else await this.lifecycle.fail(e as Error);
+      if (isBackendBroken(e)) this.deps.onBackendBroken?.(e as Error);
     }
   }
 

@@ -14,6 +14,7 @@ import {
 import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
 import { checkpointRef, CheckpointStore, noCheckpointAt } from "./checkpoints.js";
 import type { RunStatusRecord } from "./lifecycle.js";
+import { checkStepMemory } from "./memory.js";
 import { readSplit, type RunDeps, type RunStart, TrainingRun } from "./run.js";
 import { resolveRunConfig, sameRunConfig } from "./run-config.js";
 
@@ -114,6 +115,8 @@ export class Runs {
         `config.backend: this trainer runs ${this.deps.backend}; start a trainer with ADCO_BACKEND=${resolved.config.backend} or use "auto"`,
       );
     }
+    // A step the backend has no memory for would abort it (wasm: for every later run too).
+    checkStepMemory(resolved.pretrain, resolved.augment, this.deps.backend, this.deps.bankPeers.length + 1);
     // A dataset that is not there would fail the run later, after StartRun said yes.
     await withStorageStatus(() => readSplit(this.deps.store, resolved.config.dataset!));
     await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
