@@ -7,7 +7,13 @@ const serviceError = (code: status, details: string) =>
 
 describe("isRetryable", () => {
   it("retries a peer that is down, slow or busy", () => {
-    for (const code of [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED, status.CANCELLED])
+    for (const code of [
+      status.UNAVAILABLE,
+      status.DEADLINE_EXCEEDED,
+      status.ABORTED,
+      status.CANCELLED,
+      status.UNKNOWN,
+    ])
       assert.equal(isRetryable(serviceError(code, "x")), true, status[code]);
     assert.equal(isRetryable(new RpcError(status.RESOURCE_EXHAUSTED, "busy")), true);
   });
@@ -21,7 +27,6 @@ describe("isRetryable", () => {
       status.PERMISSION_DENIED,
       status.NOT_FOUND,
       status.UNIMPLEMENTED,
-      status.UNKNOWN,
     ])
       assert.equal(isRetryable(serviceError(code, "x")), false, status[code]);
     // What CreateBank of K 2^24, D 4096 answered: an exception of the handler, sent as INTERNAL.

@@ -37,8 +37,9 @@ export function toRpcError(error: unknown): RpcError {
  * Statuses a call may succeed on if it is tried again: the peer is down, restarting, slow or busy.
  * Every other status is final, since asking again gets the same answer: INVALID_ARGUMENT,
  * FAILED_PRECONDITION, OUT_OF_RANGE, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, DATA_LOSS,
- * UNIMPLEMENTED, NOT_FOUND, UNKNOWN, and INTERNAL (the kit sends INTERNAL for an exception a handler
- * did not expect, which the same request raises again).
+ * UNIMPLEMENTED, NOT_FOUND, and INTERNAL (the kit sends INTERNAL for an exception a handler did not
+ * expect, which the same request raises again). UNKNOWN is retried: no adco service sends it, so it
+ * comes from the transport or a proxy between.
  */
 const RETRYABLE_STATUSES: ReadonlySet<status> = new Set([
   status.UNAVAILABLE,
@@ -46,6 +47,7 @@ const RETRYABLE_STATUSES: ReadonlySet<status> = new Set([
   status.ABORTED,
   status.CANCELLED,
   status.RESOURCE_EXHAUSTED,
+  status.UNKNOWN,
 ]);
 
 /**
