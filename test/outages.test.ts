@@ -17,7 +17,7 @@ import { importDataset, trainerAt } from "@adco/cli";
 import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
 import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
 import { AdversaryBankClient } from "@adco/proto/adversary_bank";
-import { BankKind } from "@adco/proto/common";
+import { BankKind, EncoderArch } from "@adco/proto/common";
 import { Pipeline } from "@adco/proto/data_worker";
 import { channelOptions, unaryCall } from "@adco/service-kit";
 import { ObjectStore, runStatusKey } from "@adco/storage";
@@ -346,6 +346,13 @@ describe("configs a step of the trainer or the bank cannot run", () => {
     await refused(
       { augment: { pipeline: Pipeline.PIPELINE_TWO_VIEW, outputSize: 28, crops: [], seed: 0 } },
       /^config\.augment\.pipeline: PIPELINE_TWO_VIEW makes 3-channel views; the resnet-mini encoder takes 28x28x1/,
+    );
+    await refused(
+      {
+        encoder: EncoderArch.ENCODER_ARCH_RESNET18_CIFAR,
+        augment: { pipeline: Pipeline.PIPELINE_NONE, outputSize: 28, crops: [], seed: 0 },
+      },
+      /^config\.augment\.pipeline: PIPELINE_NONE sends the records of tiny as they are \(28x28x1\); the resnet18-cifar encoder takes 32x32x3 views/,
     );
     const backend = String(trainer.logs.find((l) => l.msg === "tfjs backend")?.backend);
     if (backend === "wasm") {

@@ -56,7 +56,12 @@ function viewsOf(pretrain: PretrainConfig, augment: AugmentSpec): { sizes: numbe
     const sizes = augment.crops.flatMap((c) => Array<number>(c.count).fill(c.size));
     return { sizes, pairs: Math.max(1, sizes.length - 1) };
   }
-  return { sizes: [augment.outputSize, augment.outputSize], pairs: pretrain.symmetric ? 2 : 1 };
+  // PIPELINE_NONE sends the records as they are, which StartRun checks are the encoder's size.
+  const size =
+    augment.pipeline === Pipeline.PIPELINE_NONE
+      ? encoderSpec(pretrain.arch, pretrain.projectionDim).inputShape[0]
+      : augment.outputSize;
+  return { sizes: [size, size], pairs: pretrain.symmetric ? 2 : 1 };
 }
 
 export interface StepMemory {
@@ -87,9 +92,10 @@ export function checkStepMemory(
 ): void {
   const m = stepMemory(pretrain, augment, shards);
   const B = pretrain.batchSize;
+  const size = viewsOf(pretrain, augment).sizes[0] ?? augment.outputSize;
   if (backend === "wasm" && m.trainerBytes > WASM_MEMORY_BYTES) {
     throw invalidArgument(
-      `config.batch_size: a step of ${B} samples of ${augment.outputSize}x${augment.outputSize} through ${pretrain.arch} needs ~${GiB(m.trainerBytes)} (3 x B x views x the encoder's activations, float32), over the wasm backend's ${GiB(WASM_MEMORY_BYTES)} address space; use a smaller batch_size`,
+      `config.batch_size: a step of ${B} samples of ${size}x${size} through ${pretrain.arch} needs ~${GiB(m.trainerBytes)} (3 x B x views x the encoder's activations, float32), over the wasm backend's ${GiB(WASM_MEMORY_BYTES)} address space; use a smaller batch_size`,
     );
   }
   if (m.bankShardBytes > WASM_MEMORY_BYTES) {

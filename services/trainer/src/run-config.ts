@@ -151,8 +151,9 @@ function checkAugment(augment: AugmentSpec, pretrain: PretrainConfig): void {
   }
   if (augment.crops.length > 0)
     throw invalidArgument("config.augment.crops: only PIPELINE_MULTI_CROP takes crops");
-  if (augment.pipeline === Pipeline.PIPELINE_NONE) return;
   requireRange(augment.outputSize, "config.augment.output_size", 1, 4096);
+  // PIPELINE_NONE sends the records as they are (StartRun checks a raw dataset's shape).
+  if (augment.pipeline === Pipeline.PIPELINE_NONE) return;
   if (augment.outputSize !== height)
     throw invalidArgument(`config.augment.output_size: ${takes}, got ${augment.outputSize}`);
 }

@@ -11,12 +11,14 @@ import {
   requireId,
   resourceExhausted,
 } from "@adco/service-kit";
-import { runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
+import { encoderSpec } from "@adco/core";
+import { Pipeline } from "@adco/proto/data_worker";
+import { readManifest, runStatusKey, StorageError, withStorageStatus } from "@adco/storage";
 import { checkpointRef, CheckpointStore, noCheckpointAt } from "./checkpoints.js";
 import type { RunStatusRecord } from "./lifecycle.js";
 import { checkStepMemory } from "./memory.js";
 import { readSplit, type RunDeps, type RunStart, TrainingRun } from "./run.js";
-import { resolveRunConfig, sameRunConfig } from "./run-config.js";
+import { type ResolvedRun, resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 /** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
 export interface TrainerDeps extends Omit<RunDeps, "checkpoints"> {
@@ -119,6 +121,8 @@ export class Runs {
     checkStepMemory(resolved.pretrain, resolved.augment, this.deps.backend, this.deps.bankPeers.length + 1);
     // A dataset that is not there would fail the run later, after StartRun said yes.
     await withStorageStatus(() => readSplit(this.deps.store, resolved.config.dataset!));
+    if (resolved.augment.pipeline === Pipeline.PIPELINE_NONE)
+      await withStorageStatus(() => this.checkRecordShape(resolved));
     await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
     const checkpoints =
       resolved.bucket === this.deps.checkpointsBucket
@@ -158,6 +162,23 @@ export class Runs {
       );
     }
     return storedConfig;
+  }
+
+  /**
+   * PIPELINE_NONE sends the records as they are: a dataset of raw images (gray8, rgb8) must have the
+   * encoder's input shape. Encoded images each have their own size; their views are not checked here.
+   */
+  private async checkRecordShape(resolved: ResolvedRun): Promise<void> {
+    const { bucket, name } = resolved.config.dataset!;
+    const manifest = await readManifest(this.deps.store, bucket, name.split(":")[0]!);
+    const channels = { gray8: 1, rgb8: 3, encoded: undefined }[manifest.encoding];
+    if (channels === undefined || !manifest.height || !manifest.width) return;
+    const [height, width, takes] = encoderSpec(resolved.pretrain.arch).inputShape;
+    if (manifest.height !== height || manifest.width !== width || channels !== takes) {
+      throw invalidArgument(
+        `config.augment.pipeline: PIPELINE_NONE sends the records of ${name} as they are (${manifest.height}x${manifest.width}x${channels}); the ${resolved.pretrain.arch} encoder takes ${height}x${width}x${takes} views`,
+      );
+    }
   }
 
   private async storedStatus(runId: string): Promise<RunStatusRecord | undefined> {
