@@ -8,7 +8,9 @@ import {
   invalidArgument,
   loadConfig,
   register,
+  RpcError,
   serviceNameOf,
+  status,
   ServiceHost,
   unavailable,
 } from "@adco/service-kit";
@@ -112,6 +114,10 @@ describe("isBackendBroken", () => {
     assert.equal(isBackendBroken(new TypeError("x is undefined")), false);
     assert.equal(isBackendBroken(new RangeError("Invalid typed array length: 68719476736")), false);
     assert.equal(isBackendBroken(undefined), false);
+    // The bank's abort, as the bank link reports it: the bank's process is broken, not this one.
+    const bankAbort = new RpcError(status.INTERNAL, "Step 3: the bank refused it: internal error: Aborted()");
+    assert.equal(isBackendBroken(bankAbort), false);
+    assert.equal(isBackendBroken(new Error("run failed", { cause: bankAbort })), false);
   });
 });
 

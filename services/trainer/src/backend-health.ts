@@ -3,15 +3,20 @@
 // every later run of the process fails the same way. The trainer then fails the run (its FAILED
 // status is written, so no trainer resumes it into the same abort), turns its health NOT_SERVING,
 // says why, and exits non-zero, so that Kubernetes restarts the pod with a fresh backend.
-import type { Logger, ServiceHost } from "@adco/service-kit";
+import { type Logger, type ServiceHost, statusOf } from "@adco/service-kit";
 
 const ABORT =
   /Aborted\(|memory access out of bounds|RuntimeError|unreachable executed|table index is out of bounds/;
 
-/** Whether an error (or one of its causes) is an abort of the backend's WebAssembly. */
+/**
+ * Whether an error (or one of its causes) is an abort of this process's WebAssembly. An error with a
+ * gRPC status is not, whatever its text: it is a peer's answer (the bank's own abort, sent as
+ * INTERNAL, is the bank's to restart from) or a check of ours.
+ */
 export function isBackendBroken(error: unknown): boolean {
   let e: unknown = error;
   for (let depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (statusOf(e) !== undefined) return false;
     if (ABORT.test(e instanceof Error ? `${e.name}: ${e.message}` : String(e))) return true;
     e = (e as { cause?: unknown }).cause;
   }
