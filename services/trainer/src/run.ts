@@ -209,7 +209,7 @@ export class TrainingRun {
     } catch (e) {
       this.checkpointRequests.failed(e as Error);
       // A stop cut a wait for the bank or the store short: the run stops without its last checkpoint.
-      if (e instanceof RetryAbandonedError) await this.endStopped(this.step, `no checkpoint: ${e.message}`);
+      if (e instanceof RetryAbandonedError) await this.endStopped(this.step, e.message);
       else await this.lifecycle.fail(e as Error);
       if (isBackendBroken(e)) this.deps.onBackendBroken?.(e as Error);
     }
@@ -481,11 +481,16 @@ export class TrainingRun {
 
   /**
    * The end of a stopped run: STOPPED for a person's stop; for the trainer's shutdown, left running in
-   * storage for the next trainer. `note` says why there is no checkpoint at `step`.
+   * storage for the next trainer. `note` says what the stop cut short (then there may be no
+   * checkpoint at `step`, and the message says where the run resumes).
    */
   private async endStopped(step: number, note?: string): Promise<void> {
-    const latest = this.latest ? `; the run resumes from step ${this.latest.step}` : "";
-    const why = note ? ` (${note}${latest})` : "";
+    const resumes = this.latest ? `; the run resumes from step ${this.latest.step}` : "";
+    const why = !note
+      ? ""
+      : this.latest?.step === step
+        ? ` (${note})`
+        : ` (no checkpoint: ${note}${resumes})`;
     if (this.stopReason === "shutdown") {
       this.lifecycle.leave(
         `the trainer is shutting down at step ${step}; the next trainer resumes the run${why}`,
