@@ -93,7 +93,11 @@ if (values["bank-step-only"]) {
 }
 
 const startBank = () =>
-  launchService("adversary-bank", { inheritEnv: ["ADCO_BACKEND", "ADCO_THREADS"], echoStderr: true, keepLogs: false });
+  launchService("adversary-bank", {
+    inheritEnv: ["ADCO_BACKEND", "ADCO_THREADS"],
+    echoStderr: true,
+    keepLogs: false,
+  });
 
 /** BATCH unit rows of DIM, seeded. */
 function units(seed: number): Float32Array {
