@@ -367,3 +367,28 @@ describe("a corrupt checkpoint", () => {
     for (const c of last) assert.match(none.error, new RegExp(`step ${c.step}: DATA_LOSS`));
   });
 });
+
+describe("a run whose checkpoints go to a bucket of its own (config.checkpoint_bucket)", () => {
+  it("is found and resumed by the next trainer: its status lives in the trainer's bucket", async () => {
+    const own = "ckpt-own-bucket-run";
+    let trainer = await startTrainer("own");
+    await startRun(trainer, {
+      runId: "own",
+      config: config({ checkpointBucket: own, checkpointEverySteps: 4 }),
+    });
+    await watch(trainer, "own", stepAtLeast(6));
+    await trainer.stop("SIGKILL");
+    assert.ok(await store.exists(own, latestPointerKey("own")), "its checkpoints are in its own bucket");
+    assert.match(await storedState("own"), /RUN_STATE_RUNNING/);
+
+    trainer = await startTrainer("own");
+    const events = await watchOnce(trainer, "own", stepAtLeast(8));
+    assert.ok(!events.some(ended), stateMessages(events).join(" | "));
+    assert.ok(
+      stateMessages(events).some((m) => /^resumed at step [4-9]/.test(m)),
+      stateMessages(events).join(" | "),
+    );
+    await stopAndWait(trainer, "own");
+    await trainer.stop("SIGKILL");
+  });
+});

@@ -40,6 +40,11 @@ import { WorkerDiscovery } from "./worker-discovery.js";
 export interface RunDeps {
   readonly store: ObjectStore;
   readonly checkpoints: CheckpointStore;
+  /**
+   * The trainer's own bucket (checkpointsBucket), where every run's status.json lives even when
+   * the run's checkpoints go to a bucket of its own: a restarted trainer looks for runs there.
+   */
+  readonly statusBucket: string;
   readonly bankAddress: string;
   /** host:port of bank shards 1..S-1; empty for a bank of one shard. */
   readonly bankPeers: readonly string[];
@@ -126,7 +131,7 @@ export class TrainingRun {
     this.trainedBefore = start.stored;
     this.lifecycle = new RunLifecycle(
       runId,
-      { bucket: resolved.bucket, config: resolved.config, createdUnixMs },
+      { bucket: deps.statusBucket, config: resolved.config, createdUnixMs },
       { ...deps, signal: this.stop.signal },
     );
     this.discovery = new WorkerDiscovery(deps.dataWorkers, deps.log);

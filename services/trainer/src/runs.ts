@@ -21,7 +21,7 @@ import { readSplit, type RunDeps, type RunStart, TrainingRun } from "./run.js";
 import { type ResolvedRun, resolveRunConfig, sameRunConfig } from "./run-config.js";
 
 /** What a run needs from the process (RunDeps without its checkpoint store), and the trainer's own. */
-export interface TrainerDeps extends Omit<RunDeps, "checkpoints"> {
+export interface TrainerDeps extends Omit<RunDeps, "checkpoints" | "statusBucket"> {
   readonly checkpointsBucket: string;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
   readonly backend: string;
@@ -124,6 +124,9 @@ export class Runs {
     if (resolved.augment.pipeline === Pipeline.PIPELINE_NONE)
       await withStorageStatus(() => this.checkRecordShape(resolved));
     await withStorageStatus(() => this.deps.store.ensureBucket(resolved.bucket));
+    // The run's status goes to the trainer's bucket even when its checkpoints go elsewhere.
+    if (resolved.bucket !== this.deps.checkpointsBucket)
+      await withStorageStatus(() => this.deps.store.ensureBucket(this.deps.checkpointsBucket));
     const checkpoints =
       resolved.bucket === this.deps.checkpointsBucket
         ? this.checkpoints
@@ -138,7 +141,7 @@ export class Runs {
       runId,
       resolved,
       stored?.createdUnixMs ?? Date.now(),
-      { ...this.deps, checkpoints },
+      { ...this.deps, checkpoints, statusBucket: this.deps.checkpointsBucket },
       start,
     );
     this.runs.set(runId, run);
