@@ -240,7 +240,10 @@ export interface RunConfig {
   keepCheckpoints?:
     | number
     | undefined;
-  /** Bucket for checkpoints and bank snapshots. */
+  /**
+   * Bucket for checkpoints and bank snapshots; empty: the trainer's own. The run's status stays in
+   * the trainer's bucket, where a restarted trainer looks for the runs to resume.
+   */
   checkpointBucket: string;
 }
 
