@@ -27,9 +27,9 @@ const STATS = {
 const f32 = (v: number[]) => new Float32Array(v);
 
 describe("the bank exchange", () => {
-  it("encodes each pair's queries and keys, the reduction and the update", () => {
+  it("encodes each pair's queries and keys, the reduction and the update", async () => {
     const pairs = [pairOf(0), pairOf(10)];
-    const request = encodeStepRequest({ runId: "r", step: 3, fill: true }, pairs, "sum");
+    const request = await encodeStepRequest({ runId: "r", step: 3, fill: true }, pairs, "sum");
     assert.equal(request.runId, "r");
     assert.equal(request.step, 3);
     assert.equal(request.reduction, Reduction.REDUCTION_SUM);
@@ -39,7 +39,7 @@ describe("the bank exchange", () => {
     assert.deepEqual(Array.from(queries.data), [11, 2, 3, 4, 5, 6]);
     const keys = decodeTensor(request.pairs[0]!.keys!, "k", { dtype: DataType.DATA_TYPE_FLOAT32 });
     assert.deepEqual(Array.from(keys.data), [6, 5, 4, 3, 2, 1]);
-    const train = encodeStepRequest({ runId: "r", step: 4, fill: false }, pairs, "mean");
+    const train = await encodeStepRequest({ runId: "r", step: 4, fill: false }, pairs, "mean");
     assert.equal(train.reduction, Reduction.REDUCTION_MEAN);
     assert.equal(train.update, BankUpdate.BANK_UPDATE_TRAIN);
     tf.dispose(pairs.flatMap((p) => [p.query, p.key]));

@@ -28,17 +28,23 @@ export interface BankAnswer {
   readonly stats: BankStats | undefined;
 }
 
-export function encodeStepRequest(
+/** The step's pairs as a StepRequest; reads the tensors asynchronously (a GPU backend cannot read them synchronously). */
+export async function encodeStepRequest(
   id: BankStepId,
   pairs: readonly ContrastPair[],
   reduction: PairReduction,
-): StepRequest {
+): Promise<StepRequest> {
+  const values = await Promise.all(
+    pairs.map(
+      async (p) => [(await p.query.data()) as Float32Array, (await p.key.data()) as Float32Array] as const,
+    ),
+  );
   return {
     runId: id.runId,
     step: id.step,
-    pairs: pairs.map((p) => ({
-      queries: encodeTensor(p.query.dataSync() as Float32Array, p.query.shape),
-      keys: encodeTensor(p.key.dataSync() as Float32Array, p.key.shape),
+    pairs: pairs.map((p, i) => ({
+      queries: encodeTensor(values[i]![0], p.query.shape),
+      keys: encodeTensor(values[i]![1], p.key.shape),
     })),
     reduction: reduction === "sum" ? Reduction.REDUCTION_SUM : Reduction.REDUCTION_MEAN,
     update: id.fill ? BankUpdate.BANK_UPDATE_FILL : BankUpdate.BANK_UPDATE_TRAIN,
@@ -74,6 +80,6 @@ export async function bankContrast(
   pairs: readonly ContrastPair[],
   reduction: PairReduction,
 ): Promise<BankAnswer> {
-  const response = await bank.step(encodeStepRequest(id, pairs, reduction));
+  const response = await bank.step(await encodeStepRequest(id, pairs, reduction));
   return { outcome: decodeStepResponse(response, pairs), stats: response.stats };
 }
