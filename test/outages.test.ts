@@ -13,9 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { importDataset, trainerAt } from "@adco/cli";
+import { importDataset } from "@adco/cli";
 import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
-import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
+import { RunConfig, RunState } from "@adco/proto/trainer";
 import { AdversaryBankClient } from "@adco/proto/adversary_bank";
 import { BankKind, EncoderArch } from "@adco/proto/common";
 import { Pipeline } from "@adco/proto/data_worker";
@@ -23,6 +23,16 @@ import { channelOptions, unaryCall } from "@adco/service-kit";
 import { ObjectStore, runStatusKey } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
+import {
+  ended,
+  getRun,
+  stateMessages,
+  startRun,
+  stepAtLeast,
+  stopRun,
+  waitFor,
+  watch,
+} from "./lib/trainer-run.js";
 
 let storeA: S3ServerProcess;
 let storeB: S3ServerProcess;
@@ -103,56 +113,6 @@ async function storeAUp(): Promise<void> {
   storeA = await startS3Server({ directory: dirA, port: portA });
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const giveUp = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > giveUp) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** The run's events (replayed from its start) until `until` says stop or the stream ends. */
-function watch(trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean): Promise<RunEvent[]> {
-  const client = trainerAt(trainer.grpcAddress);
-  const call = client.watchRun({ runId, replay: true });
-  const events: RunEvent[] = [];
-  return new Promise((resolve, reject) => {
-    const done = (error?: grpc.ServiceError) => {
-      call.cancel();
-      client.close();
-      if (error && error.code !== grpc.status.CANCELLED) reject(error);
-      else resolve(events);
-    };
-    call.on("data", (e: RunEvent) => {
-      events.push(e);
-      if (until(e)) done();
-    });
-    call.on("error", done);
-    call.on("end", () => done());
-  });
-}
-
-const FINAL = [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED];
-const ended = (e: RunEvent) => e.state !== undefined && FINAL.includes(e.state.state);
-const stepAtLeast = (n: number) => (e: RunEvent) => (e.step?.step ?? 0) >= n || ended(e);
-const stateMessages = (events: RunEvent[]) => events.flatMap((e) => (e.state ? [e.state.message] : []));
-
-async function onTrainer<T>(trainer: ServiceProcess, work: (c: TrainerClient) => Promise<T>): Promise<T> {
-  const client = trainerAt(trainer.grpcAddress);
-  try {
-    return await work(client);
-  } finally {
-    client.close();
-  }
-}
-const startRun = (trainer: ServiceProcess, request: Partial<StartRunRequest> & { runId: string }) =>
-  onTrainer(trainer, (c) => unaryCall(c.startRun.bind(c), StartRunRequest.fromPartial(request)));
-const getRun = (trainer: ServiceProcess, runId: string) =>
-  onTrainer(trainer, (c) => unaryCall(c.getRun.bind(c), { runId }));
-const stopRun = (trainer: ServiceProcess, runId: string) =>
-  onTrainer(trainer, (c) => unaryCall(c.stopRun.bind(c), { runId }));
 const storedState = async (runId: string) =>
   (await new ObjectStore(storeA.settings).getJson<{ state: string }>(bucketOf(runId), runStatusKey(runId)))
     .state;
@@ -205,8 +165,10 @@ describe("an object-store outage during the trainer's checkpoint writes", () => 
     );
     assert.ok(failedAfter >= 8, `failed ${failedAfter} s after the store went down`);
     await storeAUp();
-    await waitFor("the FAILED status in the store", async () =>
-      (await storedState(runId)) === "RUN_STATE_FAILED" ? true : undefined,
+    await waitFor(
+      "the FAILED status in the store",
+      async () => ((await storedState(runId)) === "RUN_STATE_FAILED" ? true : undefined),
+      60_000,
     );
     console.log(`outage: failed ${failedAfter.toFixed(1)} s after the store went down; FAILED stored`);
     await trainer.stop("SIGKILL");
@@ -277,8 +239,10 @@ describe("errors that can never succeed, stops and shutdowns during a retry", ()
     const trainer = await startTrainer(runId, { ADCO_BANK_ADDRESS: ownBank.grpcAddress });
     await ownBank.stop("SIGKILL");
     await startRun(trainer, { runId, config: config() });
-    await waitFor("a retried bank call", async () =>
-      trainer.logs.find((l) => l.msg === "bank call retried" && l.runId === runId),
+    await waitFor(
+      "a retried bank call",
+      async () => trainer.logs.find((l) => l.msg === "bank call retried" && l.runId === runId),
+      60_000,
     );
     const stoppedAt = Date.now();
     await stopRun(trainer, runId);
@@ -288,8 +252,10 @@ describe("errors that can never succeed, stops and shutdowns during a retry", ()
     assert.equal(last.state, RunState.RUN_STATE_STOPPED, stateMessages(events).join(" | "));
     assert.match(last.message, /^stopped at step 0 \(no checkpoint: CreateBank: given up by the stop/);
     assert.ok(seconds < 3, `stopped after ${seconds} s`);
-    await waitFor("the STOPPED status", async () =>
-      (await storedState(runId)) === "RUN_STATE_STOPPED" ? true : undefined,
+    await waitFor(
+      "the STOPPED status",
+      async () => ((await storedState(runId)) === "RUN_STATE_STOPPED" ? true : undefined),
+      60_000,
     );
     await trainer.stop("SIGKILL");
   });

@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { importDataset, trainerAt } from "@adco/cli";
+import { importDataset } from "@adco/cli";
 import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
 import { AdversaryBankClient } from "@adco/proto/adversary_bank";
-import { RunConfig, type RunEvent, RunState, StartRunRequest, type TrainerClient } from "@adco/proto/trainer";
+import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { channelOptions, unaryCall } from "@adco/service-kit";
 import {
   type BundleManifest,
@@ -24,6 +24,16 @@ import {
 } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { ROOT, s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
+import {
+  ended,
+  getRun,
+  stateMessages,
+  startRun,
+  stepAtLeast,
+  stopRun,
+  waitFor,
+  watch,
+} from "./lib/trainer-run.js";
 
 let s3: S3ServerProcess;
 let store: ObjectStore;
@@ -89,68 +99,12 @@ after(async () => {
   await s3.stop();
 });
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const giveUp = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > giveUp) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-/** The run's events (replayed from its start) until `until` says stop or the stream ends. */
-function watch(trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean): Promise<RunEvent[]> {
-  const client = trainerAt(trainer.grpcAddress);
-  const call = client.watchRun({ runId, replay: true });
-  const events: RunEvent[] = [];
-  return new Promise((resolve, reject) => {
-    const done = (error?: grpc.ServiceError) => {
-      call.cancel();
-      client.close();
-      if (error && error.code !== grpc.status.CANCELLED) reject(error);
-      else resolve(events);
-    };
-    call.on("data", (e: RunEvent) => {
-      events.push(e);
-      if (until(e)) done();
-    });
-    call.on("error", done);
-    call.on("end", () => done());
-  });
-}
-
 /** The events of the run in this trainer process, once it has it (WatchRun is NOT_FOUND until then). */
 const watchOnce = (trainer: ServiceProcess, runId: string, until: (e: RunEvent) => boolean) =>
   waitFor(`${runId} on the trainer`, () => watch(trainer, runId, until));
 
-const ended = (e: RunEvent) =>
-  e.state !== undefined &&
-  [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED].includes(
-    e.state.state,
-  );
-const stepAtLeast = (n: number) => (e: RunEvent) => (e.step?.step ?? 0) >= n || ended(e);
-const stateMessages = (events: RunEvent[]) => events.flatMap((e) => (e.state ? [e.state.message] : []));
-
-async function onTrainer<T>(trainer: ServiceProcess, work: (c: TrainerClient) => Promise<T>): Promise<T> {
-  const client = trainerAt(trainer.grpcAddress);
-  try {
-    return await work(client);
-  } finally {
-    client.close();
-  }
-}
-const startRun = (trainer: ServiceProcess, request: Partial<StartRunRequest> & { runId: string }) =>
-  onTrainer(trainer, (c) => unaryCall(c.startRun.bind(c), StartRunRequest.fromPartial(request)));
-const getRun = (trainer: ServiceProcess, runId: string) =>
-  onTrainer(trainer, (c) => unaryCall(c.getRun.bind(c), { runId }));
-
 async function stopAndWait(trainer: ServiceProcess, runId: string): Promise<RunEvent[]> {
-  await onTrainer(trainer, (c) => unaryCall(c.stopRun.bind(c), { runId }));
+  await stopRun(trainer, runId);
   return watch(trainer, runId, ended);
 }
 
