@@ -40,7 +40,6 @@ import {
   runOurs,
   runReference,
   tableRow,
-  threadsOf,
 } from "./reference/reference.js";
 
 const { values } = parseArgs({
@@ -88,7 +87,7 @@ if (values["bank-step-only"]) {
     tf.dispose([q, k, ...outcome.queryGrads]);
   }
   bank.dispose();
-  console.log(JSON.stringify({ msPerStep: median(ms), ms, backend: backend.name, detail: backend.detail }));
+  console.log(JSON.stringify({ msPerStep: median(ms), ms, backend: backend.name, threads: backend.threads }));
   process.exit(0);
 }
 
@@ -217,7 +216,7 @@ if (values.torch) {
       const shape = ["--batch", String(BATCH), "--dim", String(DIM), "--steps", String(STEPS)];
       const ours = runOurs(["--bank-step-only", "--size", String(size), ...shape], threads);
       const oursMs = ours.msPerStep as number;
-      const oursThreads = threadsOf(String(ours.detail));
+      const oursThreads = ours.threads as number;
       const theirs = reference
         ? runReference(reference.python, [
             "bank",
@@ -251,7 +250,7 @@ if (values.torch) {
           size,
           threads,
           oursMs.toFixed(1),
-          `${ours.backend} (${oursThreads ?? "?"})`,
+          `${ours.backend} (${oursThreads})`,
           theirMs === null ? "-" : theirMs.toFixed(1),
           ratio === null ? "-" : ratio.toFixed(2),
         ]),

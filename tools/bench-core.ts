@@ -19,7 +19,6 @@ import {
   runOurs,
   runReference,
   tableRow,
-  threadsOf,
 } from "./reference/reference.js";
 
 const { values } = parseArgs({
@@ -80,7 +79,7 @@ function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: n
 
 if (values["step-only"]) {
   const step = stepImagesPerSecond(Number(values.steps), Number(values.batch));
-  console.log(JSON.stringify({ ...step, backend: backend.name, detail: backend.detail }));
+  console.log(JSON.stringify({ ...step, backend: backend.name, threads: backend.threads }));
   process.exit(0);
 }
 
@@ -266,7 +265,7 @@ if (values.torch) {
       threads,
     );
     const oursRate = ours.imagesPerSecond as number;
-    const oursThreads = threadsOf(String(ours.detail));
+    const oursThreads = ours.threads as number;
     const torch = engines.torch
       ? runReference(engines.torch.python, [
           "step",
@@ -300,7 +299,7 @@ if (values.torch) {
       tableRow([
         threads,
         oursRate.toFixed(1),
-        `${ours.backend} (${oursThreads ?? "?"})`,
+        `${ours.backend} (${oursThreads})`,
         torchRate === null ? "-" : torchRate.toFixed(1),
         ratio === null ? "-" : ratio.toFixed(2),
       ]),

@@ -114,11 +114,5 @@ export function runOurs(args: readonly string[], threads: number): Record<string
   );
 }
 
-/** The thread count in a backend's detail ("... SIMD, 2 threads)"); null when it names none. */
-export function threadsOf(detail: string): number | null {
-  const match = /(\d+) threads?\b/.exec(detail);
-  return match ? Number(match[1]) : null;
-}
-
 /** A Markdown table row. */
 export const tableRow = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
