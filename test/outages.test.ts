@@ -8,13 +8,11 @@
 // data worker use another (B) that stays up. So the outage hits the trainer's own writes, the path
 // that failed in ~3 s, while steps go on (the bank's snapshot waits out an outage by itself).
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { importDataset } from "@adco/cli";
-import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
 import { RunConfig, RunState } from "@adco/proto/trainer";
 import { AdversaryBankClient } from "@adco/proto/adversary_bank";
 import { BankKind, EncoderArch } from "@adco/proto/common";
@@ -22,6 +20,7 @@ import { Pipeline } from "@adco/proto/data_worker";
 import { channelOptions, unaryCall } from "@adco/service-kit";
 import { ObjectStore, runStatusKey } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { importTinyDataset } from "./lib/tiny-dataset.js";
 import { s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
 import {
   ended,
@@ -75,19 +74,9 @@ const config = (patch: Partial<RunConfig> = {}) =>
     ...patch,
   });
 
-async function importTiny(store: ObjectStore, name: string): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "adco-tiny-"));
-  for (const [split, count, images, labels] of [
-    ["train", 512, "train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
-    ["test", 64, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
-  ] as const) {
-    const set = readFashionMnist(BUNDLED_FASHION_MNIST, split);
-    const { height: h, width: w } = set;
-    writeFileSync(join(dir, images), encodeIdx([count, h, w], set.images.subarray(0, count * h * w)));
-    writeFileSync(join(dir, labels), encodeIdx([count], set.labels.subarray(0, count)));
-  }
-  await importDataset(store, { format: "idx", source: dir, name, bucket: "adco-datasets", quiet: true });
-}
+/** 512 training images: 16 steps an epoch at batch 32. */
+const importTiny = (store: ObjectStore, name: string) =>
+  importTinyDataset(store, name, { train: 512, test: 64 });
 
 before(async () => {
   storeA = await startS3Server({ directory: dirA });

@@ -9,8 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { importDataset } from "@adco/cli";
-import { BUNDLED_FASHION_MNIST, encodeIdx, readFashionMnist } from "@adco/datasets";
 import { AdversaryBankClient } from "@adco/proto/adversary_bank";
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { channelOptions, unaryCall } from "@adco/service-kit";
@@ -23,6 +21,7 @@ import {
   runStatusKey,
 } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { importTinyDataset } from "./lib/tiny-dataset.js";
 import { ROOT, s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
 import {
   ended,
@@ -74,23 +73,7 @@ const config = (patch: Partial<RunConfig> = {}) =>
 before(async () => {
   s3 = await startS3Server();
   store = new ObjectStore(s3.settings);
-  const dir = mkdtempSync(join(tmpdir(), "adco-tiny-"));
-  for (const [split, count, images, labels] of [
-    ["train", 1024, "train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
-    ["test", 64, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
-  ] as const) {
-    const set = readFashionMnist(BUNDLED_FASHION_MNIST, split);
-    const { height: h, width: w } = set;
-    writeFileSync(join(dir, images), encodeIdx([count, h, w], set.images.subarray(0, count * h * w)));
-    writeFileSync(join(dir, labels), encodeIdx([count], set.labels.subarray(0, count)));
-  }
-  await importDataset(store, {
-    format: "idx",
-    source: dir,
-    name: "tiny",
-    bucket: "adco-datasets",
-    quiet: true,
-  });
+  await importTinyDataset(store, "tiny", { train: 1024, test: 64 });
   [bank, worker] = [await start("adversary-bank"), await start("data-worker")];
 });
 

@@ -16,7 +16,7 @@ import {
   DEBIAN_FASHION_MNIST,
   FASHION_MNIST_CLASSES,
   readFashionMnist,
-  type LabelledImages,
+  firstImages,
 } from "@adco/datasets";
 import { type ExperimentResult, runSmallImageExperiment } from "@adco/experiments";
 
@@ -43,18 +43,8 @@ if (!Number.isInteger(steps) || steps < 1)
 
 const backend = await initBackend(backendFromEnv());
 console.log(`backend ${backend.name} (${backend.detail})`);
-/** The first n images (all of them when n is undefined). */
-const head = (set: LabelledImages, n?: number): LabelledImages =>
-  n === undefined || n >= set.count
-    ? set
-    : {
-        ...set,
-        count: n,
-        images: set.images.subarray(0, n * set.height * set.width),
-        labels: set.labels.subarray(0, n),
-      };
-const train = head(readFashionMnist(data, "train"), smoke ? 256 : undefined);
-const test = head(readFashionMnist(data, "test"), smoke ? 128 : undefined);
+const train = firstImages(readFashionMnist(data, "train"), smoke ? 256 : undefined);
+const test = firstImages(readFashionMnist(data, "test"), smoke ? 128 : undefined);
 console.log(`data ${data}: ${train.count} train, ${test.count} test images`);
 
 const results: ExperimentResult[] = [];

@@ -26,12 +26,7 @@ import {
   preset,
   type PretrainConfig,
 } from "@adco/core";
-import {
-  BUNDLED_FASHION_MNIST,
-  FASHION_MNIST_CLASSES,
-  readFashionMnist,
-  type LabelledImages,
-} from "@adco/datasets";
+import { BUNDLED_FASHION_MNIST, FASHION_MNIST_CLASSES, readFashionMnist, firstImages } from "@adco/datasets";
 import { evaluationImages, runSmallImageExperiment } from "@adco/experiments";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -107,17 +102,8 @@ if (values.until) {
 
 const backend = await initBackend(backendFromEnv());
 console.log(`backend ${backend.name} (${backend.detail}); work directory ${dir}`);
-const head = (set: LabelledImages, n?: number): LabelledImages =>
-  n === undefined || n >= set.count
-    ? set
-    : {
-        ...set,
-        count: n,
-        images: set.images.subarray(0, n * set.height * set.width),
-        labels: set.labels.subarray(0, n),
-      };
-const train = head(readFashionMnist(BUNDLED_FASHION_MNIST, "train"), smoke ? 256 : undefined);
-const test = head(readFashionMnist(BUNDLED_FASHION_MNIST, "test"), smoke ? 128 : undefined);
+const train = firstImages(readFashionMnist(BUNDLED_FASHION_MNIST, "train"), smoke ? 256 : undefined);
+const test = firstImages(readFashionMnist(BUNDLED_FASHION_MNIST, "test"), smoke ? 128 : undefined);
 const classes = FASHION_MNIST_CLASSES.length;
 console.log(`bundled subset: ${train.count} train, ${test.count} test images`);
 

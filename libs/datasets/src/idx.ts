@@ -60,3 +60,14 @@ export function idxPair(images: IdxArray, labels: IdxArray, label = "IDX"): Labe
     throw new IdxError(`${label}: ${count} images but ${labels.shape[0]} labels`);
   return { count, height, width, images: images.data, labels: labels.data };
 }
+
+/** The first n images of a set and their labels (the set itself when n is undefined or covers it). */
+export function firstImages(set: LabelledImages, n?: number): LabelledImages {
+  if (n === undefined || n >= set.count) return set;
+  return {
+    ...set,
+    count: n,
+    images: set.images.subarray(0, n * set.height * set.width),
+    labels: set.labels.subarray(0, n),
+  };
+}
