@@ -58,7 +58,18 @@ export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
 export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
 export { artifactsFromFiles, encoderFromArtifacts } from "./export.js";
 export { pixelsToTensor } from "./pixels.js";
-export { KNN_DEFAULTS, knnClassify, knnClassifyAsync, type KnnOptions, type KnnResult } from "./knn.js";
+export {
+  type ChunkedKnnOptions,
+  type FeatureBlock,
+  type FeatureBlocks,
+  featureBlocksOf,
+  KNN_DEFAULTS,
+  knnClassify,
+  knnClassifyAsync,
+  knnClassifyChunked,
+  type KnnOptions,
+  type KnnResult,
+} from "./knn.js";
 export {
   LINEAR_PROBE_DEFAULTS,
   linearProbe,
