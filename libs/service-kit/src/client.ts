@@ -59,16 +59,32 @@ const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService,
  * grpc.health.v1.Health/Check of `service` ("" = the whole server) at host:port. Resolves with the
  * status name (SERVING, NOT_SERVING); rejects with the gRPC error (NOT_FOUND for an unknown service).
  */
-export function checkHealth(address: string, service = "", timeoutMs = 5000): Promise<string> {
-  const client = new HealthClientConstructor(
-    address,
-    grpc.credentials.createInsecure(),
-  ) as unknown as HealthClient;
+export function checkHealth(
+  address: string,
+  service = "",
+  timeoutMs = 5000,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): Promise<string> {
+  const client = new HealthClientConstructor(address, credentials) as unknown as HealthClient;
   return new Promise<string>((resolve, reject) =>
     client.check({ service }, deadline(timeoutMs), (error, response) => {
       client.close();
       if (error) reject(error);
       else resolve(response.status);
+    }),
+  );
+}
+
+/**
+ * `channel` with `Authorization: Bearer <token>` on every call. grpc-js sends call credentials only
+ * over TLS, so a token never leaves in plaintext.
+ */
+export function withBearerToken(channel: grpc.ChannelCredentials, token: string): grpc.ChannelCredentials {
+  return channel.compose(
+    grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${token}`);
+      callback(null, metadata);
     }),
   );
 }

@@ -4,6 +4,7 @@
 // itself would say INTERNAL), write with backpressure, and record metrics and logs for every call.
 import { once } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
+import { type Access, type Authorizer, callerOf } from "./auth.js";
 import { invalidArgument, RpcError, status, toRpcError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
@@ -51,6 +52,8 @@ export interface HandlerEnvironment {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly shutdown: AbortSignal;
+  /** Checks each call against its method's declared access before the handler runs. */
+  readonly authorizer?: Authorizer;
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuplexStream<unknown, unknown>>;
@@ -134,8 +137,12 @@ function adapt(
   method: MethodDefinition,
   handler: AnyHandler,
   env: HandlerEnvironment,
+  rule: Access | undefined,
 ): grpc.UntypedHandleCall {
   const name = method.path;
+  const authorize = (call: AnyCall) => {
+    if (env.authorizer && rule) env.authorizer.check(name, rule, callerOf(call));
+  };
   const finish = (ctx: CallContext, started: number, error: unknown) => {
     let rpcError = error === undefined ? undefined : toRpcError(error);
     // A call ended by shutdown tells the client to retry elsewhere, not that the request was bad.
@@ -146,6 +153,8 @@ function adapt(
     env.metrics.handled.inc({ method: name, code: status[code] });
     env.metrics.handlingSeconds.observe({ method: name }, (performance.now() - started) / 1000);
     if (rpcError?.code === status.INTERNAL) ctx.log.error({ err: error }, "handler failed");
+    else if (rpcError?.code === status.UNAUTHENTICATED || rpcError?.code === status.PERMISSION_DENIED)
+      ctx.log.warn({ code: status[code], details: rpcError.message, peer: ctx.peer }, "call refused");
     else if (rpcError) ctx.log.debug({ code: status[code], details: rpcError.message }, "call failed");
     return rpcError;
   };
@@ -159,7 +168,10 @@ function adapt(
         ? incoming(call as grpc.ServerReadableStream<unknown, unknown>, ctx.signal)
         : call.request;
       Promise.resolve()
-        .then(() => handler(method.requestStream ? input : checked(input), ctx) as Promise<unknown>)
+        .then(() => {
+          authorize(call);
+          return handler(method.requestStream ? input : checked(input), ctx) as Promise<unknown>;
+        })
         .then(
           (response) => {
             finish(ctx, started, undefined);
@@ -176,6 +188,7 @@ function adapt(
     const stream = call as unknown as grpc.ServerWritableStream<unknown, unknown>;
     Promise.resolve()
       .then(() => {
+        authorize(call);
         const input = method.requestStream
           ? incoming(call as grpc.ServerReadableStream<unknown, unknown>, ctx.signal)
           : checked(call.request);
@@ -206,6 +219,7 @@ export function toGrpcService<S extends Record<string, MethodDefinition>>(
   definition: S,
   handlers: ServiceHandlers<S>,
   env: HandlerEnvironment,
+  access?: { readonly [K in keyof S]?: Access },
 ): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   const patched: Record<string, unknown> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
@@ -223,7 +237,10 @@ export function toGrpcService<S extends Record<string, MethodDefinition>>(
     };
     const handler = (handlers as Record<string, AnyHandler>)[key];
     if (!handler) throw new Error(`no handler for ${method.path}`);
-    implementation[key] = adapt(method, handler, env);
+    const rule = (access as Record<string, Access | undefined> | undefined)?.[key];
+    // With authorisation on, a method nobody declared access for would be open by accident.
+    if (env.authorizer?.enabled && !rule) throw new Error(`no access declared for ${method.path}`);
+    implementation[key] = adapt(method, handler, env, rule);
   }
   return { definition: patched as grpc.ServiceDefinition, implementation };
 }

@@ -10,3 +10,6 @@ export * from "./version.js";
 export * from "./queue.js";
 export * from "./launcher.js";
 export * from "./cores.js";
+export * from "./tls.js";
+export * from "./auth.js";
+export * from "./local-ca.js";

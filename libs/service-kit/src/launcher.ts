@@ -15,7 +15,7 @@ export const MONOREPO_SERVICES = ["data-worker", "trainer", "adversary-bank", "e
 export type MonorepoService = (typeof MONOREPO_SERVICES)[number];
 
 export interface LaunchOptions {
-  /** ADCO_* keys (ADCO_CONFIG too), over the defaults: ADCO_GRPC_PORT 0, ADCO_METRICS_PORT 0, ADCO_LOG_LEVEL info. */
+  /** ADCO_* keys (ADCO_CONFIG too), over the defaults: ADCO_GRPC_PORT 0, ADCO_METRICS_PORT 0, ADCO_LOG_LEVEL info, ADCO_TLS_MODE plaintext. */
   readonly env?: Record<string, string>;
   /**
    * This process's own ADCO_* variables to pass on where set (a bench run with ADCO_BACKEND). The
@@ -78,6 +78,9 @@ export function serviceEnvironment(
     ADCO_GRPC_PORT: "0",
     ADCO_METRICS_PORT: "0",
     ADCO_LOG_LEVEL: "info",
+    // Tests and benches on loopback say plaintext out loud; `adco up`, `npm start` and the security
+    // tests pass ADCO_TLS_MODE mtls with their certificates (a service's own default is mtls).
+    ADCO_TLS_MODE: "plaintext",
     ...Object.fromEntries(entries.filter(([k]) => inherit.has(k))),
     ...options.env,
   };

@@ -54,7 +54,7 @@ describe("ServiceHost", () => {
 
   before(async () => {
     const config = loadConfig(commonConfig({ grpcPort: 0, metricsPort: 0 }), {
-      env: { ADCO_GRPC_PORT: "0" },
+      env: { ADCO_GRPC_PORT: "0", ADCO_TLS_MODE: "plaintext" },
     });
     host = await ServiceHost.start({
       name: "test",

@@ -6,11 +6,13 @@ import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { fileDescriptorSetBase64 } from "@adco/proto";
+import { type AccessPolicy, authConfig, Authorizer } from "./auth.js";
 import { unavailable } from "./errors.js";
 import { ConfigError, field, loadConfig, type ConfigOf, type ConfigSpec } from "./config.js";
 import { serviceNameOf, toGrpcService, type ServiceHandlers } from "./handlers.js";
 import { createLogger, LOG_LEVELS, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
+import { checkTlsSettings, serverCredentials, tlsConfig, useTlsSettings } from "./tls.js";
 
 /** The keys every service reads, with the service's default ports. */
 export function commonConfig(defaults: { grpcPort: number; metricsPort: number }) {
@@ -41,6 +43,14 @@ export function commonConfig(defaults: { grpcPort: number; metricsPort: number }
       max: 1 << 30,
       doc: "Largest gRPC message sent or received.",
     }),
+    healthPort: field.int({
+      default: -1,
+      min: -1,
+      max: 65535,
+      doc: "Plaintext gRPC port that serves only grpc.health.v1, for the kubelet's gRPC probe (which cannot do TLS); -1: none, 0 picks a free one.",
+    }),
+    ...tlsConfig(),
+    ...authConfig(),
   } satisfies ConfigSpec;
 }
 
@@ -58,14 +68,21 @@ export interface Registration {
     }
   >;
   readonly handlers: unknown;
+  /** Who may call each method; required when the service runs with mtls. */
+  readonly access?: Record<string, unknown>;
 }
 
-/** Pairs a definition with its handlers, checking the handler types against the definition. */
+/**
+ * Pairs a definition with its handlers and the access of each of its methods, checking the handler
+ * types against the definition. A service that runs with mtls refuses to start when a method has no
+ * declared access.
+ */
 export function register<S extends Registration["definition"]>(
   definition: S,
   handlers: ServiceHandlers<S>,
+  access?: AccessPolicy<S>,
 ): Registration {
-  return { definition, handlers };
+  return { definition, handlers, ...(access ? { access } : {}) };
 }
 
 export interface StartOptions {
@@ -94,6 +111,9 @@ export class ServiceHost {
     private readonly shutdownController: AbortController,
     private readonly closeMetrics: () => Promise<void>,
     private readonly options: StartOptions,
+    private readonly healthServer: grpc.Server | undefined,
+    /** The plaintext health port; -1 when there is none. */
+    readonly healthPort: number,
   ) {}
 
   /** Aborted when shutdown begins. */
@@ -121,27 +141,46 @@ export class ServiceHost {
     health.addToServer(server);
     const descriptors = loadFileDescriptorSetFromBuffer(Buffer.from(fileDescriptorSetBase64, "base64"));
     new ReflectionService(descriptors).addToServer(server);
-    const env = { log, metrics, shutdown: shutdownController.signal };
+    checkTlsSettings(config);
+    const authorizer = new Authorizer(config);
+    if (!authorizer.enabled) log.warn("tlsMode plaintext: no encryption and no authentication of callers");
+    const env = { log, metrics, shutdown: shutdownController.signal, authorizer };
     for (const s of options.services) {
-      const { definition, implementation } = toGrpcService(s.definition, s.handlers as never, env);
+      const { definition, implementation } = toGrpcService(
+        s.definition,
+        s.handlers as never,
+        env,
+        s.access as never,
+      );
       server.addService(definition, implementation);
     }
 
-    const grpcPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        `${config.host}:${config.grpcPort}`,
-        grpc.ServerCredentials.createInsecure(),
-        (err, port) =>
-          err
-            ? reject(new Error(`cannot listen on ${config.host}:${config.grpcPort}: ${err.message}`))
-            : resolve(port),
-      ),
-    );
+    const bind = (target: grpc.Server, port: number, credentials: grpc.ServerCredentials) =>
+      new Promise<number>((resolve, reject) =>
+        target.bindAsync(`${config.host}:${port}`, credentials, (err, bound) =>
+          err ? reject(new Error(`cannot listen on ${config.host}:${port}: ${err.message}`)) : resolve(bound),
+        ),
+      );
+    const grpcPort = await bind(server, config.grpcPort, serverCredentials(config));
+    // The kubelet's gRPC probe speaks plaintext only: health alone, on a port of its own.
+    let healthServer: grpc.Server | undefined;
+    let healthPort = -1;
+    if (config.healthPort >= 0) {
+      healthServer = new grpc.Server();
+      health.addToServer(healthServer);
+      try {
+        healthPort = await bind(healthServer, config.healthPort, grpc.ServerCredentials.createInsecure());
+      } catch (e) {
+        server.forceShutdown();
+        throw e;
+      }
+    }
     let metricsServer: { port: number; close: () => Promise<void> };
     try {
       metricsServer = await metrics.listen(config.host, config.metricsPort);
     } catch (e) {
       server.forceShutdown();
+      healthServer?.forceShutdown();
       throw new Error(
         `cannot serve metrics on ${config.host}:${config.metricsPort}: ${(e as Error).message}`,
       );
@@ -149,7 +188,14 @@ export class ServiceHost {
 
     for (const n of ["", ...serviceNames]) health.setStatus(n, "SERVING");
     log.info(
-      { grpcPort, metricsPort: metricsServer.port, host: config.host, services: serviceNames },
+      {
+        grpcPort,
+        metricsPort: metricsServer.port,
+        ...(healthServer ? { healthPort } : {}),
+        host: config.host,
+        tls: config.tlsMode,
+        services: serviceNames,
+      },
       `${options.name} listening`,
     );
     return new ServiceHost(
@@ -164,6 +210,8 @@ export class ServiceHost {
       shutdownController,
       metricsServer.close,
       options,
+      healthServer,
+      healthPort,
     );
   }
 
@@ -189,6 +237,7 @@ export class ServiceHost {
         this.server.forceShutdown();
       }
       await this.options.onShutdown?.();
+      this.healthServer?.forceShutdown();
       await this.closeMetrics();
       this.log.info("stopped");
     })();
@@ -218,6 +267,9 @@ export async function runService<S extends ConfigSpec & ReturnType<typeof common
   let config: ConfigOf<S> & CommonConfig;
   try {
     config = loadConfig(options.spec) as ConfigOf<S> & CommonConfig;
+    // Bad certificate mounts and a token over plaintext stop the service before it loads anything.
+    checkTlsSettings(config);
+    new Authorizer(config);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${options.name}: ${e.message}\n`);
@@ -227,6 +279,8 @@ export async function runService<S extends ConfigSpec & ReturnType<typeof common
   }
   const log = createLogger(options.name, config.logLevel);
   const metrics = new Metrics(options.name);
+  // The clients this service makes (to the bank, the workers, the evaluator) use its certificate.
+  useTlsSettings(config);
   let host: ServiceHost;
   try {
     host = await ServiceHost.start({

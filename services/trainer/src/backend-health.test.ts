@@ -128,7 +128,9 @@ const refuse = async () => {
 
 describe("leaveBrokenBackend", () => {
   it("turns health NOT_SERVING over the wire, shuts the host down and exits 70", async () => {
-    const config = loadConfig(commonConfig({ grpcPort: 0, metricsPort: 0 }), { env: {} });
+    const config = loadConfig(commonConfig({ grpcPort: 0, metricsPort: 0 }), {
+      env: { ADCO_TLS_MODE: "plaintext" },
+    });
     const log = createLogger("trainer", "fatal");
     const host = await ServiceHost.start({
       name: "trainer",
