@@ -16,7 +16,7 @@ import {
   type ViewsRequest,
   type ViewsResponse,
 } from "@adco/proto/data_worker";
-import { channelOptions } from "@adco/service-kit";
+import { channelOptions, clientCredentials } from "@adco/service-kit";
 import { EpochCursor, planEpoch, type PlannedLease } from "./plan.js";
 
 export interface FeederOptions {
@@ -98,7 +98,7 @@ export class ViewFeeder {
   /** Connects to a worker and gives it work at once. */
   addWorker(address: string): void {
     if (this.workers.has(address)) return;
-    const client = new DataWorkerClient(address, grpc.credentials.createInsecure(), channelOptions());
+    const client = new DataWorkerClient(address, clientCredentials("data-worker"), channelOptions());
     const call = client.streamViews();
     const worker: Worker = { address, client, call, closed: false };
     this.workers.set(address, worker);

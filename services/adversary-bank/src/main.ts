@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { initBackend } from "@adco/core";
 import { AdversaryBankService, AdversaryBankShardService } from "@adco/proto/adversary_bank";
-import { register, runService, threadsFromConfig } from "@adco/service-kit";
+import { access, register, runService, threadsFromConfig } from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { adversaryBankConfig } from "./config.js";
 import { adversaryBankHandlers } from "./handlers.js";
@@ -16,9 +16,21 @@ await runService({
       "tfjs backend",
     );
     const handlers = adversaryBankHandlers({ store: storeFromConfig(config) });
+    // The trainer drives a run's bank; shard 0 drives the other shards; Step is the trainer's alone.
+    const control = access.control("trainer", "adversary-bank");
     return [
-      register(AdversaryBankService, handlers.bank),
-      register(AdversaryBankShardService, handlers.shard),
+      register(AdversaryBankService, handlers.bank, {
+        createBank: control,
+        step: access.only("trainer"),
+        snapshot: control,
+        restore: control,
+        getStats: access.read,
+        deleteBank: control,
+      }),
+      register(AdversaryBankShardService, handlers.shard, {
+        partialLogSumExp: access.only("adversary-bank"),
+        applyShard: access.only("adversary-bank"),
+      }),
     ];
   },
 });

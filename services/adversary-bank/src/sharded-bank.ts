@@ -26,6 +26,7 @@ import {
 import type { ObjectRef } from "@adco/proto/common";
 import {
   channelOptions,
+  clientCredentials,
   failedPrecondition,
   RpcError,
   status,
@@ -58,8 +59,8 @@ export class PeerLink implements ShardEndpoint {
     readonly index: number,
     readonly address: string,
   ) {
-    this.bank = new AdversaryBankClient(address, grpc.credentials.createInsecure(), channelOptions());
-    this.shard = new AdversaryBankShardClient(address, grpc.credentials.createInsecure(), channelOptions());
+    this.bank = new AdversaryBankClient(address, clientCredentials("adversary-bank"), channelOptions());
+    this.shard = new AdversaryBankShardClient(address, clientCredentials("adversary-bank"), channelOptions());
   }
 
   get name(): string {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { DataWorkerService } from "@adco/proto/data_worker";
-import { register, runService } from "@adco/service-kit";
+import { access, register, runService } from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { dataWorkerConfig } from "./config.js";
 import { dataWorkerHandlers } from "./handlers.js";
@@ -11,7 +11,10 @@ await runService({
   services: (config) => {
     const store = storeFromConfig(config);
     return [
-      register(DataWorkerService, dataWorkerHandlers({ store, shardCacheSize: config.shardCacheSize })),
+      register(DataWorkerService, dataWorkerHandlers({ store, shardCacheSize: config.shardCacheSize }), {
+        streamViews: access.control("trainer"),
+        describe: access.read,
+      }),
     ];
   },
 });

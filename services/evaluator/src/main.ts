@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { initBackend } from "@adco/core";
 import { EvaluatorService } from "@adco/proto/evaluator";
-import { register, runService, threadsFromConfig } from "@adco/service-kit";
+import { access, register, runService, threadsFromConfig } from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { evaluatorConfig } from "./config.js";
 import { evaluatorHandlers } from "./handlers.js";
@@ -15,6 +15,11 @@ await runService({
       { backend: backend.name, detail: backend.detail, threads: backend.threads, skipped: backend.skipped },
       "tfjs backend",
     );
-    return [register(EvaluatorService, evaluatorHandlers({ store: storeFromConfig(config) }))];
+    return [
+      register(EvaluatorService, evaluatorHandlers({ store: storeFromConfig(config) }), {
+        evaluate: access.control("trainer"),
+        followRun: access.control("trainer"),
+      }),
+    ];
   },
 });

@@ -12,7 +12,14 @@ import {
   type StepResponse,
 } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
-import { channelOptions, errorText, RpcError, statusOf, unaryCall } from "@adco/service-kit";
+import {
+  channelOptions,
+  clientCredentials,
+  errorText,
+  RpcError,
+  statusOf,
+  unaryCall,
+} from "@adco/service-kit";
 import { RetryAbandonedError, retrying } from "./retry.js";
 
 export class BankLostError extends Error {
@@ -47,7 +54,7 @@ export class BankLink {
   constructor(private readonly options: BankLinkOptions) {
     this.client = new AdversaryBankClient(
       options.address,
-      grpc.credentials.createInsecure(),
+      clientCredentials("adversary-bank"),
       channelOptions(),
     );
   }

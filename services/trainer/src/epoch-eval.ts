@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { CheckpointRef, DatasetRef } from "@adco/proto/common";
 import { type EvaluateEvent, EvaluateRequest, EvaluatorClient } from "@adco/proto/evaluator";
 import type { EvalEvent } from "@adco/proto/trainer";
-import { channelOptions, type Logger } from "@adco/service-kit";
+import { channelOptions, clientCredentials, type Logger } from "@adco/service-kit";
 
 /** Longest an evaluation may take before it is given up (a kNN of ImageNet features is minutes). */
 const EVALUATION_TIMEOUT_MS = 30 * 60_000;
@@ -25,7 +25,7 @@ export class EpochEvaluator {
     private readonly emit: (event: EvalEvent) => void,
     private readonly log: Logger,
   ) {
-    this.client = new EvaluatorClient(address, grpc.credentials.createInsecure(), channelOptions());
+    this.client = new EvaluatorClient(address, clientCredentials("evaluator"), channelOptions());
   }
 
   /** Queues a checkpoint for evaluation (replacing one that has not started). */

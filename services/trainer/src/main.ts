@@ -5,6 +5,7 @@ import { initBackend } from "@adco/core";
 import { startRunRequestFromJson } from "@adco/proto";
 import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
 import {
+  access,
   ConfigError,
   type Logger,
   register,
@@ -142,7 +143,17 @@ const host = await runService({
         }
       })();
     });
-    return [register(TrainerService, control.handlers)];
+    // Runs are started and stopped by operators (the bearer token); reads follow readAccess.
+    return [
+      register(TrainerService, control.handlers, {
+        startRun: access.control(),
+        stopRun: access.control(),
+        listRuns: access.read,
+        getRun: access.read,
+        watchRun: access.read,
+        checkpointNow: access.control(),
+      }),
+    ];
   },
   onShutdown: async () => {
     await control?.shutdown(shutdownDeadline);
