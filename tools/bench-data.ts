@@ -14,9 +14,8 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import sharp from "sharp";
 import {
-  augmentRgbSharp,
+  augmentRgb,
   augmentSmallGrayBytes,
-  meanGrey,
   decodeRgb,
   MOCO_V2_COLOR,
   MOCO_V2_CROP,
@@ -123,17 +122,8 @@ const jpegs = await makeJpegs(jpegCount);
     const pixels = await decodeRgb(bytes);
     decodeMs += performance.now() - t;
     t = performance.now();
-    const grey = meanGrey(pixels);
     for (let v = 0; v < 2; v++)
-      batch[v]!.push(
-        await augmentRgbSharp(
-          pixels,
-          grey,
-          MOCO_V2_CROP,
-          MOCO_V2_COLOR,
-          new ViewRandom(viewSeed(1, 0, n, v)),
-        ),
-      );
+      batch[v]!.push(augmentRgb(pixels, MOCO_V2_CROP, MOCO_V2_COLOR, new ViewRandom(viewSeed(1, 0, n, v))));
     augmentMs += performance.now() - t;
     n++;
     if (batch[0]!.length === encodeBatch) {

@@ -2,7 +2,7 @@
 //   RandomResizedCrop(size, scale) -> ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8 -> RandomGrayscale p 0.2
 //   -> GaussianBlur(sigma 0.1-2.0) p 0.5 -> RandomHorizontalFlip
 // and its multi-crop variant (several crop sizes and scale ranges). This file draws every random
-// choice of a view from its seed; rgb-sharp.ts applies them with libvips.
+// choice of a view from its seed, as torchvision defines it; rgb-view.ts applies them.
 import type { ViewRandom } from "./seed.js";
 
 export interface CropOptions {
@@ -46,14 +46,39 @@ export interface Pixels {
   readonly width: number;
 }
 
-/** torchvision's RandomResizedCrop parameters (10 tries, then a centred crop of clamped ratio). */
-export function cropBox(height: number, width: number, scale: readonly [number, number], random: ViewRandom) {
+/** Python's round(): halves go to the even neighbour, as torchvision's crop sizes do. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface CropBox {
+  readonly top: number;
+  readonly left: number;
+  readonly h: number;
+  readonly w: number;
+}
+
+/** The aspect ratio range (width / height) of torchvision's RandomResizedCrop. */
+export const CROP_RATIO: readonly [number, number] = [3 / 4, 4 / 3];
+
+/**
+ * torchvision's RandomResizedCrop.get_params: 10 tries of an area fraction uniform in `scale` and a
+ * log-uniform aspect ratio, then a centred crop of the whole image clamped to the ratio range.
+ */
+export function cropBox(
+  height: number,
+  width: number,
+  scale: readonly [number, number],
+  random: ViewRandom,
+): CropBox {
   const area = height * width;
+  const [minRatio, maxRatio] = CROP_RATIO;
   for (let attempt = 0; attempt < 10; attempt++) {
     const target = area * random.uniform(scale[0], scale[1]);
-    const aspect = Math.exp(random.uniform(Math.log(3 / 4), Math.log(4 / 3)));
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
+    const aspect = Math.exp(random.uniform(Math.log(minRatio), Math.log(maxRatio)));
+    const w = roundHalfEven(Math.sqrt(target * aspect));
+    const h = roundHalfEven(Math.sqrt(target / aspect));
     if (w > 0 && h > 0 && w <= width && h <= height) {
       return {
         top: Math.floor(random.next() * (height - h + 1)),
@@ -63,18 +88,30 @@ export function cropBox(height: number, width: number, scale: readonly [number, 
       };
     }
   }
-  const side = Math.min(height, width);
-  return { top: Math.floor((height - side) / 2), left: Math.floor((width - side) / 2), h: side, w: side };
+  const inRatio = width / height;
+  let [h, w] = [height, width];
+  if (inRatio < minRatio) h = roundHalfEven(w / minRatio);
+  else if (inRatio > maxRatio) w = roundHalfEven(h * maxRatio);
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), h, w };
 }
+
+/** One of ColorJitter's four adjustments, with its factor (hue: a fraction of a turn, -0.5..0.5). */
+export interface ColourOp {
+  readonly kind: "brightness" | "contrast" | "saturation" | "hue";
+  readonly factor: number;
+}
+
+/** ColorJitter's adjustments by torchvision's fn_idx: 0 brightness, 1 contrast, 2 saturation, 3 hue. */
+const JITTER_KINDS = ["brightness", "contrast", "saturation", "hue"] as const;
 
 /** The random choices of one RGB view, drawn in a fixed order from the view's generator. */
 export interface RgbViewParams {
-  readonly box: { top: number; left: number; h: number; w: number };
+  readonly box: CropBox;
   readonly flip: boolean;
-  /** Brightness, contrast, saturation factors and hue shift (fraction of a turn); undefined = no jitter. */
-  readonly jitter?: readonly [number, number, number, number];
+  /** ColorJitter's four adjustments in the random order they apply; undefined = no jitter. */
+  readonly jitter?: readonly ColourOp[];
   readonly grayscale: boolean;
-  /** Blur sigma in output pixels; undefined = no blur. */
+  /** Blur sigma in output pixels (PIL's GaussianBlur radius); undefined = no blur. */
   readonly blurSigma?: number;
 }
 
@@ -87,18 +124,23 @@ export function rgbViewParams(
 ): RgbViewParams {
   const box = cropBox(height, width, crop.scale, random);
   const flip = random.chance(color.flipP);
-  const [b, c, s, h] = color.jitter;
-  const jitter = random.chance(color.jitterP)
-    ? ([
-        random.uniform(Math.max(0, 1 - b), 1 + b),
-        random.uniform(Math.max(0, 1 - c), 1 + c),
-        random.uniform(Math.max(0, 1 - s), 1 + s),
-        random.uniform(-h, h),
-      ] as const)
-    : undefined;
+  let jitter: ColourOp[] | undefined;
+  if (random.chance(color.jitterP)) {
+    // torchvision's ranges: [max(0, 1 - x), 1 + x] for the factors, [-h, h] for the hue.
+    const factors = color.jitter.map((x, i) =>
+      i === 3 ? random.uniform(-x, x) : random.uniform(Math.max(0, 1 - x), 1 + x),
+    );
+    jitter = random.permutation(4).map((i) => ({ kind: JITTER_KINDS[i]!, factor: factors[i]! }));
+  }
   const grayscale = random.chance(color.grayscaleP);
   const blurSigma = random.chance(color.blurP)
     ? random.uniform(color.blurSigma[0], color.blurSigma[1])
     : undefined;
-  return { box, flip, jitter, grayscale, blurSigma };
+  return {
+    box,
+    flip,
+    ...(jitter ? { jitter } : {}),
+    grayscale,
+    ...(blurSigma !== undefined ? { blurSigma } : {}),
+  };
 }

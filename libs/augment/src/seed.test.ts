@@ -53,19 +53,26 @@ describe("view seeds and draws (pinned)", () => {
     assert.deepEqual(box(42), { top: 14, left: 20, h: 227, w: 194 });
     const params = (seed: number) =>
       rgbViewParams(300, 256, MOCO_V2_CROP, MOCO_V2_COLOR, new ViewRandom(viewSeed(seed, 0, 9, 0)));
+    const jitter = (kinds: string[], factors: number[]) =>
+      kinds.map((kind, i) => ({ kind, factor: factors[i] }));
     assert.deepEqual(params(0), {
       box: { top: 33, left: 8, h: 197, w: 221 },
       flip: false,
-      jitter: [0.6278719378635287, 0.9335144130513071, 1.386885298229754, 0.018310231016948814],
+      jitter: jitter(
+        ["contrast", "hue", "brightness", "saturation"],
+        [0.9335144130513071, 0.018310231016948814, 0.6278719378635287, 1.386885298229754],
+      ),
       grayscale: false,
-      blurSigma: 0.5042223580181598,
+      blurSigma: 1.145655544451438,
     });
     assert.deepEqual(params(42), {
       box: { top: 50, left: 34, h: 182, w: 204 },
       flip: true,
-      jitter: [1.3066753430292009, 0.753096248023212, 1.1263881448656319, 0.003184775868430731],
+      jitter: jitter(
+        ["contrast", "hue", "brightness", "saturation"],
+        [0.753096248023212, 0.003184775868430731, 1.3066753430292009, 1.1263881448656319],
+      ),
       grayscale: false,
-      blurSigma: 0.547459148732014,
     });
   });
 });

@@ -1,9 +1,8 @@
 // The augmentation a stream asked for, applied to one record. Every random choice comes from
 // (run seed, epoch, sample id, view), so any worker makes the same views of a sample.
 import {
-  augmentRgbSharp,
+  augmentRgb,
   augmentSmallGrayBytes,
-  meanGrey,
   type CropOptions,
   decodeRgb,
   MOCO_V2_COLOR,
@@ -57,20 +56,18 @@ function rgbDecoder(
   }
 }
 
-const greys = new WeakMap<Pixels, number>();
-function greyOf(pixels: Pixels): number {
-  let grey = greys.get(pixels);
-  if (grey === undefined) greys.set(pixels, (grey = meanGrey(pixels)));
-  return grey;
-}
-
 function rgbCrops(crops: readonly CropOptions[], manifest: DatasetManifest, seed: number): PreparedPipeline {
   return {
     views: crops.map((c) => ({ height: c.size, width: c.size, channels: 3 })),
     decode: rgbDecoder(manifest),
-    async make(pixels, sampleId, epoch, view, out) {
-      const random = new ViewRandom(viewSeed(seed, epoch, sampleId, view));
-      out.set(await augmentRgbSharp(pixels, greyOf(pixels), crops[view]!, MOCO_V2_COLOR, random));
+    make(pixels, sampleId, epoch, view, out) {
+      augmentRgb(
+        pixels,
+        crops[view]!,
+        MOCO_V2_COLOR,
+        new ViewRandom(viewSeed(seed, epoch, sampleId, view)),
+        out,
+      );
     },
   };
 }

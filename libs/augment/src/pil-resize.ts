@@ -1,0 +1,125 @@
+// RandomResizedCrop's resample as torchvision does it on a PIL image: crop the box, then
+// resize(BILINEAR), which in Pillow 9 is a separable convolution with a triangle filter widened by
+// the scale when shrinking (antialiased), coefficients in 22-bit fixed point, rows first into uint8,
+// then columns. This is Pillow's Resample.c in TypeScript, bit for bit. libvips through sharp was
+// within 0.2 grey levels when shrinking but 9 levels off (max 91) when enlarging a small crop.
+import type { CropBox, Pixels } from "./rgb.js";
+
+const PRECISION_BITS = 32 - 8 - 2;
+const HALF = 1 << (PRECISION_BITS - 1);
+const ONE = 1 << PRECISION_BITS;
+
+interface Coefficients {
+  /** Per output position: first input index and number of taps. */
+  readonly bounds: Int32Array;
+  /** Per output position, `taps` fixed-point weights. */
+  readonly weights: Int32Array;
+  readonly taps: number;
+}
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter, over [0, inSize). */
+function coefficients(inSize: number, outSize: number): Coefficients {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(1, scale);
+  const support = filterScale; // the bilinear filter's support is 1
+  const taps = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const weights = new Int32Array(outSize * taps);
+  const k = new Float64Array(taps);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1 / filterScale;
+    const xmin = Math.max(0, Math.trunc(center - support + 0.5));
+    const n = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
+    let total = 0;
+    for (let x = 0; x < n; x++) {
+      const t = Math.abs((x + xmin - center + 0.5) * ss);
+      total += k[x] = t < 1 ? 1 - t : 0;
+    }
+    for (let x = 0; x < n; x++) {
+      const w = total !== 0 ? k[x]! / total : k[x]!;
+      weights[xx * taps + x] = w < 0 ? Math.trunc(-0.5 + w * ONE) : Math.trunc(0.5 + w * ONE);
+    }
+    bounds[2 * xx] = xmin;
+    bounds[2 * xx + 1] = n;
+  }
+  return { bounds, weights, taps };
+}
+
+/** Pillow's clip8: the fixed-point sum back to uint8. */
+function clip8(sum: number): number {
+  const v = Math.floor(sum / ONE);
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/** The box of src, cropped, resized to size x size x 3 as Pillow's resize(BILINEAR). */
+export function pilResizedCrop(
+  src: Pixels,
+  box: CropBox,
+  size: number,
+  out: Uint8Array = new Uint8Array(size * size * 3),
+): Uint8Array {
+  const horizontal = coefficients(box.w, size);
+  const vertical = coefficients(box.h, size);
+  // Only the crop rows the vertical pass reads are resampled horizontally.
+  const firstRow = vertical.bounds[0]!;
+  const lastRow = vertical.bounds[2 * size - 2]! + vertical.bounds[2 * size - 1]!;
+  const needHorizontal = box.w !== size;
+  const needVertical = box.h !== size;
+  const rows = lastRow - firstRow;
+  let temp: Uint8Array;
+  let tempRow0: number;
+  let tempWidth: number;
+  if (needHorizontal) {
+    temp = new Uint8Array(rows * size * 3);
+    const { bounds, weights, taps } = horizontal;
+    for (let y = 0; y < rows; y++) {
+      const inRow = ((box.top + firstRow + y) * src.width + box.left) * 3;
+      for (let x = 0; x < size; x++) {
+        const xmin = bounds[2 * x]!;
+        const n = bounds[2 * x + 1]!;
+        let r = HALF;
+        let g = HALF;
+        let b = HALF;
+        for (let i = 0; i < n; i++) {
+          const w = weights[x * taps + i]!;
+          const p = inRow + (xmin + i) * 3;
+          r += src.data[p]! * w;
+          g += src.data[p + 1]! * w;
+          b += src.data[p + 2]! * w;
+        }
+        const o = (y * size + x) * 3;
+        temp[o] = clip8(r);
+        temp[o + 1] = clip8(g);
+        temp[o + 2] = clip8(b);
+      }
+    }
+    tempRow0 = firstRow;
+    tempWidth = size;
+  } else {
+    // Rows are read straight from the crop of src.
+    temp = src.data;
+    tempRow0 = -box.top;
+    tempWidth = src.width;
+  }
+  const columnOffset = needHorizontal ? 0 : box.left;
+  if (!needVertical) {
+    for (let y = 0; y < size; y++) {
+      const from = ((y - tempRow0) * tempWidth + columnOffset) * 3;
+      out.set(temp.subarray(from, from + size * 3), y * size * 3);
+    }
+    return out;
+  }
+  const { bounds, weights, taps } = vertical;
+  for (let y = 0; y < size; y++) {
+    const ymin = bounds[2 * y]! - tempRow0;
+    const n = bounds[2 * y + 1]!;
+    for (let x = 0; x < size * 3; x++) {
+      let sum = HALF;
+      for (let i = 0; i < n; i++)
+        sum += temp[((ymin + i) * tempWidth + columnOffset) * 3 + x]! * weights[y * taps + i]!;
+      out[y * size * 3 + x] = clip8(sum);
+    }
+  }
+  return out;
+}
