@@ -7,10 +7,14 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-export async function decodeRgb(bytes: Uint8Array, label = "image"): Promise<Pixels> {
+/**
+ * Decodes to upright sRGB pixels. `label` (a path, a sample id) prefixes the error; callers that
+ * print their own label (the importer lists skipped paths) leave it out.
+ */
+export async function decodeRgb(bytes: Uint8Array, label?: string): Promise<Pixels> {
   try {
     const { data, info } = await sharp(bytes, { failOn: "truncated" })
-      .rotate() // honour EXIF orientation, as PIL's loader does not but users expect
+      .rotate() // no angle: turn upright by the EXIF orientation, which PIL's loader ignores
       .removeAlpha()
       .toColourspace("srgb")
       .raw()
@@ -22,6 +26,7 @@ export async function decodeRgb(bytes: Uint8Array, label = "image"): Promise<Pix
       width: info.width,
     };
   } catch (e) {
-    throw new DecodeError(`${label}: cannot decode (${(e as Error).message})`);
+    const reason = `cannot decode (${(e as Error).message})`;
+    throw new DecodeError(label === undefined ? reason : `${label}: ${reason}`);
   }
 }

@@ -56,4 +56,34 @@ describe("RGB augmentation", () => {
     const good = await jpeg(64, 64);
     await assert.rejects(decodeRgb(good.subarray(0, good.length / 2), "cut.jpg"), DecodeError);
   });
+
+  it("decodes an EXIF-rotated JPEG upright (orientation 6: stored turned a quarter left)", async () => {
+    // Left half red, right half blue, top rows green: every orientation looks different.
+    const [width, height] = [48, 32];
+    const raw = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const colour = y < 8 ? [0, 200, 0] : x < width / 2 ? [220, 0, 0] : [0, 0, 220];
+        raw.set(colour, (y * width + x) * 3);
+      }
+    }
+    const upright = sharp(raw, { raw: { width, height, channels: 3 } });
+    const stored = await upright
+      .clone()
+      .rotate(-90)
+      .withMetadata({ orientation: 6 })
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    assert.equal((await sharp(stored).metadata()).width, height, "stored sideways");
+    const pixels = await decodeRgb(new Uint8Array(stored));
+    assert.deepEqual([pixels.width, pixels.height], [width, height]);
+    let error = 0;
+    for (let i = 0; i < raw.length; i++) error += Math.abs(pixels.data[i]! - raw[i]!);
+    assert.ok(error / raw.length < 6, `mean error ${error / raw.length} against the upright image`);
+  });
+
+  it("says what failed without repeating the label when there is none", async () => {
+    const garbage = new Uint8Array(100).fill(7);
+    await assert.rejects(decodeRgb(garbage), (e: unknown) => /^cannot decode \(/.test((e as Error).message));
+  });
 });

@@ -254,7 +254,13 @@ async function importImageFolder(store: ObjectStore, o: ImportOptions): Promise<
       let bytes: Uint8Array;
       try {
         bytes = readFileSync(path);
-        await decodeRgb(bytes, path);
+      } catch (e) {
+        // Node's message repeats the path; the listing prints it once, so keep only the cause.
+        writer.skip(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        continue;
+      }
+      try {
+        await decodeRgb(bytes);
       } catch (e) {
         writer.skip(path, (e as Error).message);
         continue;
