@@ -329,3 +329,103 @@ describe("a run whose checkpoints go to a bucket of its own (config.checkpoint_b
     await trainer.stop("SIGKILL");
   });
 });
+
+describe("two trainers and one run", () => {
+  /** Each epoch's last report counts every one of its 1,024 samples once (none repeated or skipped). */
+  const samplesPerEpoch = (events: RunEvent[]) => {
+    const epochs = new Map<number, number>();
+    for (const e of events) if (e.epoch) epochs.set(e.epoch.epoch, e.epoch.samples);
+    return [...epochs.entries()].sort((a, b) => a[0] - b[0]);
+  };
+  const lease = { ADCO_LEASE_SECONDS: "2" };
+
+  it("a second trainer stands by while the first holds the run, and takes it over when the first dies", async () => {
+    const runId = "standby";
+    const first = await startTrainer(runId, { ...lease, ADCO_TRAINER_ID: "first" });
+    await startRun(first, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
+    await watch(first, runId, stepAtLeast(10));
+
+    // Booted beside it with the same bucket: the run says RUNNING, but its owner's lease is live.
+    const second = await startTrainer(runId, { ...lease, ADCO_TRAINER_ID: "second" });
+    await waitFor("the second trainer standing by", async () =>
+      second.logs.find((l) => /standing by/.test(String(l.msg))),
+    );
+    await assert.rejects(
+      startRun(second, { runId }),
+      (e: grpc.ServiceError) =>
+        e.code === grpc.status.FAILED_PRECONDITION && /trained by trainer "first"/.test(e.details),
+    );
+    await assert.rejects(
+      watch(second, runId, ended),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
+
+    await first.stop("SIGKILL");
+    const events = await watchOnce(second, runId, ended);
+    assert.equal(
+      events.findLast((e) => e.state)?.state?.state,
+      RunState.RUN_STATE_COMPLETED,
+      stateMessages(events).join(" | "),
+    );
+    assert.match(stateMessages(events).find((m) => m !== "") ?? "", /^resumed at step 8/);
+    assert.ok(
+      second.logs.some((l) => /took the run over from a trainer whose lease ended/.test(String(l.msg))),
+    );
+    assert.deepEqual(
+      samplesPerEpoch(events)
+        .map(([, n]) => n)
+        .slice(-1),
+      [1024],
+    );
+    await waitFor("COMPLETED in the store", async () =>
+      (await storedState(runId)) === "RUN_STATE_COMPLETED" ? true : undefined,
+    );
+    await second.stop("SIGTERM");
+  });
+
+  it("a trainer that is taken over stops without writing; the run goes on on the new owner", async () => {
+    const runId = "takeover";
+    // Two trainers that share an id (two processes on one host): the second takes the run at once.
+    const env = { ...lease, ADCO_TRAINER_ID: "shared" };
+    const old = await startTrainer(runId, env);
+    await startRun(old, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
+    await watch(old, runId, stepAtLeast(10));
+    const fresh = await startTrainer(runId, env);
+
+    const oldEvents = await watch(old, runId, ended);
+    const last = oldEvents.findLast((e) => e.state)!.state!;
+    assert.equal(last.state, RunState.RUN_STATE_STOPPED);
+    assert.match(last.message, /^another trainer has taken the run over at step \d+: .*token 2 of "shared"/);
+    // Nothing written once taken over: each checkpoint of the old trainer is older than the takeover.
+    const tookOver = fresh.logs.find((l) => /resuming the interrupted run/.test(String(l.msg)))!
+      .time as number;
+    const written = old.logs.filter((l) => l.runId === runId && l.msg === "checkpoint written");
+    assert.ok(written.length > 0);
+    for (const l of written)
+      assert.ok((l.time as number) < tookOver, `checkpoint at step ${l.step} after the takeover`);
+    assert.ok(
+      old.logs.some((l) => /stale owner/.test(String(l.message ?? ""))),
+      "the bank refused the old owner",
+    );
+
+    const events = await watchOnce(fresh, runId, ended);
+    assert.equal(
+      events.findLast((e) => e.state)?.state?.state,
+      RunState.RUN_STATE_COMPLETED,
+      stateMessages(events).join(" | "),
+    );
+    assert.deepEqual(
+      samplesPerEpoch(events)
+        .map(([, n]) => n)
+        .slice(-1),
+      [1024],
+    );
+    await waitFor("COMPLETED in the store", async () =>
+      (await storedState(runId)) === "RUN_STATE_COMPLETED" ? true : undefined,
+    );
+    // The old trainer stays up, free for another run.
+    await startRun(old, { runId: "after-takeover", config: config({ epochs: 1 }) });
+    await stopAndWait(old, "after-takeover");
+    await Promise.all([old.stop("SIGTERM"), fresh.stop("SIGTERM")]);
+  });
+});

@@ -4,6 +4,7 @@
 //   runs/<run>/bank/step-<step>/...    the bank's snapshot at the same step
 //   runs/<run>/latest.json             pointer to the newest checkpoint's manifest, written last
 //   runs/<run>/status.json             the run's state, for a restarted trainer and ListRuns
+//   runs/<run>/owner.json              which trainer owns the run, its fence token and lease
 //   runs/<run>/eval/step-<step>/...    evaluation results and plots (kept when checkpoints are pruned)
 import { type ObjectStore, StorageError } from "./object-store.js";
 
@@ -17,6 +18,7 @@ export const checkpointManifestKey = (runId: string, step: number) =>
 export const bankSnapshotPrefix = (prefix: string, step: number) => `${prefix}bank/step-${padded(step)}/`;
 export const latestPointerKey = (runId: string) => `${runPrefix(runId)}latest.json`;
 export const runStatusKey = (runId: string) => `${runPrefix(runId)}status.json`;
+export const runOwnerKey = (runId: string) => `${runPrefix(runId)}owner.json`;
 export const evaluationsPrefix = (runId: string) => `${runPrefix(runId)}eval/`;
 export const evaluationPrefix = (runId: string, step: number) =>
   `${evaluationsPrefix(runId)}step-${padded(step)}/`;

@@ -1,6 +1,7 @@
 // AdversaryBank handlers: one bank per run on this replica (CreateBank, Step with replay of a retried
 // step, Snapshot/Restore through object storage, GetStats, DeleteBank), and the two rounds of
 // AdversaryBankShard. A run's bank is a RunBank: whole, the coordinator of shards, or one shard.
+// Every call that changes a run's bank passes its fence first (fences.ts): one trainer owns a run.
 import type {
   AdversaryBankService,
   AdversaryBankShardService,
@@ -17,6 +18,7 @@ import {
 } from "@adco/service-kit";
 import { type ObjectStore, withStorageStatus } from "@adco/storage";
 import { Bank } from "./bank.js";
+import { Fences } from "./fences.js";
 import type { RunBank } from "./run-bank.js";
 import { ShardedBank, PeerLostError } from "./sharded-bank.js";
 import { ShardReplica } from "./shard-replica.js";
@@ -35,6 +37,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
   shard: ServiceHandlers<typeof AdversaryBankShardService>;
 } {
   const banks = new Map<string, RunBank>();
+  const fences = new Fences();
   const bankOf = (runId: string): RunBank => {
     requireId(runId, "run_id");
     const bank = banks.get(runId);
@@ -51,6 +54,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
   const bank: ServiceHandlers<typeof AdversaryBankService> = {
     async createBank(request) {
       checkCreateBank(request);
+      fences.admit(request.runId, request.fence, "CreateBank");
       const existing = banks.get(request.runId);
       if (existing) {
         if (!existing.sameAs(request)) {
@@ -67,6 +71,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     async *step(requests) {
       for await (const request of requests) {
         const target = bankOf(request.runId);
+        fences.admit(request.runId, request.fence, `Step ${request.step}`);
         try {
           yield await target.apply(request);
         } catch (e) {
@@ -78,6 +83,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     },
     async snapshot(request) {
       const target = bankOf(request.runId);
+      fences.admit(request.runId, request.fence, "Snapshot");
       if (request.step !== target.appliedStep) {
         throw failedPrecondition(
           `snapshot at step ${request.step}: the bank's last applied step is ${target.appliedStep}`,
@@ -93,6 +99,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     async restore(request) {
       requireId(request.runId, "run_id");
       const manifest = requirePresent(request.manifest, "manifest");
+      fences.admit(request.runId, request.fence, "Restore");
       const snapshot = await withStorageStatus(() => readSnapshot(deps.store, manifest));
       try {
         const created = snapshot.request;
@@ -124,7 +131,9 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
       return bankOf(request.runId).stats();
     },
     async deleteBank(request) {
-      await bankOf(request.runId).deletePeers();
+      const target = bankOf(request.runId);
+      fences.admit(request.runId, request.fence, "DeleteBank");
+      await target.deletePeers();
       drop(request.runId);
       return {};
     },

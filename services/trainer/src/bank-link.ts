@@ -1,12 +1,14 @@
 // The trainer's side of the adversary bank: one Step stream per run, one request in flight. A step
 // that fails on the way (bank restarting, connection reset, no answer in time) is sent again with
 // the same step id, which the bank answers from its cache if it had applied it. A bank that answers
-// NOT_FOUND has lost the run (it restarted): the run resumes from its latest checkpoint.
+// NOT_FOUND has lost the run (it restarted): the run resumes from its latest checkpoint. Every call
+// carries the run's fence; ABORTED means another trainer has taken the run over (FencedError).
 import * as grpc from "@grpc/grpc-js";
 import {
   AdversaryBankClient,
   type BankInfo,
   type CreateBankRequest,
+  type Fence,
   type SnapshotResponse,
   type StepRequest,
   type StepResponse,
@@ -16,10 +18,12 @@ import {
   channelOptions,
   clientCredentials,
   errorText,
+  isRetryable,
   RpcError,
   statusOf,
   unaryCall,
 } from "@adco/service-kit";
+import { FencedError } from "./ownership.js";
 import { RetryAbandonedError, retrying } from "./retry.js";
 
 export class BankLostError extends Error {
@@ -37,6 +41,8 @@ interface Pending {
 
 export interface BankLinkOptions {
   readonly address: string;
+  /** The run's fence, sent with every call that changes the bank. */
+  readonly fence?: Fence;
   /** Give up after the bank has been unreachable this long. */
   readonly retryTimeoutMs: number;
   /** No answer to a step within this long: the call is dropped and the step sent again. */
@@ -61,7 +67,8 @@ export class BankLink {
 
   /**
    * Retries `work` while the bank is unreachable (isRetryable), up to retryTimeoutMs; NOT_FOUND is
-   * BankLostError; any other error is final and fails at once with its own status and message.
+   * BankLostError, ABORTED FencedError; any other error is final and fails at once with its own
+   * status and message.
    */
   private async retrying<T>(what: string, work: () => Promise<T>): Promise<T> {
     const { address, retryTimeoutMs } = this.options;
@@ -69,6 +76,7 @@ export class BankLink {
       return await retrying(what, work, {
         timeoutMs: retryTimeoutMs,
         signal: this.options.signal,
+        retryable: (e) => statusOf(e) !== grpc.status.ABORTED && isRetryable(e),
         onRetry: (e) => this.options.onRetry?.(what, errorText(e)),
         timedOut: (e) =>
           new RpcError(
@@ -80,19 +88,24 @@ export class BankLink {
       if (e instanceof RetryAbandonedError || e instanceof RpcError) throw e;
       const code = statusOf(e);
       if (code === grpc.status.NOT_FOUND) throw new BankLostError(`${what}: ${errorText(e)}`);
+      if (code === grpc.status.ABORTED)
+        throw new FencedError(`${what}: the bank refused it: ${errorText(e)}`);
       if (code === undefined) throw e;
       throw new RpcError(code, `${what}: the bank refused it: ${errorText(e)}`);
     }
   }
 
   createBank(request: CreateBankRequest): Promise<BankInfo> {
-    return this.retrying("CreateBank", () => unaryCall(this.client.createBank.bind(this.client), request));
+    const fenced = { ...request, fence: this.options.fence };
+    return this.retrying("CreateBank", () => unaryCall(this.client.createBank.bind(this.client), fenced));
   }
 
   /** Drops the run's bank (every shard); a bank that does not hold the run is already so. */
   async deleteBank(runId: string): Promise<void> {
     try {
-      await this.retrying("DeleteBank", () => unaryCall(this.client.deleteBank.bind(this.client), { runId }));
+      await this.retrying("DeleteBank", () =>
+        unaryCall(this.client.deleteBank.bind(this.client), { runId, fence: this.options.fence }),
+      );
     } catch (e) {
       if (!(e instanceof BankLostError)) throw e;
     }
@@ -100,18 +113,23 @@ export class BankLink {
 
   restore(runId: string, manifest: ObjectRef): Promise<BankInfo> {
     return this.retrying("Restore", () =>
-      unaryCall(this.client.restore.bind(this.client), { runId, manifest }, 120_000),
+      unaryCall(
+        this.client.restore.bind(this.client),
+        { runId, manifest, fence: this.options.fence },
+        120_000,
+      ),
     );
   }
 
   snapshot(runId: string, step: number): Promise<SnapshotResponse> {
     return this.retrying("Snapshot", () =>
-      unaryCall(this.client.snapshot.bind(this.client), { runId, step }, 120_000),
+      unaryCall(this.client.snapshot.bind(this.client), { runId, step, fence: this.options.fence }, 120_000),
     );
   }
 
   step(request: StepRequest): Promise<StepResponse> {
-    return this.retrying(`Step ${request.step}`, () => this.send(request));
+    const fenced = { ...request, fence: this.options.fence };
+    return this.retrying(`Step ${request.step}`, () => this.send(fenced));
   }
 
   private openCall(): grpc.ClientDuplexStream<StepRequest, StepResponse> {

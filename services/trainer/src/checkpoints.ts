@@ -101,8 +101,15 @@ export class CheckpointStore {
     readonly bucket: string,
   ) {}
 
-  /** Writes the files and state as a bundle, then moves the run's pointer to it. */
-  async write(state: CheckpointState, files: ReadonlyMap<string, Uint8Array>): Promise<CheckpointRef> {
+  /**
+   * Writes the files and state as a bundle, then moves the run's pointer to it, if `owned` (the
+   * trainer still owns the run; it throws otherwise) lets it.
+   */
+  async write(
+    state: CheckpointState,
+    files: ReadonlyMap<string, Uint8Array>,
+    owned: () => Promise<void> = async () => {},
+  ): Promise<CheckpointRef> {
     const ref = await writeBundle(
       this.store,
       this.bucket,
@@ -111,6 +118,7 @@ export class CheckpointStore {
       state,
     );
     const pointer: LatestPointer = { step: state.step, manifest: ref.key };
+    await owned();
     await this.store.putJson(this.bucket, latestPointerKey(state.runId), pointer);
     return {
       runId: state.runId,

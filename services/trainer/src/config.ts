@@ -36,6 +36,15 @@ export const trainerConfig = {
     default: "",
     doc: "path of a StartRunRequest JSON file ({runId, config}) started at boot unless that run is already known, then resumed if it was left running (a Kubernetes ConfigMap); empty: runs start over gRPC only",
   }),
+  trainerId: field.string({
+    default: "",
+    doc: "this trainer's name in the runs it owns (runs/<run>/owner.json, the bank's fence); empty: the host name, which a Kubernetes pod keeps across container restarts. Two trainers on one host need distinct ids to be told apart",
+  }),
+  leaseSeconds: field.int({
+    default: 30,
+    min: 1,
+    doc: "how long a trainer's claim on its run lasts without renewal (renewed every third of it): another trainer resumes the run only after the lease has ended, or at once when the owner released it at shutdown",
+  }),
   resumeInterrupted: field.boolean({
     default: true,
     doc: "at start, resume the newest run that a previous trainer process left running (crash, kill, reschedule)",

@@ -3,7 +3,7 @@
 import { type Run, type RunConfig, type RunEvent, RunState, type TrainerService } from "@adco/proto/trainer";
 import { AsyncQueue, failedPrecondition, notFound, requireId, type ServiceHandlers } from "@adco/service-kit";
 import { setTimeout as sleep } from "node:timers/promises";
-import { INTERRUPTED, Runs, type TrainerDeps } from "./runs.js";
+import { INTERRUPTED, type InterruptedRuns, Runs, type TrainerDeps } from "./runs.js";
 
 export { checkRunConfig } from "./run-config.js";
 export type { TrainerDeps } from "./runs.js";
@@ -12,8 +12,8 @@ export interface TrainerControl {
   readonly handlers: ServiceHandlers<typeof TrainerService>;
   /** Starts or resumes a run as StartRun does (used to resume interrupted runs at start-up). */
   start(runId: string, config: RunConfig | undefined): Promise<Run>;
-  /** Runs interrupted by a crash or kill of the previous trainer process (newest first). */
-  interrupted(): Promise<string[]>;
+  /** Runs left running: free to resume now (their trainer is gone), or held by a live trainer. */
+  interrupted(): Promise<InterruptedRuns>;
   /** Whether a run of this id is in this process or in storage (in any state). */
   known(runId: string): Promise<boolean>;
   /**

@@ -6,6 +6,7 @@
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { type Logger, status, statusOf } from "@adco/service-kit";
 import { type ObjectStore, runStatusKey } from "@adco/storage";
+import { FencedError } from "./ownership.js";
 import { storeRetrying } from "./retry.js";
 
 /** Events a run keeps for WatchRun's replay. */
@@ -28,6 +29,8 @@ export interface LifecycleDeps {
   readonly retryTimeoutMs?: number;
   /** The run's stop: a status write of a running state stops waiting for the store. */
   readonly signal?: AbortSignal;
+  /** Before each status write: FencedError when another trainer owns the run (nothing is written). */
+  readonly owned?: () => Promise<void>;
 }
 
 /** An event as a run's parts emit it; the lifecycle stamps the run id, sequence and time. */
@@ -74,7 +77,8 @@ export class RunLifecycle {
    * Moves to `state`: an event, a log line and the stored status. The write waits out an unreachable
    * object store for up to retryTimeoutMs, saying so in an event; a final state (STOPPED, COMPLETED,
    * FAILED) waits even when the run is stopping, so that the store says how the run ended. A write
-   * that still fails is only logged.
+   * that still fails is only logged. A trainer taken over writes nothing: a running state then throws
+   * the FencedError, a final one only logs it.
    */
   async enter(state: RunState, message = ""): Promise<void> {
     this.state = state;
@@ -86,19 +90,24 @@ export class RunLifecycle {
       config: RunConfig.toJSON(this.status.config),
       createdUnixMs: this.status.createdUnixMs,
     };
+    const final = FINAL_STATES.includes(state);
     try {
       await storeRetrying(
         `write the ${RunState[state]} status`,
-        () => this.deps.store.putJson(this.status.bucket, runStatusKey(this.runId), record),
+        async () => {
+          await this.deps.owned?.();
+          return this.deps.store.putJson(this.status.bucket, runStatusKey(this.runId), record);
+        },
         {
           timeoutMs: this.deps.retryTimeoutMs ?? 0,
-          signal: FINAL_STATES.includes(state) ? undefined : this.deps.signal,
+          signal: final ? undefined : this.deps.signal,
           onOutage: (note) => this.outage(note),
           onRetry: (what, err) =>
             this.deps.log.warn({ runId: this.runId, what, err }, "object store call retried"),
         },
       );
     } catch (e) {
+      if (e instanceof FencedError && !final) throw e;
       this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not write the run status");
     }
   }
@@ -129,6 +138,16 @@ export class RunLifecycle {
     this.state = RunState.RUN_STATE_STOPPED;
     this.emit({ state: { state: this.state, message } });
     this.deps.log.info({ runId: this.runId, message }, "run left to the next trainer");
+  }
+
+  /**
+   * Ends the run in this process only, as `leave` does, because another trainer has taken it over:
+   * the new owner writes its status from now on.
+   */
+  takenOver(message: string): void {
+    this.state = RunState.RUN_STATE_STOPPED;
+    this.emit({ state: { state: this.state, message } });
+    this.deps.log.warn({ runId: this.runId, message }, "run taken over by another trainer");
   }
 
   /** FAILED with the error's message (after its status, when it has one), logged with its stack. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { initBackend } from "@adco/core";
 import { startRunRequestFromJson } from "@adco/proto";
@@ -44,18 +45,29 @@ const DATASET_POLL_MS = 2000;
 /** What a freshly applied deployment looks like for a while: MinIO starting, buckets not yet made, no data. */
 const WAITABLE = new Set(["not-found", "no-bucket", "unavailable"]);
 
+/**
+ * The run a trainer takes at boot: the newest run left running whose trainer is gone; while other
+ * trainers hold every such run (and startRun names none of them), it stands by and takes one over
+ * when its trainer's lease ends. Then the run of startRun.
+ */
 async function boot(
   c: TrainerControl,
   store: ObjectStore,
-  resumeInterrupted: boolean,
+  options: { resumeInterrupted: boolean; pollMs: number },
   startRequest: StartRunRequest | undefined,
   log: Logger,
 ): Promise<void> {
-  const interrupted = resumeInterrupted ? await c.interrupted() : [];
-  if (interrupted[0] !== undefined) {
-    log.info({ runId: interrupted[0] }, "resuming the interrupted run");
-    await c.start(interrupted[0], undefined);
-    return;
+  for (let said = false; options.resumeInterrupted; said = true) {
+    const { free, held } = await c.interrupted();
+    if (free[0] !== undefined) {
+      log.info({ runId: free[0] }, "resuming the interrupted run");
+      await c.start(free[0], undefined);
+      return;
+    }
+    if (held.length === 0 || (startRequest && !held.includes(startRequest.runId))) break;
+    if (!said)
+      log.info({ runIds: held }, "runs left running are held by live trainers; standing by to take one over");
+    await sleep(options.pollMs);
   }
   if (startRequest && (await c.known(startRequest.runId))) {
     await c.resumeIfInterrupted(startRequest.runId, startRequest.config);
@@ -103,6 +115,7 @@ const host = await runService({
       "tfjs backend",
     );
     resume = config.resumeInterrupted;
+    const leaseMs = config.leaseSeconds * 1000;
     shutdownGraceMs = config.shutdownGraceMs;
     const store = storeFromConfig(config);
     control = trainerControl({
@@ -113,6 +126,8 @@ const host = await runService({
       dataWorkers: commaList(config.dataWorkers),
       retryTimeoutMs: config.retryTimeoutSeconds * 1000,
       backend: backend.name,
+      trainerId: config.trainerId || hostname(),
+      leaseMs,
       observe: trainingMetrics(metrics),
       evaluatorAddress: config.evaluatorAddress || undefined,
       onBackendBroken: (error) => {
@@ -131,7 +146,13 @@ const host = await runService({
         // Object storage may come up after the trainer (a fresh deployment): keep trying.
         for (;;) {
           try {
-            return await boot(c, store, resume, startRequest, log);
+            return await boot(
+              c,
+              store,
+              { resumeInterrupted: resume, pollMs: leaseMs / 3 },
+              startRequest,
+              log,
+            );
           } catch (e) {
             if (!(e instanceof StorageError && WAITABLE.has(e.kind))) {
               log.error({ err: (e as Error).message }, "could not resume or start the boot run");

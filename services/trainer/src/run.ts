@@ -6,6 +6,7 @@
 // f_q trains against it. A lost bank (it restarted) or a restarted trainer resumes from the newest
 // checkpoint that verifies, whose cursor says which samples of the epoch are already trained on; a
 // run without one starts again from step 0, on a bank reset of whatever an earlier attempt left.
+// The run has one owner (ownership.ts): a trainer taken over by another stops without writing.
 // The parts: lifecycle.ts (state, events, status), epoch-loop.ts (feeder, batcher), bank-exchange.ts
 // (the Step call), progress.ts (what checkpoints record), worker-discovery.ts (DNS). This file puts
 // them in order.
@@ -33,6 +34,7 @@ import { type EpochData, StepInterval, trainEpoch } from "./epoch-loop.js";
 import { RunLifecycle } from "./lifecycle.js";
 import { RunProgress } from "./progress.js";
 import { isBackendBroken } from "./backend-health.js";
+import { FencedError, type RunOwnership } from "./ownership.js";
 import { RetryAbandonedError, storeRetrying } from "./retry.js";
 import type { ResolvedRun } from "./run-config.js";
 import { WorkerDiscovery } from "./worker-discovery.js";
@@ -85,6 +87,8 @@ export interface RunStart {
   readonly stored: boolean;
   /** Resume from the checkpoint at this step, not the newest that verifies (StartRun's resume_step). */
   readonly step?: number;
+  /** This trainer's claim on the run, taken before the run starts. */
+  readonly ownership: RunOwnership;
 }
 
 /** Why a run stops: a person asked (StopRun), or its trainer is shutting down (SIGTERM). */
@@ -113,6 +117,7 @@ export class TrainingRun {
   private stopReason: StopReason = "request";
   private readonly checkpointRequests = new CheckpointRequests();
   private readonly discovery: WorkerDiscovery;
+  private readonly ownership: RunOwnership;
   /** The step a person chose to resume from, until the first attempt has resumed there. */
   private chosenStep: number | undefined;
   /** Whether the run has been trained before (by an earlier process, or an earlier attempt here). */
@@ -125,14 +130,15 @@ export class TrainingRun {
     readonly resolved: ResolvedRun,
     readonly createdUnixMs: number,
     private readonly deps: RunDeps,
-    start: RunStart = { stored: false },
+    start: RunStart,
   ) {
     this.chosenStep = start.step;
     this.trainedBefore = start.stored;
+    this.ownership = start.ownership;
     this.lifecycle = new RunLifecycle(
       runId,
       { bucket: deps.statusBucket, config: resolved.config, createdUnixMs },
-      { ...deps, signal: this.stop.signal },
+      { ...deps, signal: this.stop.signal, owned: () => this.ownership.check() },
     );
     this.discovery = new WorkerDiscovery(deps.dataWorkers, deps.log);
     this.done = this.main();
@@ -192,8 +198,26 @@ export class TrainingRun {
     return this.checkpointRequests.next();
   }
 
-  /** Attempts until the run ends; a bank that lost the run is recreated from the latest checkpoint. */
+  /**
+   * Attempts until the run ends; a bank that lost the run is recreated from the latest checkpoint.
+   * The lease is renewed meanwhile and let go at the end, unless another trainer has taken over.
+   */
   private async main(): Promise<void> {
+    // Taken over while training: the run stops at once, and no checkpoint is written on the way out.
+    this.ownership.keepRenewed(() => this.stop.abort());
+    try {
+      await this.attempts();
+    } finally {
+      this.ownership.close();
+      if (!this.ownership.isLost) {
+        await this.ownership.release().catch((e: unknown) => {
+          this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not release the run");
+        });
+      }
+    }
+  }
+
+  private async attempts(): Promise<void> {
     try {
       for (;;) {
         try {
@@ -213,6 +237,13 @@ export class TrainingRun {
       }
     } catch (e) {
       this.checkpointRequests.failed(e as Error);
+      if (e instanceof FencedError || this.ownership.isLost) {
+        const lost = e instanceof FencedError ? this.ownership.fenced(e.message) : this.ownership.fenced("");
+        this.lifecycle.takenOver(
+          `another trainer has taken the run over at step ${this.step}: ${lost.message}`,
+        );
+        return;
+      }
       // A stop cut a wait for the bank or the store short: the run stops without its last checkpoint.
       if (e instanceof RetryAbandonedError) await this.endStopped(this.step, e.message);
       else await this.lifecycle.fail(e as Error);
@@ -296,6 +327,7 @@ export class TrainingRun {
   private openBank(): BankLink {
     return new BankLink({
       address: this.deps.bankAddress,
+      fence: this.ownership.fence,
       retryTimeoutMs: this.deps.retryTimeoutMs,
       signal: this.stop.signal,
       onRetry: (what, error) =>
@@ -329,6 +361,7 @@ export class TrainingRun {
     recordCounts: readonly number[],
   ): Promise<{ progress: RunProgress; message: string }> {
     const chosen = this.chosenStep;
+    await this.stored("check the run's owner", () => this.ownership.check());
     const { checkpoint, skipped, isHead } = await this.stored("find the checkpoint to resume from", () =>
       this.deps.checkpoints.resumePoint(this.runId, chosen),
     );
@@ -471,14 +504,18 @@ export class TrainingRun {
       bankSnapshot: snapshot.manifest,
     });
     // Rewriting a half-written checkpoint is safe: its objects are put again, the pointer moves last.
-    const ref = await this.stored(`write the checkpoint at step ${state.step}`, () =>
-      this.deps.checkpoints.write(state, files),
-    );
+    // A trainer taken over writes nothing (its Snapshot was refused, or a check here fails).
+    const owned = () => this.ownership.check();
+    const ref = await this.stored(`write the checkpoint at step ${state.step}`, async () => {
+      await owned();
+      return this.deps.checkpoints.write(state, files, owned);
+    });
     this.latest = ref;
     this.lifecycle.emit({ checkpoint: { checkpoint: ref } });
-    const pruned = await this.stored("prune old checkpoints", () =>
-      this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints, ref.step),
-    );
+    const pruned = await this.stored("prune old checkpoints", async () => {
+      await owned();
+      return this.deps.checkpoints.prune(this.runId, this.resolved.keepCheckpoints, ref.step);
+    });
     this.deps.log.info({ runId: this.runId, step: ref.step, pruned }, "checkpoint written");
     this.checkpointRequests.written(ref);
     return ref;
@@ -508,6 +545,7 @@ export class TrainingRun {
   /** STOPPED after a last checkpoint, or COMPLETED once the last epoch's kNN is in. */
   private async finish(a: Attempt): Promise<void> {
     const step = a.trainer.step;
+    if (this.ownership.isLost) throw this.ownership.fenced("");
     if (this.stop.signal.aborted) {
       if (step > 0 && this.latest?.step !== step) await this.writeCheckpoint(a);
       await this.endStopped(step);

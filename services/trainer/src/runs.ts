@@ -1,7 +1,8 @@
 // The runs a trainer knows: those it has started since the process began (one trains at a time), and
 // those of earlier processes, known from their status and checkpoints in the bucket. A run id with a
 // stored status resumes with its stored config (from the newest checkpoint that verifies, or a chosen
-// one; from step 0 when its trainer died before the first).
+// one; from step 0 when its trainer died before the first). Starting a run takes it over
+// (ownership.ts): refused while another trainer's lease on it is live.
 import { randomUUID } from "node:crypto";
 import { RunConfig, RunState, type Run } from "@adco/proto/trainer";
 import {
@@ -17,6 +18,7 @@ import { readManifest, runStatusKey, StorageError, withStorageStatus } from "@ad
 import { checkpointRef, CheckpointStore, noCheckpointAt } from "./checkpoints.js";
 import type { RunStatusRecord } from "./lifecycle.js";
 import { checkStepMemory } from "./memory.js";
+import { leaseLeftMs, readOwner, RunOwnership } from "./ownership.js";
 import { readSplit, type RunDeps, type RunStart, TrainingRun } from "./run.js";
 import { type ResolvedRun, resolveRunConfig, sameRunConfig } from "./run-config.js";
 
@@ -25,6 +27,16 @@ export interface TrainerDeps extends Omit<RunDeps, "checkpoints" | "statusBucket
   readonly checkpointsBucket: string;
   /** The tfjs backend this process runs ("wasm", "cpu", "tensorflow"). */
   readonly backend: string;
+  /** This trainer's id as the owner of its run (config trainerId, the host name by default). */
+  readonly trainerId: string;
+  /** How long its claim on a run lasts without renewal (config leaseSeconds). */
+  readonly leaseMs: number;
+}
+
+/** Runs left running by a trainer that is gone: `free` to resume now, newest first; `held` by a live trainer. */
+export interface InterruptedRuns {
+  readonly free: string[];
+  readonly held: string[];
 }
 
 /** States a trainer process was killed in (or left its run in at shutdown), whose runs it resumes at boot. */
@@ -77,15 +89,25 @@ export class Runs {
     return this.runs.has(runId) || (await this.storedStatus(runId)) !== undefined;
   }
 
-  /** Runs interrupted by a crash or kill of the previous trainer process (newest first). */
-  async interrupted(): Promise<string[]> {
-    const out: { id: string; created: number }[] = [];
+  /**
+   * Runs whose stored status says running: free when their trainer is gone (crash, kill, shutdown:
+   * its lease released or ended), held while another trainer's lease on them is live.
+   */
+  async interrupted(): Promise<InterruptedRuns> {
+    const out: { id: string; created: number; held: boolean }[] = [];
     for (const id of await this.checkpoints.runIds()) {
+      if (this.runs.get(id)?.active) continue;
       const status = await this.storedStatus(id);
-      if (status && INTERRUPTED.includes(RunState[status.state]))
-        out.push({ id, created: status.createdUnixMs });
+      if (!status || !INTERRUPTED.includes(RunState[status.state])) continue;
+      const owner = await readOwner(this.deps.store, this.deps.checkpointsBucket, id);
+      const held = leaseLeftMs(owner, this.deps.trainerId, Date.now()) > 0;
+      out.push({ id, created: status.createdUnixMs, held });
     }
-    return out.sort((a, b) => b.created - a.created).map((r) => r.id);
+    const newest = out.sort((a, b) => b.created - a.created);
+    return {
+      free: newest.filter((r) => !r.held).map((r) => r.id),
+      held: newest.filter((r) => r.held).map((r) => r.id),
+    };
   }
 
   /** The stored state of a run an earlier trainer process had; undefined for a run storage does not know. */
@@ -136,7 +158,20 @@ export class Runs {
       const steps = await withStorageStatus(() => checkpoints.steps(runId));
       if (!steps.includes(resumeStep)) throw noCheckpointAt(runId, resumeStep, steps);
     }
-    const start: RunStart = { stored: stored !== undefined, step: resumeStep };
+    // Last: everything above can refuse the start without having taken the run from anyone.
+    const ownership = await withStorageStatus(() =>
+      RunOwnership.take(
+        {
+          store: this.deps.store,
+          bucket: this.deps.checkpointsBucket,
+          trainerId: this.deps.trainerId,
+          leaseMs: this.deps.leaseMs,
+          log: this.deps.log,
+        },
+        runId,
+      ),
+    );
+    const start: RunStart = { stored: stored !== undefined, step: resumeStep, ownership };
     const run = new TrainingRun(
       runId,
       resolved,

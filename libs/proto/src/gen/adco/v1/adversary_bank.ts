@@ -161,7 +161,26 @@ export interface CreateBankRequest {
     | ShardSpec
     | undefined;
   /** Where Snapshot writes: bucket and key prefix (the run's checkpoint prefix). */
-  snapshotPrefix?: ObjectRef | undefined;
+  snapshotPrefix?:
+    | ObjectRef
+    | undefined;
+  /** The caller's ownership of the run (see Fence). Unset for a caller outside a trainer (a tool). */
+  fence?: Fence | undefined;
+}
+
+/**
+ * Which trainer owns a run, so that two trainers can never both train it. Each takeover of a run (a
+ * start, a resume by another trainer process) takes a token one higher than the last it found
+ * stored. The bank keeps, per run, the highest (token, owner) it has been called with, in that order
+ * (owner breaks a tie between two trainers that took the same token at once), and refuses CreateBank,
+ * Step, Snapshot, Restore and DeleteBank with a lower one as ABORTED: the caller has been taken over
+ * and must stop without writing. A call without a fence is refused once the run has seen one.
+ */
+export interface Fence {
+  /** Takeover count of the run, from 1. */
+  token: number;
+  /** The owning trainer's id (its `trainerId` config; the host name by default). */
+  owner: string;
 }
 
 /** What a bank is. */
@@ -214,6 +233,8 @@ export interface StepRequest {
   reduction: Reduction;
   /** What happens to the bank. */
   update: BankUpdate;
+  /** The caller's ownership of the run (see Fence). */
+  fence?: Fence | undefined;
 }
 
 /** Statistics of a bank and its last step, for people watching a run. */
@@ -268,6 +289,8 @@ export interface SnapshotRequest {
   runId: string;
   /** Must equal the bank's last applied step. */
   step: number;
+  /** The caller's ownership of the run (see Fence). */
+  fence?: Fence | undefined;
 }
 
 /** Where the snapshot was written. */
@@ -285,7 +308,11 @@ export interface RestoreRequest {
   /** The run. */
   runId: string;
   /** A manifest returned by Snapshot. */
-  manifest?: ObjectRef | undefined;
+  manifest?:
+    | ObjectRef
+    | undefined;
+  /** The caller's ownership of the run (see Fence). */
+  fence?: Fence | undefined;
 }
 
 /** Asks for statistics. */
@@ -298,6 +325,8 @@ export interface GetStatsRequest {
 export interface DeleteBankRequest {
   /** The run. */
   runId: string;
+  /** The caller's ownership of the run (see Fence). */
+  fence?: Fence | undefined;
 }
 
 /** Reply of DeleteBank. No fields. */
@@ -501,6 +530,7 @@ function createBaseCreateBankRequest(): CreateBankRequest {
     peers: [],
     shard: undefined,
     snapshotPrefix: undefined,
+    fence: undefined,
   };
 }
 
@@ -532,6 +562,9 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
     }
     if (message.snapshotPrefix !== undefined) {
       ObjectRef.encode(message.snapshotPrefix, writer.uint32(74).fork()).join();
+    }
+    if (message.fence !== undefined) {
+      Fence.encode(message.fence, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -621,6 +654,14 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
             message.snapshotPrefix = ObjectRef.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.fence = Fence.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -652,6 +693,7 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
         : isSet(object.snapshot_prefix)
         ? ObjectRef.fromJSON(object.snapshot_prefix)
         : undefined,
+      fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
     };
   },
 
@@ -684,6 +726,9 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
     if (message.snapshotPrefix !== undefined) {
       obj.snapshotPrefix = ObjectRef.toJSON(message.snapshotPrefix);
     }
+    if (message.fence !== undefined) {
+      obj.fence = Fence.toJSON(message.fence);
+    }
     return obj;
   },
 
@@ -707,6 +752,92 @@ export const CreateBankRequest: MessageFns<CreateBankRequest> = {
     message.snapshotPrefix = (object.snapshotPrefix !== undefined && object.snapshotPrefix !== null)
       ? ObjectRef.fromPartial(object.snapshotPrefix)
       : undefined;
+    message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
+    return message;
+  },
+};
+
+function createBaseFence(): Fence {
+  return { token: 0, owner: "" };
+}
+
+export const Fence: MessageFns<Fence> = {
+  encode(message: Fence, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== 0) {
+      writer.uint32(8).uint64(message.token);
+    }
+    if (message.owner !== "") {
+      writer.uint32(18).string(message.owner);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Fence {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFence();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.token = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Fence {
+    return {
+      token: isSet(object.token) ? globalThis.Number(object.token) : 0,
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "",
+    };
+  },
+
+  toJSON(message: Fence): unknown {
+    const obj: any = {};
+    if (message.token !== 0) {
+      obj.token = Math.round(message.token);
+    }
+    if (message.owner !== "") {
+      obj.owner = message.owner;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Fence>): Fence {
+    return Fence.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Fence>): Fence {
+    const message = createBaseFence();
+    message.token = object.token ?? 0;
+    message.owner = object.owner ?? "";
     return message;
   },
 };
@@ -994,7 +1125,7 @@ export const ContrastPair: MessageFns<ContrastPair> = {
 };
 
 function createBaseStepRequest(): StepRequest {
-  return { runId: "", step: 0, pairs: [], reduction: 0, update: 0 };
+  return { runId: "", step: 0, pairs: [], reduction: 0, update: 0, fence: undefined };
 }
 
 export const StepRequest: MessageFns<StepRequest> = {
@@ -1013,6 +1144,9 @@ export const StepRequest: MessageFns<StepRequest> = {
     }
     if (message.update !== 0) {
       writer.uint32(40).int32(message.update);
+    }
+    if (message.fence !== undefined) {
+      Fence.encode(message.fence, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1070,6 +1204,14 @@ export const StepRequest: MessageFns<StepRequest> = {
             message.update = reader.int32() as any;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fence = Fence.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1093,6 +1235,7 @@ export const StepRequest: MessageFns<StepRequest> = {
       pairs: globalThis.Array.isArray(object?.pairs) ? object.pairs.map((e: any) => ContrastPair.fromJSON(e)) : [],
       reduction: isSet(object.reduction) ? reductionFromJSON(object.reduction) : 0,
       update: isSet(object.update) ? bankUpdateFromJSON(object.update) : 0,
+      fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
     };
   },
 
@@ -1113,6 +1256,9 @@ export const StepRequest: MessageFns<StepRequest> = {
     if (message.update !== 0) {
       obj.update = bankUpdateToJSON(message.update);
     }
+    if (message.fence !== undefined) {
+      obj.fence = Fence.toJSON(message.fence);
+    }
     return obj;
   },
 
@@ -1126,6 +1272,7 @@ export const StepRequest: MessageFns<StepRequest> = {
     message.pairs = object.pairs?.map((e) => ContrastPair.fromPartial(e)) || [];
     message.reduction = object.reduction ?? 0;
     message.update = object.update ?? 0;
+    message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
     return message;
   },
 };
@@ -1528,7 +1675,7 @@ export const StepResponse: MessageFns<StepResponse> = {
 };
 
 function createBaseSnapshotRequest(): SnapshotRequest {
-  return { runId: "", step: 0 };
+  return { runId: "", step: 0, fence: undefined };
 }
 
 export const SnapshotRequest: MessageFns<SnapshotRequest> = {
@@ -1538,6 +1685,9 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
     }
     if (message.step !== 0) {
       writer.uint32(16).uint64(message.step);
+    }
+    if (message.fence !== undefined) {
+      Fence.encode(message.fence, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1571,6 +1721,14 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
             message.step = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fence = Fence.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1591,6 +1749,7 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
         ? globalThis.String(object.run_id)
         : "",
       step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
     };
   },
 
@@ -1602,6 +1761,9 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
     if (message.step !== 0) {
       obj.step = Math.round(message.step);
     }
+    if (message.fence !== undefined) {
+      obj.fence = Fence.toJSON(message.fence);
+    }
     return obj;
   },
 
@@ -1612,6 +1774,7 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
     const message = createBaseSnapshotRequest();
     message.runId = object.runId ?? "";
     message.step = object.step ?? 0;
+    message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
     return message;
   },
 };
@@ -1704,7 +1867,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
 };
 
 function createBaseRestoreRequest(): RestoreRequest {
-  return { runId: "", manifest: undefined };
+  return { runId: "", manifest: undefined, fence: undefined };
 }
 
 export const RestoreRequest: MessageFns<RestoreRequest> = {
@@ -1714,6 +1877,9 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
     }
     if (message.manifest !== undefined) {
       ObjectRef.encode(message.manifest, writer.uint32(18).fork()).join();
+    }
+    if (message.fence !== undefined) {
+      Fence.encode(message.fence, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1747,6 +1913,14 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
             message.manifest = ObjectRef.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fence = Fence.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1767,6 +1941,7 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
         ? globalThis.String(object.run_id)
         : "",
       manifest: isSet(object.manifest) ? ObjectRef.fromJSON(object.manifest) : undefined,
+      fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
     };
   },
 
@@ -1777,6 +1952,9 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
     }
     if (message.manifest !== undefined) {
       obj.manifest = ObjectRef.toJSON(message.manifest);
+    }
+    if (message.fence !== undefined) {
+      obj.fence = Fence.toJSON(message.fence);
     }
     return obj;
   },
@@ -1790,6 +1968,7 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
     message.manifest = (object.manifest !== undefined && object.manifest !== null)
       ? ObjectRef.fromPartial(object.manifest)
       : undefined;
+    message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
     return message;
   },
 };
@@ -1868,13 +2047,16 @@ export const GetStatsRequest: MessageFns<GetStatsRequest> = {
 };
 
 function createBaseDeleteBankRequest(): DeleteBankRequest {
-  return { runId: "" };
+  return { runId: "", fence: undefined };
 }
 
 export const DeleteBankRequest: MessageFns<DeleteBankRequest> = {
   encode(message: DeleteBankRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.runId !== "") {
       writer.uint32(10).string(message.runId);
+    }
+    if (message.fence !== undefined) {
+      Fence.encode(message.fence, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1900,6 +2082,14 @@ export const DeleteBankRequest: MessageFns<DeleteBankRequest> = {
             message.runId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fence = Fence.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1919,6 +2109,7 @@ export const DeleteBankRequest: MessageFns<DeleteBankRequest> = {
         : isSet(object.run_id)
         ? globalThis.String(object.run_id)
         : "",
+      fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
     };
   },
 
@@ -1926,6 +2117,9 @@ export const DeleteBankRequest: MessageFns<DeleteBankRequest> = {
     const obj: any = {};
     if (message.runId !== "") {
       obj.runId = message.runId;
+    }
+    if (message.fence !== undefined) {
+      obj.fence = Fence.toJSON(message.fence);
     }
     return obj;
   },
@@ -1936,6 +2130,7 @@ export const DeleteBankRequest: MessageFns<DeleteBankRequest> = {
   fromPartial(object: DeepPartial<DeleteBankRequest>): DeleteBankRequest {
     const message = createBaseDeleteBankRequest();
     message.runId = object.runId ?? "";
+    message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
     return message;
   },
 };
@@ -2660,7 +2855,7 @@ export const AdversaryBankService = {
    * one StepResponse, in order. Step ids must increase by one; resending the last step id (a retry
    * after a timeout) returns the same answer without updating the bank twice. Errors: NOT_FOUND for
    * an unknown run, FAILED_PRECONDITION for a step id out of order, INVALID_ARGUMENT for tensors of
-   * the wrong dtype or shape.
+   * the wrong dtype or shape, ABORTED for a caller whose fence is stale (another trainer owns the run).
    */
   step: {
     path: "/adco.v1.AdversaryBank/Step" as const,
@@ -2731,7 +2926,7 @@ export interface AdversaryBankServer extends UntypedServiceImplementation {
    * one StepResponse, in order. Step ids must increase by one; resending the last step id (a retry
    * after a timeout) returns the same answer without updating the bank twice. Errors: NOT_FOUND for
    * an unknown run, FAILED_PRECONDITION for a step id out of order, INVALID_ARGUMENT for tensors of
-   * the wrong dtype or shape.
+   * the wrong dtype or shape, ABORTED for a caller whose fence is stale (another trainer owns the run).
    */
   step: handleBidiStreamingCall<StepRequest, StepResponse>;
   /**
@@ -2776,7 +2971,7 @@ export interface AdversaryBankClient extends Client {
    * one StepResponse, in order. Step ids must increase by one; resending the last step id (a retry
    * after a timeout) returns the same answer without updating the bank twice. Errors: NOT_FOUND for
    * an unknown run, FAILED_PRECONDITION for a step id out of order, INVALID_ARGUMENT for tensors of
-   * the wrong dtype or shape.
+   * the wrong dtype or shape, ABORTED for a caller whose fence is stale (another trainer owns the run).
    */
   step(): ClientDuplexStream<StepRequest, StepResponse>;
   step(options: Partial<CallOptions>): ClientDuplexStream<StepRequest, StepResponse>;
