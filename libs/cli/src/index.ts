@@ -3,3 +3,4 @@ export * from "./progress.js";
 export * from "./runs.js";
 export * from "./system.js";
 export * from "./results.js";
+export * from "./ui/server.js";
