@@ -3,16 +3,21 @@
 // probe. With write_results, the result JSON and plots go under runs/<run>/eval/step-<step>/ beside
 // the run's checkpoints (outside the checkpoint folders, so retention keeps the accuracy history).
 // With raw_pixels, the images themselves are scored too, through the same classifiers (raw-pixels.ts).
+// Any dataset kind: raw pixels as stored, encoded photos through the evaluation transform. Features
+// stream into scratch files (features.ts) and the kNN reads them back in blocks, so memory does not
+// grow with the splits; only the linear probe holds its features in memory (rows x dim floats).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   artifactsFromFiles,
   Encoder,
   encoderFromArtifacts,
   encoderSpec,
   KNN_DEFAULTS,
-  knnClassifyAsync,
+  knnClassifyChunked,
   LINEAR_PROBE_DEFAULTS,
   linearProbeAsync,
-  pixelsToTensor,
 } from "@adco/core";
 import { encoderArchName } from "@adco/proto";
 import type { Accuracy, ObjectRef } from "@adco/proto/common";
@@ -31,12 +36,15 @@ import {
   StorageError,
 } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
-import { type LabelledImages, loadLabelled } from "./data.js";
+import { checkInputShape, type InputShape, openSplit, type StoredSplit } from "./data.js";
+import type { FeatureFile } from "./feature-file.js";
+import { splitFeatures } from "./features.js";
 import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
-import { RawPixelsCache, rawPixelFeatures, rawPixelsKey } from "./raw-pixels.js";
+import { RawPixelsCache, rawPixelsKey } from "./raw-pixels.js";
 
-const FEATURE_BATCH = 500;
 const EMBEDDING_POINTS = 2000;
+/** Test samples per kNN batch: 1024 x 8192 similarities (32 MiB) at a time. */
+const KNN_TEST_BATCH = 1024;
 
 type LinearScore = Accuracy & { trainLoss: number; epochs: number };
 
@@ -85,44 +93,9 @@ async function loadEncoder(
   return { encoder: await encoderFromArtifacts(artifacts), meta: bundle.meta };
 }
 
-async function features(
-  encoder: Encoder,
-  data: LabelledImages,
-  phase: string,
-  emit: Emit,
-): Promise<tf.Tensor2D> {
-  const [n, h, w, c] = data.shape;
-  const [eh, ew, ec] = encoder.spec.inputShape;
-  if (c !== ec)
-    throw failedPrecondition(
-      `${phase}: images have ${c} channels, the ${encoder.spec.arch} encoder takes ${ec}`,
-    );
-  if (h !== eh || w !== ew)
-    throw failedPrecondition(
-      `${phase}: images are ${h}x${w}, the ${encoder.spec.arch} encoder was trained on ${eh}x${ew}`,
-    );
-  const per = h * w * c;
-  const parts: tf.Tensor2D[] = [];
-  const started = performance.now();
-  for (let start = 0; start < n; start += FEATURE_BATCH) {
-    const size = Math.min(FEATURE_BATCH, n - start);
-    const images = pixelsToTensor(data.pixels.subarray(start * per, (start + size) * per), [size, h, w, c]);
-    parts.push(encoder.features(images));
-    images.dispose();
-    const done = start + size;
-    const elapsed = (performance.now() - started) / 1000;
-    emit({ progress: { phase, done, total: n, etaSeconds: (elapsed / done) * (n - done) } });
-    // Let the progress event go out before the next batch blocks the event loop.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  const all = tf.concat(parts, 0) as tf.Tensor2D;
-  tf.dispose(parts);
-  return all;
-}
-
 /** The first two principal components of the rows of x (power iteration with deflation). */
-function pca2(x: tf.Tensor2D): Float32Array {
-  return tf.tidy(() => {
+async function pca2(x: tf.Tensor2D): Promise<Float32Array> {
+  const points = tf.tidy(() => {
     const centred = tf.sub(x, tf.mean(x, 0));
     let cov = tf.div(tf.matMul(centred, centred, true, false), x.shape[0]) as tf.Tensor2D;
     const components: tf.Tensor2D[] = [];
@@ -133,8 +106,13 @@ function pca2(x: tf.Tensor2D): Float32Array {
       const lambda = tf.sum(tf.mul(v, tf.matMul(cov, v)));
       cov = tf.sub(cov, tf.mul(lambda, tf.matMul(v, v, false, true))) as tf.Tensor2D;
     }
-    return tf.matMul(centred, tf.concat(components, 1)).dataSync() as Float32Array;
+    return tf.matMul(centred, tf.concat(components, 1));
   });
+  try {
+    return (await points.data()) as Float32Array;
+  } finally {
+    points.dispose();
+  }
 }
 
 /** An Accuracy message alone (results.json keeps more). */
@@ -164,31 +142,42 @@ const linearOptions = (request: EvaluateRequest) => ({
  * the progress events while a probe trains.
  */
 async function score(
-  trainFeatures: tf.Tensor2D,
-  testFeatures: tf.Tensor2D,
-  train: LabelledImages,
-  test: LabelledImages,
+  trainFeatures: FeatureFile,
+  testFeatures: FeatureFile,
+  classes: number,
   request: EvaluateRequest,
   emit: Emit,
   prefix = "",
   only: { knn: boolean; linear: boolean } = { knn: true, linear: true },
 ): Promise<Scores> {
-  const classes = train.classes.length;
+  const samples = testFeatures.rows;
   let knn: Accuracy | undefined;
   if (request.knn?.enabled && only.knn) {
-    emit({ progress: { phase: `${prefix}knn`, done: 0, total: 1, etaSeconds: 0 } });
-    const r = await knnClassifyAsync(trainFeatures, train.labels, testFeatures, test.labels, {
+    const phase = `${prefix}knn`;
+    emit({ progress: { phase, done: 0, total: samples, etaSeconds: 0 } });
+    const t0 = performance.now();
+    const r = await knnClassifyChunked(trainFeatures, testFeatures, {
       ...knnOptions(request),
       classes,
+      // Each batch of test samples reads the training features once: bigger batches, fewer passes.
+      batchSize: KNN_TEST_BATCH,
+      onProgress: (done, total) => {
+        const elapsed = (performance.now() - t0) / 1000;
+        emit({ progress: { phase, done, total, etaSeconds: (elapsed / done) * (total - done) } });
+      },
     });
-    knn = { top1: r.top1, top5: 0, perClassTop1: r.perClass, samples: test.labels.length };
-    emit({ progress: { phase: `${prefix}knn`, done: 1, total: 1, etaSeconds: 0 } });
+    knn = { top1: r.top1, top5: 0, perClassTop1: r.perClass, samples };
   }
   let linear: LinearScore | undefined;
   if (request.linear?.enabled && only.linear) {
     const { epochs, lr, weightDecay } = linearOptions(request);
     const t0 = performance.now();
-    const r = await linearProbeAsync(trainFeatures, train.labels, testFeatures, test.labels, {
+    const trainX = tf.tensor2d(await trainFeatures.read(0, trainFeatures.rows), [
+      trainFeatures.rows,
+      trainFeatures.dim,
+    ]);
+    const testX = tf.tensor2d(await testFeatures.read(0, samples), [samples, testFeatures.dim]);
+    const r = await linearProbeAsync(trainX, trainFeatures.labels, testX, testFeatures.labels, {
       classes,
       epochs,
       lr,
@@ -205,12 +194,12 @@ async function score(
             },
           });
       },
-    });
+    }).finally(() => tf.dispose([trainX, testX]));
     linear = {
       top1: r.top1,
       top5: r.top5,
       perClassTop1: r.perClass,
-      samples: test.labels.length,
+      samples,
       trainLoss: r.trainLoss,
       epochs,
     };
@@ -218,49 +207,58 @@ async function score(
   return { knn, linear };
 }
 
-/** The raw pixels' scores for the request: from the cache, or computed (and then cached). */
+/** Which raw-pixel scores the request wants, and those the cache already has. */
+interface RawPixelsPlan {
+  readonly knnKey?: string;
+  readonly linearKey?: string;
+  readonly knn?: Accuracy;
+  readonly linear?: LinearScore;
+  readonly missing: { knn: boolean; linear: boolean };
+}
+
+function rawPixelsPlan(
+  cache: RawPixelsCache<Accuracy | LinearScore>,
+  train: StoredSplit,
+  test: StoredSplit,
+  input: InputShape,
+  request: EvaluateRequest,
+): RawPixelsPlan {
+  const knnKey = request.knn?.enabled
+    ? rawPixelsKey("knn", train, test, input, knnOptions(request))
+    : undefined;
+  const linearKey = request.linear?.enabled
+    ? rawPixelsKey("linear", train, test, input, linearOptions(request))
+    : undefined;
+  const knn = knnKey === undefined ? undefined : cache.get(knnKey);
+  const linear = linearKey === undefined ? undefined : (cache.get(linearKey) as LinearScore | undefined);
+  return {
+    knnKey,
+    linearKey,
+    knn,
+    linear,
+    missing: { knn: knnKey !== undefined && !knn, linear: linearKey !== undefined && !linear },
+  };
+}
+
+/** The raw pixels' scores for the request: from the plan's cached ones, or computed (then cached). */
 async function rawPixelScores(
   cache: RawPixelsCache<Accuracy | LinearScore>,
-  train: LabelledImages,
-  test: LabelledImages,
+  plan: RawPixelsPlan,
+  train: FeatureFile | undefined,
+  test: FeatureFile | undefined,
+  classes: number,
+  input: InputShape,
   request: EvaluateRequest,
   emit: Emit,
 ): Promise<Scores & Pick<RawPixelsResult, "dimension" | "cached">> {
-  const [, h, w, c] = train.shape;
-  const [, th, tw, tc] = test.shape;
-  if (h !== th || w !== tw || c !== tc)
-    throw failedPrecondition(
-      `raw_pixels: train images are ${h}x${w}x${c}, test images ${th}x${tw}x${tc}; they must match`,
-    );
-  const knnKey = request.knn?.enabled ? rawPixelsKey("knn", train, test, knnOptions(request)) : undefined;
-  const linearKey = request.linear?.enabled
-    ? rawPixelsKey("linear", train, test, linearOptions(request))
-    : undefined;
-  let knn = knnKey === undefined ? undefined : cache.get(knnKey);
-  let linear = linearKey === undefined ? undefined : (cache.get(linearKey) as LinearScore | undefined);
-  const missing = { knn: knnKey !== undefined && !knn, linear: linearKey !== undefined && !linear };
+  let { knn, linear } = plan;
+  const { missing } = plan;
   if (missing.knn || missing.linear) {
-    const trainFeatures = rawPixelFeatures(train);
-    const testFeatures = rawPixelFeatures(test);
-    try {
-      const computed = await score(
-        trainFeatures,
-        testFeatures,
-        train,
-        test,
-        request,
-        emit,
-        "raw_pixels:",
-        missing,
-      );
-      if (computed.knn) cache.set(knnKey!, (knn = computed.knn));
-      if (computed.linear) cache.set(linearKey!, (linear = computed.linear));
-    } finally {
-      tf.dispose([trainFeatures, testFeatures]);
-    }
-    // Let the progress events go out before the encoder's features block the event loop.
-    await new Promise((resolve) => setImmediate(resolve));
+    const computed = await score(train!, test!, classes, request, emit, "raw_pixels:", missing);
+    if (computed.knn) cache.set(plan.knnKey!, (knn = computed.knn));
+    if (computed.linear) cache.set(plan.linearKey!, (linear = computed.linear));
   }
+  const [h, w, c] = input;
   return { knn, linear, dimension: h * w * c, cached: !missing.knn && !missing.linear };
 }
 
@@ -280,19 +278,64 @@ export async function runEvaluation(
   const { encoder, meta } = await loadEncoder(store, request);
   try {
     emit({ progress: { phase: "load", done: 1, total: 3, etaSeconds: 0 } });
-    const train = await loadLabelled(store, request.train!, "train");
+    const train = await openSplit(store, request.train!, "train");
     emit({ progress: { phase: "load", done: 2, total: 3, etaSeconds: 0 } });
-    const test = await loadLabelled(store, request.test!, "test");
+    const test = await openSplit(store, request.test!, "test");
     emit({ progress: { phase: "load", done: 3, total: 3, etaSeconds: 0 } });
     if (JSON.stringify(train.classes) !== JSON.stringify(test.classes))
       throw failedPrecondition("train and test datasets have different class names");
-    const rawPixels = request.rawPixels
-      ? await rawPixelScores(options.rawPixelsCache, train, test, request, emit)
+    const input = encoder.spec.inputShape;
+    checkInputShape(train, input, encoder.spec.arch, "features:train");
+    checkInputShape(test, input, encoder.spec.arch, "features:test");
+    const plan = request.rawPixels
+      ? rawPixelsPlan(options.rawPixelsCache, train, test, input, request)
       : undefined;
-    const trainFeatures = await features(encoder, train, "features:train", emit);
-    const testFeatures = await features(encoder, test, "features:test", emit);
+    const withRaw = plan !== undefined && (plan.missing.knn || plan.missing.linear);
+    const scratch = await mkdtemp(join(tmpdir(), "adco-eval-"));
+    const files: FeatureFile[] = [];
     try {
-      const { knn, linear } = await score(trainFeatures, testFeatures, train, test, request, emit);
+      const trainFeatures = await splitFeatures(
+        store,
+        train,
+        input,
+        encoder,
+        withRaw,
+        scratch,
+        "features:train",
+        emit,
+      );
+      files.push(...[trainFeatures.encoder, trainFeatures.raw].filter((f) => f !== undefined));
+      const testFeatures = await splitFeatures(
+        store,
+        test,
+        input,
+        encoder,
+        withRaw,
+        scratch,
+        "features:test",
+        emit,
+      );
+      files.push(...[testFeatures.encoder, testFeatures.raw].filter((f) => f !== undefined));
+      const classes = train.classes.length;
+      const rawPixels = plan
+        ? await rawPixelScores(
+            options.rawPixelsCache,
+            plan,
+            trainFeatures.raw,
+            testFeatures.raw,
+            classes,
+            input,
+            request,
+            emit,
+          )
+        : undefined;
+      const { knn, linear } = await score(
+        trainFeatures.encoder!,
+        testFeatures.encoder!,
+        classes,
+        request,
+        emit,
+      );
       const seconds = (performance.now() - started) / 1000;
       const result: EvaluationResult = {
         checkpoint: request.checkpoint,
@@ -329,14 +372,15 @@ export async function runEvaluation(
               : {}),
           },
           meta,
-          testFeatures,
-          test,
+          testFeatures.encoder!,
+          test.classes,
         );
         return { ...result, ...written };
       }
       return result;
     } finally {
-      tf.dispose([trainFeatures, testFeatures]);
+      await Promise.all(files.map((f) => f.close()));
+      await rm(scratch, { recursive: true, force: true });
     }
   } finally {
     encoder.dispose();
@@ -348,8 +392,8 @@ async function writeResults(
   request: EvaluateRequest,
   scores: Pick<StoredResult, "knn" | "linear" | "rawPixels" | "classNames" | "seconds">,
   meta: CheckpointMeta | undefined,
-  testFeatures: tf.Tensor2D,
-  test: LabelledImages,
+  testFeatures: FeatureFile,
+  classNames: string[],
 ): Promise<{ results: ObjectRef; plots: ObjectRef[] }> {
   const { runId, step, manifest } = request.checkpoint!;
   const bucket = manifest!.bucket;
@@ -401,17 +445,16 @@ async function writeResults(
     ],
     ["accuracy", lineChart(`${runId}: test accuracy`, "step", "top-1 %", accuracy)],
   ];
-  const n = Math.min(EMBEDDING_POINTS, test.labels.length);
-  const sample = tf.slice(testFeatures, [0, 0], [n, -1]);
-  const points = pca2(sample);
-  sample.dispose();
+  const n = Math.min(EMBEDDING_POINTS, testFeatures.rows);
+  const sample = tf.tensor2d(await testFeatures.read(0, n), [n, testFeatures.dim]);
+  const points = await pca2(sample).finally(() => sample.dispose());
   charts.push([
     "embedding",
     scatterChart(
       `${runId} step ${step}: test features (PCA)`,
       points,
-      test.labels.subarray(0, n),
-      test.classes,
+      testFeatures.labels.subarray(0, n),
+      classNames,
     ),
   ]);
   const plots: ObjectRef[] = [];
