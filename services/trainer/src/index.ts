@@ -1,3 +1,4 @@
 export { trainerConfig } from "./config.js";
 export { checkRunConfig, type TrainerControl, trainerControl } from "./handlers.js";
 export { resolveRunConfig } from "./run-config.js";
+export { trainingMetrics } from "./metrics.js";
