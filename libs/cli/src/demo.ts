@@ -41,8 +41,8 @@ const system = await startLocalSystem({
   freePorts: true,
   onStarted: (name, address) => console.log(`  ${name.padEnd(15)} ${address}`),
 });
-const trainer = trainerAt(system.services.trainer.address);
-const evaluator = evaluatorAt(system.services.evaluator.address);
+const trainer = trainerAt(system.services.trainer.address, system.credentials("trainer"));
+const evaluator = evaluatorAt(system.services.evaluator.address, system.credentials("evaluator"));
 let code = 0;
 try {
   const store = new ObjectStore(system.s3);

@@ -2,8 +2,6 @@
 // adco: the command line of the system. Object-store settings come from ADCO_S3_* (see --help);
 // service addresses from --trainer/--evaluator or ADCO_TRAINER_ADDRESS/ADCO_EVALUATOR_ADDRESS.
 import { readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { ENCODER_ARCH_BY_NAME, runConfigFromJson } from "@adco/proto";
@@ -19,6 +17,13 @@ import {
   storageConfig,
   StorageError,
 } from "@adco/storage";
+import {
+  clientTls,
+  credentialsFor,
+  CredentialsError,
+  DEFAULT_UP_DIRECTORY,
+  tlsDirectoryOf,
+} from "./credentials.js";
 import { describeManifest, IMPORT_FORMATS, type ImportFormat, importDataset, ImportError } from "./import.js";
 import {
   evaluate,
@@ -169,8 +174,22 @@ async function main(argv: string[]): Promise<number> {
     values.trainer ?? process.env.ADCO_TRAINER_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.trainer}`;
   const evaluatorAddress =
     values.evaluator ?? process.env.ADCO_EVALUATOR_ADDRESS ?? `127.0.0.1:${DEFAULT_PORTS.evaluator}`;
+  // `adco up`'s certificates are used without being named only for `adco up`'s own addresses.
+  const trainerCredentials = () =>
+    credentialsFor(
+      clientTls(process.env, values.trainer === undefined && process.env.ADCO_TRAINER_ADDRESS === undefined),
+      "trainer",
+    );
+  const evaluatorCredentials = () =>
+    credentialsFor(
+      clientTls(
+        process.env,
+        values.evaluator === undefined && process.env.ADCO_EVALUATOR_ADDRESS === undefined,
+      ),
+      "evaluator",
+    );
   const onTrainer = <T>(work: (client: TrainerClient) => Promise<T>): Promise<T> =>
-    withService(trainerAt(trainerAddress), trainerAddress, "trainer", work);
+    withService(trainerAt(trainerAddress, trainerCredentials()), trainerAddress, "trainer", work);
   const positional = (what: string) => {
     const value = command;
     if (!value) throw new UsageError(`adco ${group} ${what}: give the ${what}`);
@@ -181,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
     case "dataset":
       return datasetCommand(command, rest, values, store(), config.datasetsBucket);
     case "up": {
-      const directory = values.dir ?? join(tmpdir(), "adco-up");
+      const directory = values.dir ?? DEFAULT_UP_DIRECTORY;
       const system = await startLocalSystem({
         directory,
         evaluateEpochs: true,
@@ -190,6 +209,12 @@ async function main(argv: string[]): Promise<number> {
       console.log(`logs in ${system.logDirectory}; object store data in ${directory}/s3`);
       console.log(
         `use: ADCO_S3_ENDPOINT=${system.s3.endpoint} ADCO_S3_ACCESS_KEY=${system.s3.accessKey} ADCO_S3_SECRET_KEY=${system.s3.secretKey} adco ...`,
+      );
+      const tls = tlsDirectoryOf(directory);
+      console.log(
+        directory === DEFAULT_UP_DIRECTORY
+          ? `mutual TLS with a throwaway CA in ${tls} (deleted at stop); adco finds it and the operators' token there`
+          : `mutual TLS with a throwaway CA in ${tls} (deleted at stop); for adco: ADCO_TLS_CA_FILE=${tls}/ca.crt ADCO_AUTH_TOKEN_FILE=${tls}/token`,
       );
       console.log("Ctrl-C stops everything (the trainer checkpoints first).");
       await new Promise<void>((resolve) => {
@@ -272,8 +297,10 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case "eval": {
-      const { request, randomInit } = await evalRequest(values, command, trainerAddress, config);
-      return withService(evaluatorAt(evaluatorAddress), evaluatorAddress, "evaluator", async (client) => {
+      const trainer = () => trainerAt(trainerAddress, trainerCredentials());
+      const { request, randomInit } = await evalRequest(values, command, trainerAddress, trainer, config);
+      const evaluator = evaluatorAt(evaluatorAddress, evaluatorCredentials());
+      return withService(evaluator, evaluatorAddress, "evaluator", async (client) => {
         const progress = (what: string) => (event: EvaluateEvent) => {
           const p = event.progress!;
           process.stderr.write(`${what}${p.phase} ${p.done}/${p.total}\n`);
@@ -352,6 +379,7 @@ async function evalRequest(
   values: Record<string, string | boolean | undefined>,
   runId: string | undefined,
   trainerAddress: string,
+  trainer: () => TrainerClient,
   config: { datasetsBucket: string; checkpointsBucket: string },
 ): Promise<{ request: EvaluateRequest; randomInit?: EvaluateRequest }> {
   const knn = { enabled: !values["no-knn"], k: 200, temperature: 0.1 };
@@ -375,7 +403,7 @@ async function evalRequest(
     return { request };
   }
   if (!runId) throw new UsageError("adco eval RUN, or adco eval --random-init ARCH");
-  const run = await withService(trainerAt(trainerAddress), trainerAddress, "trainer", (client) =>
+  const run = await withService(trainer(), trainerAddress, "trainer", (client) =>
     unaryCall(client.getRun.bind(client), { runId }),
   );
   const checkpoint = run.latestCheckpoint;
@@ -465,6 +493,7 @@ main(process.argv.slice(2)).then(
     if (
       e instanceof UsageError ||
       e instanceof ConfigError ||
+      e instanceof CredentialsError ||
       e instanceof StorageError ||
       e instanceof ImportError
     ) {

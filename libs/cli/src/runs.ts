@@ -20,10 +20,11 @@ import {
   StorageError,
 } from "@adco/storage";
 
-export const trainerAt = (address: string) =>
-  new TrainerClient(address, grpc.credentials.createInsecure(), channelOptions());
-export const evaluatorAt = (address: string) =>
-  new EvaluatorClient(address, grpc.credentials.createInsecure(), channelOptions());
+/** A trainer client; plaintext unless given credentials (see credentials.ts for the CLI's). */
+export const trainerAt = (address: string, credentials = grpc.credentials.createInsecure()) =>
+  new TrainerClient(address, credentials, channelOptions());
+export const evaluatorAt = (address: string, credentials = grpc.credentials.createInsecure()) =>
+  new EvaluatorClient(address, credentials, channelOptions());
 
 const seconds = (s: number) =>
   s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;

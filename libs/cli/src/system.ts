@@ -2,11 +2,14 @@
 // adversary bank, the trainer and the evaluator, each its own process, wired to each other.
 // `adco up` keeps it running; `npm start` starts it for one demonstration run.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import type * as grpc from "@grpc/grpc-js";
 import { launchService, usableCores } from "@adco/service-kit";
 import type { StorageSettings } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { type ClientTls, credentialsFor, tlsDirectoryOf } from "./credentials.js";
+import { localTls } from "./local-tls.js";
 
 export const SERVICE_NAMES = ["data-worker", "adversary-bank", "trainer", "evaluator"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -34,6 +37,12 @@ export interface LocalSystem {
   readonly s3: StorageSettings;
   readonly services: Record<ServiceName, RunningService>;
   readonly logDirectory: string;
+  /** The CA and the operators' token the CLI calls with (undefined in plaintext). */
+  readonly clientTls: ClientTls | undefined;
+  /** Credentials for calling one of the services as an operator (the CLI, `npm start`). */
+  credentials(server: ServiceName): grpc.ChannelCredentials;
+  /** Gives every service a new certificate from the same CA (a cert-manager renewal); not in plaintext. */
+  rotateCertificates(): void;
   stop(): Promise<void>;
 }
 
@@ -50,6 +59,8 @@ export interface LocalSystemOptions {
    */
   readonly evaluateEpochs?: boolean;
   readonly onStarted?: (name: string, address: string) => void;
+  /** Plaintext instead of mutual TLS with a throwaway CA in `<directory>/tls` (the TLS bench's baseline). */
+  readonly plaintext?: boolean;
 }
 
 /** The services run from the monorepo's sources (a deployment runs their images instead). */
@@ -100,6 +111,8 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
       if (service) await service.stop();
     }
     await s3?.stop();
+    // The CA is thrown away with the system: its key must not outlive it.
+    if (!options.plaintext) rmSync(tlsDirectoryOf(options.directory), { recursive: true, force: true });
   };
   try {
     mkdirSync(join(options.directory, "s3"), { recursive: true });
@@ -112,13 +125,14 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
       ...options.env,
     };
     const threads = localThreads(options.evaluateEpochs ?? false);
+    const tls = options.plaintext ? undefined : localTls(tlsDirectoryOf(options.directory));
     const up = async (name: ServiceName, env: Record<string, string> = {}) => {
       const computeEnv: Record<string, string> =
         name === "data-worker" ? {} : { ADCO_THREADS: String(threads[name]) };
       const service = await startService(
         name,
         port(name),
-        { ...computeEnv, ...storageEnv, ...env },
+        { ...computeEnv, ...storageEnv, ...(tls ? tls.serviceEnv(name) : {}), ...env },
         logDirectory,
       );
       started.push(service);
@@ -139,6 +153,12 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
       s3: s3.settings,
       services: { "data-worker": worker, "adversary-bank": bank, trainer, evaluator },
       logDirectory,
+      clientTls: tls?.client,
+      credentials: (server) => credentialsFor(tls?.client, server),
+      rotateCertificates: () => {
+        if (!tls) throw new Error("a plaintext system has no certificates to rotate");
+        tls.rotate();
+      },
       stop,
     };
   } catch (e) {
