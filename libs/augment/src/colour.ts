@@ -20,63 +20,107 @@ function blend(in1: number, in2: number, alpha: number): number {
   return t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t);
 }
 
-/** Writes one pixel's Pillow HSV hue shift (torchvision's adjust_hue) into out[0..2]. */
-function shiftHue(r: number, g: number, b: number, shift: number, out: Int32Array): void {
-  const maxc = Math.max(r, g, b);
-  const minc = Math.min(r, g, b);
-  if (maxc === minc) {
-    // Grey: hue 0 and saturation 0, which hsv2rgb returns unchanged whatever the shift.
-    out[0] = r;
-    out[1] = g;
-    out[2] = b;
-    return;
-  }
-  // rgb2hsv_row, with Pillow's float32 and double steps.
-  const cr = f32(maxc - minc);
+/**
+ * Pillow's rgb2hsv_row (float32 and double steps as in its C code) for a pixel whose largest channel
+ * is `maxc` at `which` (0 red, 1 green, 2 blue), the other two `da` and `db` below it in channel
+ * order: hue and saturation bytes.
+ */
+function pillowHueSat(which: number, da: number, db: number, maxc: number): [number, number] {
+  const cr = f32(Math.max(da, db));
   const s = f32(cr / maxc);
-  const rc = f32((maxc - r) / cr);
-  const gc = f32((maxc - g) / cr);
-  const bc = f32((maxc - b) / cr);
   let h: number;
-  if (r === maxc) h = f32(bc - gc);
-  else if (g === maxc) h = f32(2.0 + rc - bc);
-  else h = f32(4.0 + gc - rc);
-  h = f32((h / 6.0 + 1.0) % 1.0);
-  const uh = Math.min(255, Math.max(0, Math.trunc(h * 255.0)));
-  const us = Math.min(255, Math.max(0, Math.trunc(s * 255.0)));
-  // numpy's uint8 addition wraps around.
-  const hue = (uh + shift) & 255;
-  // hsv2rgb.
-  const v = maxc;
-  if (us === 0) {
-    out[0] = out[1] = out[2] = v;
-    return;
+  if (which === 0)
+    h = f32(f32(db / cr) - f32(da / cr)); // bc - gc
+  else if (which === 1)
+    h = f32(2.0 + f32(da / cr) - f32(db / cr)); // 2 + rc - bc
+  else h = f32(4.0 + f32(db / cr) - f32(da / cr)); // 4 + gc - rc
+  // fmod(h / 6 + 1, 1): the sum lies in [5/6, 11/6), so one exact subtraction does it.
+  const turn = h / 6.0 + 1.0;
+  h = f32(turn >= 1.0 ? turn - 1.0 : turn);
+  return [Math.trunc(h * 255.0), Math.trunc(s * 255.0)];
+}
+
+/**
+ * Tables of every exact intermediate of Pillow's HSV round trip that depends on two bytes, built
+ * once: hue bytes by (max channel, its two distances below the max), saturation bytes by (range,
+ * max), and hsv2rgb's sector and f * s by (hue, saturation). What is left per pixel is a few
+ * lookups and hsv2rgb's two divisions.
+ */
+interface HueTables {
+  readonly hue: Uint8Array; // [which][da][db]
+  readonly sat: Uint8Array; // [range][max]
+  readonly sector: Uint8Array; // [hue]
+  readonly fs: Float32Array; // [hue][sat]
+}
+let hueTables: HueTables | undefined;
+
+function tables(): HueTables {
+  if (hueTables) return hueTables;
+  const hue = new Uint8Array(3 * 65536);
+  const sat = new Uint8Array(65536);
+  for (let which = 0; which < 3; which++) {
+    for (let da = 0; da < 256; da++) {
+      for (let db = 0; db < 256; db++) {
+        if (da === 0 && db === 0) continue; // grey, handled before any lookup
+        hue[(which << 16) | (da << 8) | db] = pillowHueSat(which, da, db, 255)[0];
+      }
+    }
   }
-  const i = Math.floor((hue * 6.0) / 255.0);
-  const f = f32((hue * 6.0) / 255.0 - i);
-  const fs = f32(f * us);
-  const clip = (x: number) => Math.min(255, Math.max(0, x));
-  const p = clip(Math.round((v * (255.0 - us)) / 255.0));
-  const q = clip(Math.round((v * (255.0 - fs)) / 255.0));
-  const t = clip(Math.round((v * (255.0 - us + fs)) / 255.0));
-  switch (i % 6) {
+  for (let range = 1; range < 256; range++) {
+    for (let maxc = range; maxc < 256; maxc++) sat[(range << 8) | maxc] = pillowHueSat(0, range, 0, maxc)[1];
+  }
+  const sector = new Uint8Array(256);
+  const fs = new Float32Array(65536);
+  for (let h = 0; h < 256; h++) {
+    const i = Math.floor((h * 6.0) / 255.0);
+    sector[h] = i % 6;
+    const f = f32((h * 6.0) / 255.0 - i);
+    for (let us = 0; us < 256; us++) fs[(h << 8) | us] = f32(f * us);
+  }
+  return (hueTables = { hue, sat, sector, fs });
+}
+
+/** One pixel's Pillow HSV hue shift (torchvision's adjust_hue), packed as r << 16 | g << 8 | b. */
+function shiftHue(r: number, g: number, b: number, shift: number, t: HueTables): number {
+  // The hue table's index: which channel is largest, and the other two's distances below it.
+  let maxc: number;
+  let index: number;
+  if (r >= g && r >= b) {
+    maxc = r;
+    index = ((r - g) << 8) | (r - b);
+  } else if (g >= b) {
+    maxc = g;
+    index = (1 << 16) | ((g - r) << 8) | (g - b);
+  } else {
+    maxc = b;
+    index = (2 << 16) | ((b - r) << 8) | (b - g);
+  }
+  const minc = r < g ? (r < b ? r : b) : g < b ? g : b;
+  // Grey: hue 0 and saturation 0, which hsv2rgb returns unchanged whatever the shift.
+  if (maxc === minc) return (r << 16) | (g << 8) | b;
+  const us = t.sat[((maxc - minc) << 8) | maxc]!;
+  const v = maxc;
+  if (us === 0) return (v << 16) | (v << 8) | v;
+  // numpy's uint8 addition wraps around; then hsv2rgb. Rounded halves go up (C's round() on
+  // positive values); all three stay within 0..v.
+  const hue = (t.hue[index]! + shift) & 255;
+  const fs = t.fs[(hue << 8) | us]!;
+  const p = Math.floor((v * (255.0 - us)) / 255.0 + 0.5);
+  const q = Math.floor((v * (255.0 - fs)) / 255.0 + 0.5);
+  const u = Math.floor((v * (255.0 - us + fs)) / 255.0 + 0.5);
+  switch (t.sector[hue]) {
     case 0:
-      [out[0], out[1], out[2]] = [v, t, p];
-      break;
+      return (v << 16) | (u << 8) | p;
     case 1:
-      [out[0], out[1], out[2]] = [q, v, p];
-      break;
+      return (q << 16) | (v << 8) | p;
     case 2:
-      [out[0], out[1], out[2]] = [p, v, t];
-      break;
+      return (p << 16) | (v << 8) | u;
     case 3:
-      [out[0], out[1], out[2]] = [p, q, v];
-      break;
+      return (p << 16) | (q << 8) | v;
     case 4:
-      [out[0], out[1], out[2]] = [t, p, v];
-      break;
+      return (u << 16) | (p << 8) | v;
     default:
-      [out[0], out[1], out[2]] = [v, p, q];
+      return (v << 16) | (p << 8) | q;
   }
 }
 
@@ -85,74 +129,111 @@ function hueShift(factor: number): number {
   return Math.trunc(factor * 255) & 255;
 }
 
+const TABLE = 0;
+const SATURATION = 1;
+const HUE = 2;
+
 /**
- * Applies `ops` (in order), then grayscale, to pixels [start, end) of src, writing dst. `mean` is
- * the contrast pivot (ignored when no op is contrast). Returns the sum of the result's luma, for a
- * contrast that follows. `flipWidth` > 0 mirrors each row of that many pixels while writing.
+ * A run of ops compiled for the per-pixel loop: brightness and contrast act on each channel value
+ * alone, so consecutive ones become one exact 256-entry table; saturation and hue stay per pixel.
+ */
+interface Steps {
+  readonly codes: number[];
+  readonly tables: Uint8Array[];
+  readonly values: number[];
+}
+
+function compile(ops: readonly ColourOp[], mean: number): Steps {
+  const steps: Steps = { codes: [], tables: [], values: [] };
+  for (const op of ops) {
+    const alpha = f32(op.factor);
+    if (op.kind === "brightness" || op.kind === "contrast") {
+      const pivot = op.kind === "brightness" ? 0 : mean;
+      const last = steps.codes.length - 1;
+      let table = steps.codes[last] === TABLE ? steps.tables[last]! : undefined;
+      if (!table) {
+        table = Uint8Array.from({ length: 256 }, (_, x) => x);
+        steps.codes.push(TABLE);
+        steps.tables.push(table);
+        steps.values.push(0);
+      }
+      for (let x = 0; x < 256; x++) table[x] = blend(pivot, table[x]!, alpha);
+    } else {
+      steps.codes.push(op.kind === "saturation" ? SATURATION : HUE);
+      steps.tables.push(new Uint8Array(0));
+      steps.values.push(op.kind === "saturation" ? alpha : hueShift(op.factor));
+    }
+  }
+  return steps;
+}
+
+/**
+ * Applies `ops` (in order), then grayscale, to src, writing dst, each row mirrored when `flip`.
+ * `mean` is the contrast pivot. Returns the sum of the result's luma, for a contrast that follows.
  */
 function pass(
   src: Uint8Array,
   dst: Uint8Array,
-  pixels: number,
+  width: number,
   ops: readonly ColourOp[],
   mean: number,
   grayscale: boolean,
-  flipWidth: number,
+  flip: boolean,
 ): number {
-  const rgb = new Int32Array(3);
-  const alphas = ops.map((op) => f32(op.factor));
-  const kinds = ops.map((op) => op.kind);
-  const shifts = ops.map((op) => (op.kind === "hue" ? hueShift(op.factor) : 0));
+  const { codes, tables: luts, values } = compile(ops, mean);
+  const hue = codes.includes(HUE) ? tables() : undefined;
+  const n = codes.length;
+  const height = src.length / (3 * width);
   let lumaSum = 0;
-  for (let p = 0; p < pixels; p++) {
-    let r = src[3 * p]!;
-    let g = src[3 * p + 1]!;
-    let b = src[3 * p + 2]!;
-    for (let k = 0; k < kinds.length; k++) {
-      const a = alphas[k]!;
-      switch (kinds[k]) {
-        case "brightness":
-          [r, g, b] = [blend(0, r, a), blend(0, g, a), blend(0, b, a)];
-          break;
-        case "contrast":
-          [r, g, b] = [blend(mean, r, a), blend(mean, g, a), blend(mean, b, a)];
-          break;
-        case "saturation": {
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const at = 3 * (y * width + x);
+      let r = src[at]!;
+      let g = src[at + 1]!;
+      let b = src[at + 2]!;
+      for (let k = 0; k < n; k++) {
+        const code = codes[k];
+        if (code === TABLE) {
+          const table = luts[k]!;
+          r = table[r]!;
+          g = table[g]!;
+          b = table[b]!;
+        } else if (code === SATURATION) {
+          const a = values[k]!;
           const l = luma(r, g, b);
-          [r, g, b] = [blend(l, r, a), blend(l, g, a), blend(l, b, a)];
-          break;
+          r = blend(l, r, a);
+          g = blend(l, g, a);
+          b = blend(l, b, a);
+        } else {
+          const rgb = shiftHue(r, g, b, values[k]!, hue!);
+          r = rgb >> 16;
+          g = (rgb >> 8) & 255;
+          b = rgb & 255;
         }
-        case "hue":
-          shiftHue(r, g, b, shifts[k]!, rgb);
-          [r, g, b] = [rgb[0]!, rgb[1]!, rgb[2]!];
-          break;
       }
+      const l = luma(r, g, b);
+      lumaSum += l;
+      if (grayscale) r = g = b = l;
+      const o = flip ? 3 * (y * width + width - 1 - x) : at;
+      dst[o] = r;
+      dst[o + 1] = g;
+      dst[o + 2] = b;
     }
-    if (grayscale) r = g = b = luma(r, g, b);
-    else lumaSum += luma(r, g, b);
-    let o = 3 * p;
-    if (flipWidth > 0) {
-      const x = p % flipWidth;
-      o = 3 * (p - x + flipWidth - 1 - x);
-    }
-    dst[o] = r;
-    dst[o + 1] = g;
-    dst[o + 2] = b;
   }
   return lumaSum;
 }
 
-function lumaSumOf(src: Uint8Array, pixels: number): number {
+function lumaSumOf(src: Uint8Array): number {
   let sum = 0;
-  for (let p = 0; p < pixels; p++) sum += luma(src[3 * p]!, src[3 * p + 1]!, src[3 * p + 2]!);
+  for (let p = 0; p < src.length; p += 3) sum += luma(src[p]!, src[p + 1]!, src[p + 2]!);
   return sum;
 }
 
 /**
  * ColorJitter (its ops in the drawn order), then RandomGrayscale (replicated to three channels),
- * then, if `flipWidth` is set, a horizontal flip, from src (width x height x 3) into dst. src and
- * dst may be the same array only without a flip. Matches torchvision 0.14 on PIL images exactly
- * (libs/augment/fixtures/torchvision).
+ * then a horizontal flip if `flipWidth` (the row length in pixels) is set, from src (rows of
+ * width x 3 bytes) into dst. src and dst may be the same array only without a flip. Matches
+ * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision).
  */
 export function applyColour(
   src: Uint8Array,
@@ -161,11 +242,12 @@ export function applyColour(
   grayscale: boolean,
   flipWidth = 0,
 ): void {
-  const pixels = src.length / 3;
+  const width = flipWidth > 0 ? flipWidth : src.length / 3;
+  const flip = flipWidth > 0;
   const ops = jitter ?? [];
   const at = ops.findIndex((op) => op.kind === "contrast");
   if (at < 0) {
-    pass(src, dst, pixels, ops, 0, grayscale, flipWidth);
+    pass(src, dst, width, ops, 0, grayscale, flip);
     return;
   }
   // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
@@ -173,11 +255,11 @@ export function applyColour(
   let input = src;
   let sum: number;
   if (at === 0) {
-    sum = lumaSumOf(src, pixels);
+    sum = lumaSumOf(src);
   } else {
     input = new Uint8Array(src.length);
-    sum = pass(src, input, pixels, ops.slice(0, at), 0, false, 0);
+    sum = pass(src, input, width, ops.slice(0, at), 0, false, false);
   }
-  const mean = Math.trunc(sum / pixels + 0.5);
-  pass(input, dst, pixels, ops.slice(at), mean, grayscale, flipWidth);
+  const mean = Math.trunc(sum / (src.length / 3) + 0.5);
+  pass(input, dst, width, ops.slice(at), mean, grayscale, flip);
 }

@@ -17,55 +17,92 @@ export function boxBlurRadius(sigma: number, passes = PASSES): number {
 }
 
 /**
- * One box pass over `n` values of `line` (read at 0, 1, ... n-1) into `out`: Pillow's
- * ImagingLineBoxBlur32 for one channel, the window clamped at both ends.
+ * `passes` box passes along every row of an interleaved rows x n x 3 image, in place: Pillow's
+ * ImagingLineBoxBlur32, whose window is clamped at both ends. Each row is copied into `padded` with
+ * its end pixels repeated radius + 1 times, so the running sums need no bounds checks.
  */
-function boxLine(line: Int32Array, out: Int32Array, n: number, radius: number, ww: number, fw: number): void {
-  const last = n - 1;
-  const at = (i: number) => line[i < 0 ? 0 : i > last ? last : i]!;
-  let acc = 0;
-  for (let i = -radius - 1; i < radius; i++) acc += at(i);
-  for (let x = 0; x < n; x++) {
-    acc += at(x + radius) - at(x - radius - 1);
-    const bulk = acc * ww + (at(x - radius - 1) + at(x + radius + 1)) * fw;
-    // (bulk + 2^23) >> 24 in uint32; bulk stays under 2^32, so the float division is exact.
-    out[x] = Math.floor((bulk + 8388608) / 16777216);
+function blurRows(
+  data: Uint8Array,
+  rows: number,
+  n: number,
+  radius: number,
+  ww: number,
+  fw: number,
+  padded: Int32Array,
+): void {
+  const pad = radius + 1;
+  const window = 2 * radius + 1;
+  const lastIn = 3 * (n - 1);
+  for (let row = 0; row < rows; row++) {
+    const base = row * n * 3;
+    for (let pass = 0; pass < PASSES; pass++) {
+      for (let i = 0; i < pad; i++) {
+        const left = 3 * i;
+        const right = 3 * (pad + n + i);
+        for (let c = 0; c < 3; c++) {
+          padded[left + c] = data[base + c]!;
+          padded[right + c] = data[base + lastIn + c]!;
+        }
+      }
+      for (let i = 0; i < 3 * n; i++) padded[3 * pad + i] = data[base + i]!;
+      // The window of output x is padded[x + 1 .. x + 2r + 1]; its far taps are x and x + 2r + 2.
+      let accR = 0;
+      let accG = 0;
+      let accB = 0;
+      for (let i = 1; i <= window; i++) {
+        accR += padded[3 * i]!;
+        accG += padded[3 * i + 1]!;
+        accB += padded[3 * i + 2]!;
+      }
+      for (let x = 0; x < n; x++) {
+        const near = 3 * x;
+        const far = 3 * (x + window + 1);
+        const o = base + near;
+        // (bulk + 2^23) >> 24 in uint32: bulk stays under 2^32, and times 2^-24 is exact.
+        data[o] = (accR * ww + (padded[near]! + padded[far]!) * fw + 8388608) * 5.960464477539063e-8;
+        data[o + 1] =
+          (accG * ww + (padded[near + 1]! + padded[far + 1]!) * fw + 8388608) * 5.960464477539063e-8;
+        data[o + 2] =
+          (accB * ww + (padded[near + 2]! + padded[far + 2]!) * fw + 8388608) * 5.960464477539063e-8;
+        const enter = 3 * (x + window + 1);
+        const leave = 3 * (x + 1);
+        accR += padded[enter]! - padded[leave]!;
+        accG += padded[enter + 1]! - padded[leave + 1]!;
+        accB += padded[enter + 2]! - padded[leave + 2]!;
+      }
+    }
+  }
+}
+
+/** Transposes an interleaved height x width x 3 image into width x height x 3. */
+function transpose(src: Uint8Array, dst: Uint8Array, width: number, height: number): void {
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = 3 * (y * width + x);
+      const to = 3 * (x * height + y);
+      dst[to] = src[from]!;
+      dst[to + 1] = src[from + 1]!;
+      dst[to + 2] = src[from + 2]!;
+    }
   }
 }
 
 /**
- * Blurs an interleaved width x height x channels uint8 image in place, exactly as Pillow 9's
- * `image.filter(ImageFilter.GaussianBlur(sigma))`.
+ * Blurs an interleaved width x height x 3 uint8 image in place, exactly as Pillow 9's
+ * `image.filter(ImageFilter.GaussianBlur(sigma))`: rows, then (through a transpose, as Pillow)
+ * columns.
  */
-export function pilGaussianBlur(
-  data: Uint8Array,
-  width: number,
-  height: number,
-  channels: number,
-  sigma: number,
-): void {
+export function pilGaussianBlur(data: Uint8Array, width: number, height: number, sigma: number): void {
   const floatRadius = boxBlurRadius(sigma);
   if (floatRadius === 0) return;
   const radius = Math.trunc(floatRadius);
   // ww = (UINT32)(2^24 / (2 r + 1)) in float32; fw splits what is left between the two far taps.
   const ww = Math.trunc(f32(16777216 / f32(f32(floatRadius * 2) + 1)));
   const fw = Math.trunc((16777216 - (radius * 2 + 1) * ww) / 2);
-  const longest = Math.max(width, height);
-  let a = new Int32Array(longest);
-  let b = new Int32Array(longest);
-  const blurLines = (lines: number, n: number, lineStride: number, step: number) => {
-    for (let lineIndex = 0; lineIndex < lines; lineIndex++) {
-      for (let c = 0; c < channels; c++) {
-        const start = lineIndex * lineStride + c;
-        for (let i = 0; i < n; i++) a[i] = data[start + i * step]!;
-        for (let pass = 0; pass < PASSES; pass++) {
-          boxLine(a, b, n, radius, ww, fw);
-          [a, b] = [b, a];
-        }
-        for (let i = 0; i < n; i++) data[start + i * step] = a[i]!;
-      }
-    }
-  };
-  blurLines(height, width, width * channels, channels); // rows
-  blurLines(width, height, channels, width * channels); // columns
+  const padded = new Int32Array(3 * (Math.max(width, height) + 2 * radius + 2));
+  blurRows(data, height, width, radius, ww, fw, padded);
+  const transposed = new Uint8Array(data.length);
+  transpose(data, transposed, width, height);
+  blurRows(transposed, width, height, radius, ww, fw, padded);
+  transpose(transposed, data, height, width);
 }

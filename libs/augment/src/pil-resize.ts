@@ -46,10 +46,10 @@ function coefficients(inSize: number, outSize: number): Coefficients {
   return { bounds, weights, taps };
 }
 
-/** Pillow's clip8: the fixed-point sum back to uint8. */
+/** Pillow's clip8: the fixed-point sum (never negative: the weights are not) back to uint8. */
 function clip8(sum: number): number {
-  const v = Math.floor(sum / ONE);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  const v = (sum * (1 / ONE)) | 0;
+  return v > 255 ? 255 : v;
 }
 
 /** The box of src, cropped, resized to size x size x 3 as Pillow's resize(BILINEAR). */
@@ -111,15 +111,20 @@ export function pilResizedCrop(
     return out;
   }
   const { bounds, weights, taps } = vertical;
+  const rowBytes = size * 3;
+  const sums = new Float64Array(rowBytes);
   for (let y = 0; y < size; y++) {
     const ymin = bounds[2 * y]! - tempRow0;
     const n = bounds[2 * y + 1]!;
-    for (let x = 0; x < size * 3; x++) {
-      let sum = HALF;
-      for (let i = 0; i < n; i++)
-        sum += temp[((ymin + i) * tempWidth + columnOffset) * 3 + x]! * weights[y * taps + i]!;
-      out[y * size * 3 + x] = clip8(sum);
+    sums.fill(HALF);
+    // Whole rows at a time: each tap's source row is read once, in order.
+    for (let i = 0; i < n; i++) {
+      const w = weights[y * taps + i]!;
+      const from = ((ymin + i) * tempWidth + columnOffset) * 3;
+      for (let x = 0; x < rowBytes; x++) sums[x]! += temp[from + x]! * w;
     }
+    const o = y * rowBytes;
+    for (let x = 0; x < rowBytes; x++) out[o + x] = clip8(sums[x]!);
   }
   return out;
 }

@@ -25,6 +25,6 @@ export function augmentRgb(
   const resized = pilResizedCrop(src, v.box, crop.size, v.flip ? undefined : out);
   if (v.jitter || v.grayscale || v.flip)
     applyColour(resized, out, v.jitter, v.grayscale, v.flip ? crop.size : 0);
-  if (v.blurSigma !== undefined) pilGaussianBlur(out, crop.size, crop.size, 3, v.blurSigma);
+  if (v.blurSigma !== undefined) pilGaussianBlur(out, crop.size, crop.size, v.blurSigma);
   return out;
 }

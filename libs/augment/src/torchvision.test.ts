@@ -80,7 +80,7 @@ async function ours(c: Case, source: Pixels, base: Pixels): Promise<Uint8Array> 
       return out;
     case "blur":
       out.set(input.data);
-      pilGaussianBlur(out, size, size, 3, c.params.sigma as number);
+      pilGaussianBlur(out, size, size, c.params.sigma as number);
       return out;
     case "jitter": {
       const ops: ColourOp[] = (c.params.order as number[]).map((i) => ({
