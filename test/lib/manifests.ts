@@ -17,9 +17,12 @@ export type K8sObject = {
   metadata: { name: string; [k: string]: any };
 } & Record<string, any>;
 
-/** The objects of an overlay, as `kubectl apply -k deploy/overlays/<name>` would send them. */
-export function render(overlay: Overlay | "base"): K8sObject[] {
-  const dir = overlay === "base" ? join(ROOT, "deploy/base") : join(ROOT, "deploy/overlays", overlay);
+/** The objects of an overlay (or deploy/base, deploy/monitoring), as `kubectl apply -k` would send them. */
+export function render(overlay: Overlay | "base" | "monitoring"): K8sObject[] {
+  const dir =
+    overlay === "base" || overlay === "monitoring"
+      ? join(ROOT, "deploy", overlay)
+      : join(ROOT, "deploy/overlays", overlay);
   let text: string;
   try {
     text = execFileSync("kubectl", ["kustomize", dir], {
