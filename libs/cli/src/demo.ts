@@ -26,6 +26,7 @@ import {
   watchRun,
 } from "./runs.js";
 import { startLocalSystem } from "./system.js";
+import { startSystemDashboard } from "./ui/local.js";
 
 const started = performance.now();
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
@@ -43,6 +44,9 @@ const system = await startLocalSystem({
 });
 const trainer = trainerAt(system.services.trainer.address, system.credentials("trainer"));
 const evaluator = evaluatorAt(system.services.evaluator.address, system.credentials("evaluator"));
+// The run live in a browser while it trains (the page goes with the demo when it ends).
+const dashboard = await startSystemDashboard(system, 0);
+console.log(`  ${"dashboard".padEnd(15)} ${dashboard.url}`);
 let code = 0;
 try {
   const store = new ObjectStore(system.s3);
@@ -176,6 +180,7 @@ Report
 } finally {
   trainer.close();
   evaluator.close();
+  await dashboard.close();
   await system.stop();
 }
 process.exit(code);

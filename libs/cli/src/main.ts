@@ -36,10 +36,13 @@ import {
   watchRun,
 } from "./runs.js";
 import { DEFAULT_PORTS, startLocalSystem } from "./system.js";
+import { startSystemDashboard } from "./ui/local.js";
+import { DEFAULT_DASHBOARD_PORT, startDashboard } from "./ui/server.js";
 const HELP = `adco: self-supervised pre-training with Adversarial Contrast
 
 Usage:
-  adco up [--dir DIR]                              every service and an S3 server on loopback (Ctrl-C stops)
+  adco up [--dir DIR]                              every service and an S3 server on loopback, and the dashboard (Ctrl-C stops)
+  adco ui [--port N] [--host H]                    the web dashboard of the trainer and evaluator (default 127.0.0.1:${DEFAULT_DASHBOARD_PORT})
   adco train --dataset NAME [--preset P] [...]     start a run, then watch it (--detach: just start)
   adco train --run-id ID [--step N]                resume a stopped or failed run from its newest intact checkpoint (or step N's)
   adco watch RUN                                   follow a run's progress until it ends
@@ -155,6 +158,8 @@ async function main(argv: string[]): Promise<number> {
       "no-knn": { type: "boolean" },
       trainer: { type: "string" },
       evaluator: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
     },
   });
   const [group, command, ...rest] = positionals;
@@ -216,13 +221,33 @@ async function main(argv: string[]): Promise<number> {
           ? `mutual TLS with a throwaway CA in ${tls} (deleted at stop); adco finds it and the operators' token there`
           : `mutual TLS with a throwaway CA in ${tls} (deleted at stop); for adco: ADCO_TLS_CA_FILE=${tls}/ca.crt ADCO_AUTH_TOKEN_FILE=${tls}/token`,
       );
+      const dashboard = await startSystemDashboard(system, DEFAULT_DASHBOARD_PORT);
+      console.log(`dashboard       ${dashboard.url}`);
       console.log("Ctrl-C stops everything (the trainer checkpoints first).");
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
       });
       console.log("stopping...");
+      await dashboard.close();
       await system.stop();
+      return 0;
+    }
+    case "ui": {
+      const dashboard = await startDashboard({
+        trainer: trainerAt(trainerAddress, trainerCredentials()),
+        evaluator: evaluatorAt(evaluatorAddress, evaluatorCredentials()),
+        store: { store: store() },
+        datasetsBucket: config.datasetsBucket,
+        host: values.host,
+        port: intOption(values.port, "port") ?? DEFAULT_DASHBOARD_PORT,
+      });
+      console.log(`dashboard ${dashboard.url} (trainer ${trainerAddress}, evaluator ${evaluatorAddress})`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      await dashboard.close();
       return 0;
     }
     case "train": {
