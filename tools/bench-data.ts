@@ -3,9 +3,13 @@
 //   npm run -s bench:data -- --smoke    (seconds: 4 JPEGs, 0.3 s a part, batches of 4, 1 worker)
 // Writes docs/results/bench-data.json (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 // 1. augmented images/s on one core: 28x28 grayscale, and 224x224 JPEG split into decode / augment /
-//    encode (protobuf of the batch);
+//    encode (protobuf of the batch); each photo op on a 224 view in CPU ms, ours beside the libvips
+//    calls the sharp pipeline made; two views at 224 and multi-crop (2x224 + 6x96) per CPU second,
+//    beside torchvision + PIL on the same files, one thread (tools/reference/augment_bench.py), where
+//    a Python has torchvision (Debian: python3-torchvision);
 // 2. MB/s of ViewBatch messages over gRPC on loopback against a raw TCP copy of the same bytes;
 // 3. images/s one consumer receives from 1, 2 and 3 data-worker processes (JPEG two-view, 224).
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
@@ -14,11 +18,16 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import sharp from "sharp";
 import {
+  ADCO_MULTI_CROP,
+  applyColour,
   augmentRgb,
   augmentSmallGrayBytes,
+  type CropOptions,
   decodeRgb,
   MOCO_V2_COLOR,
   MOCO_V2_CROP,
+  pilGaussianBlur,
+  pilResizedCrop,
   ViewRandom,
   viewSeed,
 } from "@adco/augment";
@@ -160,6 +169,153 @@ const jpegs = await makeJpegs(jpegCount);
       `(${((100 * decodeMs) / total).toFixed(0)}%), augment ${(augmentMs / n).toFixed(2)} ms (${((100 * augmentMs) / total).toFixed(0)}%), ` +
       `encode ${(encodeMs / n).toFixed(2)} ms (${((100 * encodeMs) / total).toFixed(0)}%)`,
   );
+}
+
+/** CPU milliseconds (this process, every thread: sharp decodes on libvips threads) since `from`. */
+function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from);
+  return (used.user + used.system) / 1000;
+}
+
+// 1c. Per op on one 224 view, CPU ms: our TypeScript ops against the libvips (sharp) calls the
+// previous pipeline made for the same steps (one sharp call per view).
+const source = await decodeRgb(jpegs[0]!);
+{
+  const box = { top: 16, left: 24, h: 200, w: 220 };
+  const view = pilResizedCrop(source, box, 224);
+  const out = new Uint8Array(view.length);
+  const jitter = [
+    { kind: "contrast", factor: 0.8 },
+    { kind: "hue", factor: 0.05 },
+    { kind: "brightness", factor: 1.2 },
+    { kind: "saturation", factor: 1.3 },
+  ] as const;
+  const reps = smoke ? 3 : 200;
+  const cpuMs = (f: () => unknown): number => {
+    f();
+    const t = process.cpuUsage();
+    for (let i = 0; i < reps; i++) f();
+    return cpuMsSince(t) / reps;
+  };
+  const cpuMsAsync = async (f: () => Promise<unknown>): Promise<number> => {
+    await f();
+    const t = process.cpuUsage();
+    for (let i = 0; i < reps; i++) await f();
+    return cpuMsSince(t) / reps;
+  };
+  const raw = () => sharp(view, { raw: { width: 224, height: 224, channels: 3 } });
+  const ours = {
+    resizedCrop: cpuMs(() => pilResizedCrop(source, box, 224)),
+    jitter: cpuMs(() => applyColour(view, out, jitter, false)),
+    hue: cpuMs(() => applyColour(view, out, [jitter[1]], false)),
+    grayscale: cpuMs(() => applyColour(view, out, undefined, true)),
+    flip: cpuMs(() => applyColour(view, out, undefined, false, 224)),
+    blur: cpuMs(() => pilGaussianBlur(out, 224, 224, 1.0)),
+  };
+  const libvips = {
+    resizedCrop: await cpuMsAsync(() =>
+      sharp(source.data, { raw: { width: source.width, height: source.height, channels: 3 } })
+        .extract({ left: box.left, top: box.top, width: box.w, height: box.h })
+        .resize(224, 224, { fit: "fill", kernel: "linear" })
+        .raw()
+        .toBuffer(),
+    ),
+    jitter: await cpuMsAsync(() =>
+      raw().modulate({ brightness: 1.2, saturation: 1.3, hue: 18 }).linear(0.8, 30).raw().toBuffer(),
+    ),
+    grayscale: await cpuMsAsync(() => raw().grayscale().toColourspace("srgb").raw().toBuffer()),
+    flip: await cpuMsAsync(() => raw().flop().raw().toBuffer()),
+    blur: await cpuMsAsync(() => raw().blur(1.0).raw().toBuffer()),
+    emptyCall: await cpuMsAsync(() => raw().raw().toBuffer()),
+  };
+  const round = (o: Record<string, number>) =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, roundTo(v, 3)]));
+  results.perOp224CpuMs = { ours: round(ours), libvips: round(libvips) };
+  console.log(
+    "per op on a 224 view, CPU ms (ours, TypeScript, bit-exact with torchvision | libvips via sharp):",
+  );
+  for (const [op, ms] of Object.entries(ours)) {
+    const theirs = (libvips as Record<string, number>)[op];
+    console.log(`  ${op}: ${ms.toFixed(3)}${theirs !== undefined ? ` | ${theirs.toFixed(3)}` : ""}`);
+  }
+  console.log(`  one empty sharp call: ${libvips.emptyCall.toFixed(3)}`);
+}
+
+// 1d. Two views at 224 and multi-crop (2 x 224 + 6 x 96), decode included, per CPU second.
+const MULTI_CROP: readonly CropOptions[] = [
+  ...Array.from({ length: 2 }, () => MOCO_V2_CROP),
+  ...Array.from({ length: 6 }, () => ADCO_MULTI_CROP[4]!),
+];
+async function perCore(crops: readonly CropOptions[]): Promise<{ sources: number; cpuMs: number }> {
+  let sources = 0;
+  const started = performance.now();
+  const t = process.cpuUsage();
+  while (performance.now() - started < seconds * 1000) {
+    const pixels = await decodeRgb(jpegs[sources % jpegs.length]!);
+    crops.forEach((crop, v) =>
+      augmentRgb(pixels, crop, MOCO_V2_COLOR, new ViewRandom(viewSeed(1, 0, sources, v))),
+    );
+    sources++;
+  }
+  return { sources, cpuMs: cpuMsSince(t) };
+}
+{
+  const two = await perCore([MOCO_V2_CROP, MOCO_V2_CROP]);
+  const multi = await perCore(MULTI_CROP);
+  const pairs = (two.sources * 1000) / two.cpuMs;
+  const multiImages = (multi.sources * MULTI_CROP.length * 1000) / multi.cpuMs;
+  results.twoView224 = {
+    pairsPerCpuSecond: roundTo(pairs, 0),
+    msPerPair: roundTo(two.cpuMs / two.sources, 2),
+  };
+  results.multiCrop = {
+    crops: "2x224+6x96",
+    imagesPerCpuSecond: roundTo(multiImages, 0),
+    msPerSource: roundTo(multi.cpuMs / multi.sources, 2),
+  };
+  console.log(
+    `two views of 224, decode included: ${pairs.toFixed(0)} pairs per CPU second (${(two.cpuMs / two.sources).toFixed(2)} ms a pair)`,
+  );
+  console.log(
+    `multi-crop 2x224 + 6x96, decode included: ${multiImages.toFixed(0)} images per CPU second (${(multi.cpuMs / multi.sources).toFixed(2)} ms a source)`,
+  );
+
+  // 1e. torchvision + PIL on the same JPEG files, one thread, where a Python has torchvision.
+  const jpegDir = mkdtempSync(join(tmpdir(), "adco-bench-tv-"));
+  jpegs.forEach((bytes, i) => writeFileSync(join(jpegDir, `${i}.jpg`), bytes));
+  const reference = join(import.meta.dirname, "reference", "augment_bench.py");
+  const python = ["python3", "/usr/bin/python3"].find((p) => {
+    const probe = spawnSync(p, [reference, "probe"], { encoding: "utf8", timeout: 60_000 });
+    return !probe.error && /"torchvision": "/.test(probe.stdout);
+  });
+  if (!python) {
+    results.torchvision = null;
+    console.log("torchvision + PIL: not available (apt-get install python3-torchvision)");
+  } else {
+    const runReference = (mode: string) => {
+      const run = spawnSync(python, [reference, mode, "--dir", jpegDir, "--seconds", String(seconds)], {
+        encoding: "utf8",
+        timeout: 600_000,
+      });
+      if (run.status !== 0) throw new Error(`augment_bench.py ${mode}: ${run.stderr}`);
+      return JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+        sourcesPerCpuSecond: number;
+        viewsPerCpuSecond: number;
+      };
+    };
+    const tvTwo = runReference("two-view");
+    const tvMulti = runReference("multi-crop");
+    results.torchvision = {
+      twoView224PairsPerCpuSecond: roundTo(tvTwo.sourcesPerCpuSecond, 0),
+      multiCropImagesPerCpuSecond: roundTo(tvMulti.viewsPerCpuSecond, 0),
+      twoViewRatio: roundTo(pairs / tvTwo.sourcesPerCpuSecond, 2),
+      multiCropRatio: roundTo(multiImages / tvMulti.viewsPerCpuSecond, 2),
+    };
+    console.log(
+      `torchvision + PIL (${python}, one thread): two views ${tvTwo.sourcesPerCpuSecond.toFixed(0)} pairs per CPU second -> ours ${(pairs / tvTwo.sourcesPerCpuSecond).toFixed(2)}x; ` +
+        `multi-crop ${tvMulti.viewsPerCpuSecond.toFixed(0)} images per CPU second -> ours ${(multiImages / tvMulti.viewsPerCpuSecond).toFixed(2)}x`,
+    );
+  }
 }
 
 // 2. gRPC streaming vs raw TCP on loopback, the same bytes: two-view 224x224x3 batches of 64 (19 MB).
