@@ -147,6 +147,25 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
     assert.ok((results.jpeg224TwoViews!.encodeMsPerImage as number) > 0, "the ViewBatch encode ran");
   });
 
+  it(
+    "bench:eval imports photos and scores a tenth and all of them in evaluator processes",
+    { timeout: 180_000 },
+    () => {
+      const run = npmRun("bench:eval", ["--smoke"]);
+      assert.equal(run.status, 0, run.detail);
+      for (const line of [
+        /^imported 2000 \+ 500 photos \(\d+ MiB of files\) in \d+ s$/m,
+        /^a tenth \(200 \+ 50\): peak RSS \d+ MiB/m,
+        /^all \(2000 \+ 500\): peak RSS \d+ MiB, [\d.]+ s \(features \d+ images\/s, kNN [\d.]+ s\), kNN top-1 [\d.]+%$/m,
+        /^peak RSS, all \/ a tenth: [\d.]+ \(the split is 10x\)$/m,
+      ])
+        assert.match(run.stdout, line, run.detail);
+      const results = resultsOf("bench-eval", "bench:eval", false) as Record<string, Record<string, number>>;
+      assert.equal(results.all!.testImages, 500);
+      assert.ok(results.all!.peakRssMiB! > results.all!.idleRssMiB!, "the peak is read after the work");
+    },
+  );
+
   it("bench:core times the ops, a step, and a step in a child process", { timeout: 180_000 }, () => {
     const args = ["--smoke", "--torch"];
     const run = npmRun("bench:core", args);
