@@ -4,3 +4,4 @@ export * from "./runs.js";
 export * from "./system.js";
 export * from "./results.js";
 export * from "./ui/server.js";
+export * from "./ui/local.js";
