@@ -18,6 +18,7 @@ import {
   allowed,
   find,
   type K8sObject,
+  modelModule,
   OVERLAYS,
   pod,
   podTemplates,
@@ -81,6 +82,13 @@ function resourceValue(_objects: readonly K8sObject[], container: any, field: an
   return Math.ceil(cores / Number(field.divisor ?? 1));
 }
 
+/** The Secret whose volume `container` mounts around `file`, if any. */
+function secretVolumeOf(template: { spec: any }, container: any, file: string): string | undefined {
+  const mount = (container.volumeMounts ?? []).find((m: any) => file.startsWith(`${m.mountPath}/`));
+  const volume = mount && template.spec.volumes.find((v: any) => v.name === mount.name);
+  return volume?.secret?.secretName;
+}
+
 function serviceContainers(objects: readonly K8sObject[]) {
   return podTemplates(objects)
     .filter((t) => (t.labels["app.kubernetes.io/name"] ?? "") in SERVICES)
@@ -97,7 +105,7 @@ function schemaErrors(object: K8sObject): string | undefined {
   const [group, version] = object.apiVersion.includes("/")
     ? object.apiVersion.split("/")
     : ["", object.apiVersion];
-  const path = `kubernetes-models/${group ? `${group}/` : ""}${version}/${object.kind}`;
+  const path = modelModule(group!, version!, object.kind);
   const Model = kubernetesModels(path)[object.kind];
   try {
     new Model(object).validate();
@@ -118,7 +126,15 @@ for (const overlay of OVERLAYS) {
         .filter(([, e]) => e !== undefined);
       assert.deepEqual(errors, []);
       assert.deepEqual(unknownFields(objects), [], "every field is one the Kubernetes API knows");
-      for (const kind of ["Namespace", "StatefulSet", "Deployment", "HorizontalPodAutoscaler", "Job"]) {
+      for (const kind of [
+        "Namespace",
+        "StatefulSet",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Job",
+        "Issuer",
+        "Certificate",
+      ]) {
         assert.ok(
           objects.some((o) => o.kind === kind),
           `has a ${kind}`,
@@ -168,11 +184,15 @@ for (const overlay of OVERLAYS) {
           container.ports.find((p: any) => p.name === portName)?.containerPort;
         assert.equal(port("grpc"), config.grpcPort, `${name} grpc port`);
         assert.equal(port("metrics"), config.metricsPort, `${name} metrics port`);
+        // The kubelet's gRPC probe cannot do TLS: it asks the plaintext health-only port.
+        assert.equal(config.tlsMode, "mtls", `${name} serves mTLS`);
+        assert.ok(config.healthPort > 0 && config.healthPort !== config.grpcPort, `${name} health port`);
+        assert.equal(port("health"), config.healthPort, `${name} health port is declared`);
         for (const probe of ["livenessProbe", "readinessProbe"]) {
           assert.equal(
             container[probe]?.grpc?.port,
-            config.grpcPort,
-            `${name} ${probe} is a gRPC probe on its port`,
+            config.healthPort,
+            `${name} ${probe} is a gRPC probe on its plaintext health port`,
           );
         }
         assert.equal(
@@ -292,8 +312,14 @@ for (const overlay of OVERLAYS) {
       for (const t of podTemplates(objects)) {
         for (const c of t.spec.containers) {
           for (const e of c.env ?? []) {
-            if (secretish.test(e.name))
-              assert.ok(e.valueFrom?.secretKeyRef, `${c.name}: ${e.name} comes from a Secret`);
+            if (!secretish.test(e.name)) continue;
+            // A *_FILE variable names a file, which must be inside a volume mounted from a Secret.
+            if (e.name.endsWith("_FILE")) {
+              const volume = secretVolumeOf(t, c, e.value);
+              assert.ok(volume, `${c.name}: ${e.name} ${e.value} is in a volume mounted from a Secret`);
+              continue;
+            }
+            assert.ok(e.valueFrom?.secretKeyRef, `${c.name}: ${e.name} comes from a Secret`);
           }
         }
       }
@@ -304,6 +330,54 @@ for (const overlay of OVERLAYS) {
             `ConfigMap ${map.metadata.name} holds ${key}, which belongs in a Secret`,
           );
         }
+      }
+    });
+
+    it("tls: each service mounts the Secret of a Certificate naming it, from the CA Issuer chain", () => {
+      const certificates = objects.filter((o) => o.kind === "Certificate");
+      const issuers = objects.filter((o) => o.kind === "Issuer");
+      for (const { name, container, env, template } of serviceContainers(objects)) {
+        const files = [env.ADCO_TLS_CERT_FILE, env.ADCO_TLS_KEY_FILE, env.ADCO_TLS_CA_FILE];
+        const volumes = files.map((f) => secretVolumeOf(template, container, f ?? ""));
+        assert.ok(volumes[0], `${name}: ADCO_TLS_CERT_FILE is in a mounted Secret`);
+        assert.ok(
+          volumes.every((v) => v === volumes[0]),
+          `${name}: certificate, key and CA come from one Secret`,
+        );
+        assert.deepEqual(
+          files.map((f) => f!.split("/").pop()),
+          ["tls.crt", "tls.key", "ca.crt"],
+          `${name}: the key names cert-manager writes`,
+        );
+        const certificate = certificates.find((c) => c.spec.secretName === volumes[0]);
+        assert.ok(certificate, `${name}: a Certificate writes the Secret ${volumes[0]}`);
+        // The identity the other services check and the access rules name.
+        assert.equal(certificate.spec.commonName, name, `${name}: the certificate's common name`);
+        for (const usage of ["server auth", "client auth"])
+          assert.ok(certificate.spec.usages.includes(usage), `${name}: the certificate allows ${usage}`);
+        assert.equal(
+          certificate.spec.privateKey.rotationPolicy,
+          "Always",
+          `${name}: a renewal makes a new key`,
+        );
+        assert.ok(
+          certificate.spec.dnsNames.includes(`*.${find(objects, "Service", name).metadata.name}`),
+          `${name}: per-pod names`,
+        );
+        const issuer = issuers.find((i) => i.metadata.name === certificate.spec.issuerRef.name);
+        assert.ok(issuer?.spec.ca, `${name}: issued by a CA Issuer`);
+        const ca = certificates.find((c) => c.spec.secretName === issuer.spec.ca.secretName);
+        assert.equal(ca?.spec.isCA, true, `${name}: the Issuer's CA is a CA certificate`);
+      }
+      // Operators call the trainer and the evaluator with the bearer token; the bank and the workers
+      // take certificates only.
+      for (const { name, container, env, template } of serviceContainers(objects)) {
+        const cliFacing = name === "trainer" || name === "evaluator";
+        if (!cliFacing) {
+          assert.equal(env.ADCO_AUTH_TOKEN_FILE, undefined, `${name} takes no token`);
+          continue;
+        }
+        assert.equal(secretVolumeOf(template, container, env.ADCO_AUTH_TOKEN_FILE ?? ""), "adco-auth-token");
       }
     });
 

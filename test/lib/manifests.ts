@@ -132,6 +132,13 @@ export const pod = (name: string, extra: Record<string, string> = {}): Endpoint 
   namespaceLabels: { "kubernetes.io/metadata.name": "adco" },
 });
 
+/** The module of a kind's model: kubernetes-models for the API's kinds, cert-manager's own for its. */
+export function modelModule(group: string, version: string, kind: string): string {
+  return group === "cert-manager.io"
+    ? `@kubernetes-models/cert-manager/${group}/${version}/${kind}`
+    : `kubernetes-models/${group ? `${group}/` : ""}${version}/${kind}`;
+}
+
 /**
  * Fields the Kubernetes API does not know (a misspelt `readinesProbe` is silently dropped by the API
  * server and by kubernetes-models' validate()): each object is type-checked as an object literal of
@@ -144,7 +151,7 @@ export function unknownFields(objects: readonly K8sObject[]): string[] {
   const file = join(ROOT, "test", "__rendered_manifests__.ts");
   const lines = objects.map((o, i) => {
     const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
-    const from = `kubernetes-models/${group ? `${group}/` : ""}${version}/${o.kind}`;
+    const from = modelModule(group!, version!, o.kind);
     return `import type { I${o.kind} as T${i} } from "${from}";\nexport const o${i}: T${i} = ${JSON.stringify(o)};`;
   });
   const source = lines.join("\n");
