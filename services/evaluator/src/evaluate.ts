@@ -304,7 +304,7 @@ export async function runEvaluation(
         "features:train",
         emit,
       );
-      files.push(...[trainFeatures.encoder, trainFeatures.raw].filter((f) => f !== undefined));
+      files.push(trainFeatures.encoder, ...(trainFeatures.raw ? [trainFeatures.raw] : []));
       const testFeatures = await splitFeatures(
         store,
         test,
@@ -315,7 +315,7 @@ export async function runEvaluation(
         "features:test",
         emit,
       );
-      files.push(...[testFeatures.encoder, testFeatures.raw].filter((f) => f !== undefined));
+      files.push(testFeatures.encoder, ...(testFeatures.raw ? [testFeatures.raw] : []));
       const classes = train.classes.length;
       const rawPixels = plan
         ? await rawPixelScores(
@@ -330,8 +330,8 @@ export async function runEvaluation(
           )
         : undefined;
       const { knn, linear } = await score(
-        trainFeatures.encoder!,
-        testFeatures.encoder!,
+        trainFeatures.encoder,
+        testFeatures.encoder,
         classes,
         request,
         emit,
@@ -372,7 +372,7 @@ export async function runEvaluation(
               : {}),
           },
           meta,
-          testFeatures.encoder!,
+          testFeatures.encoder,
           test.classes,
         );
         return { ...result, ...written };

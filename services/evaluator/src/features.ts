@@ -4,9 +4,9 @@
 import { join } from "node:path";
 import { type Encoder, pixelsToTensor } from "@adco/core";
 import type { EvaluateEvent } from "@adco/proto/evaluator";
-import { FeatureFile } from "./feature-file.js";
-import { imageBatches, type InputShape, type StoredSplit } from "./data.js";
 import type { ObjectStore } from "@adco/storage";
+import { imageBatches, type InputShape, type StoredSplit } from "./data.js";
+import { FeatureFile } from "./feature-file.js";
 
 /** Images a batch at most; fewer for large inputs (32 at 224 x 224 x 3), so activations stay small. */
 const FEATURE_BATCH = 500;
@@ -18,8 +18,8 @@ export function featureBatchSize(input: InputShape): number {
 }
 
 export interface SplitFeatures {
-  /** The encoder's backbone features (undefined when only raw pixels were asked). */
-  readonly encoder?: FeatureFile;
+  /** The encoder's backbone features. */
+  readonly encoder: FeatureFile;
   /** The normalised pixels as features (when the raw-pixel baseline is computed). */
   readonly raw?: FeatureFile;
 }
@@ -32,29 +32,28 @@ export async function splitFeatures(
   store: ObjectStore,
   split: StoredSplit,
   input: InputShape,
-  encoder: Encoder | undefined,
+  encoder: Encoder,
   raw: boolean,
   scratch: string,
   phase: string,
   emit: (event: EvaluateEvent) => void,
 ): Promise<SplitFeatures> {
-  const files: { encoder?: FeatureFile; raw?: FeatureFile } = {};
   const name = phase.replace(/[^a-z]/g, "-");
+  const files: SplitFeatures = {
+    encoder: await FeatureFile.create(join(scratch, `${name}.f32`), split.count),
+    raw: raw ? await FeatureFile.create(join(scratch, `${name}-raw.f32`), split.count) : undefined,
+  };
   try {
-    if (encoder) files.encoder = await FeatureFile.create(join(scratch, `${name}.f32`), split.count);
-    if (raw) files.raw = await FeatureFile.create(join(scratch, `${name}-raw.f32`), split.count);
     const started = performance.now();
     let done = 0;
     for await (const batch of imageBatches(store, split, input, featureBatchSize(input))) {
       const images = pixelsToTensor(batch.pixels, batch.shape);
       try {
         if (files.raw) await files.raw.append((await images.data()) as Float32Array, batch.labels);
-        if (files.encoder) {
-          const features = encoder!.features(images);
-          const values = (await features.data()) as Float32Array;
-          features.dispose();
-          await files.encoder.append(values, batch.labels);
-        }
+        const features = encoder.features(images);
+        const values = (await features.data()) as Float32Array;
+        features.dispose();
+        await files.encoder.append(values, batch.labels);
       } finally {
         images.dispose();
       }
@@ -72,7 +71,7 @@ export async function splitFeatures(
       );
     return files;
   } catch (e) {
-    await Promise.all([files.encoder?.close(), files.raw?.close()]);
+    await Promise.all([files.encoder.close(), files.raw?.close()]);
     throw e;
   }
 }
