@@ -20,11 +20,21 @@ import {
   StorageError,
 } from "@adco/storage";
 
+/**
+ * Options of a channel to `identity`: over TLS the handshake names it (SNI) rather than the host,
+ * which is often an address (and node warns when SNI is one); the certificate is checked by that
+ * identity anyway.
+ */
+const optionsFor = (identity: string) => ({
+  ...channelOptions(),
+  "grpc.ssl_target_name_override": identity,
+});
+
 /** A trainer client; plaintext unless given credentials (see credentials.ts for the CLI's). */
 export const trainerAt = (address: string, credentials = grpc.credentials.createInsecure()) =>
-  new TrainerClient(address, credentials, channelOptions());
+  new TrainerClient(address, credentials, optionsFor("trainer"));
 export const evaluatorAt = (address: string, credentials = grpc.credentials.createInsecure()) =>
-  new EvaluatorClient(address, credentials, channelOptions());
+  new EvaluatorClient(address, credentials, optionsFor("evaluator"));
 
 const seconds = (s: number) =>
   s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
