@@ -403,10 +403,8 @@ describe("two trainers and one run", () => {
     assert.ok(written.length > 0);
     for (const l of written)
       assert.ok((l.time as number) < tookOver, `checkpoint at step ${l.step} after the takeover`);
-    assert.ok(
-      old.logs.some((l) => /stale owner/.test(String(l.message ?? ""))),
-      "the bank refused the old owner",
-    );
+    // Found by the bank (ABORTED for its stale fence) or by its own lease check, whichever came first.
+    assert.match(last.message, /stale owner|taken over by token 2/);
 
     const events = await watchOnce(fresh, runId, ended);
     assert.equal(

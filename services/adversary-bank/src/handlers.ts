@@ -1,11 +1,13 @@
 // AdversaryBank handlers: one bank per run on this replica (CreateBank, Step with replay of a retried
 // step, Snapshot/Restore through object storage, GetStats, DeleteBank), and the two rounds of
 // AdversaryBankShard. A run's bank is a RunBank: whole, the coordinator of shards, or one shard.
-// Every call that changes a run's bank passes its fence first (fences.ts): one trainer owns a run.
+// Every call of the trainer's that changes a run's bank passes its fence first (fences.ts): one
+// trainer owns a run. A shard's calls come from its coordinator, which has checked the fence.
 import type {
   AdversaryBankService,
   AdversaryBankShardService,
   CreateBankRequest,
+  Fence,
 } from "@adco/proto/adversary_bank";
 import type { ObjectRef } from "@adco/proto/common";
 import {
@@ -38,6 +40,10 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
 } {
   const banks = new Map<string, RunBank>();
   const fences = new Fences();
+  /** The fence check of a trainer's call; a coordinator's call to its shard (`fromCoordinator`) skips it. */
+  const admit = (runId: string, fence: Fence | undefined, what: string, fromCoordinator: boolean) => {
+    if (!fromCoordinator) fences.admit(runId, fence, what);
+  };
   const bankOf = (runId: string): RunBank => {
     requireId(runId, "run_id");
     const bank = banks.get(runId);
@@ -54,7 +60,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
   const bank: ServiceHandlers<typeof AdversaryBankService> = {
     async createBank(request) {
       checkCreateBank(request);
-      fences.admit(request.runId, request.fence, "CreateBank");
+      admit(request.runId, request.fence, "CreateBank", isShardRequest(request));
       const existing = banks.get(request.runId);
       if (existing) {
         if (!existing.sameAs(request)) {
@@ -83,7 +89,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     },
     async snapshot(request) {
       const target = bankOf(request.runId);
-      fences.admit(request.runId, request.fence, "Snapshot");
+      admit(request.runId, request.fence, "Snapshot", target instanceof ShardReplica);
       if (request.step !== target.appliedStep) {
         throw failedPrecondition(
           `snapshot at step ${request.step}: the bank's last applied step is ${target.appliedStep}`,
@@ -99,10 +105,10 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     async restore(request) {
       requireId(request.runId, "run_id");
       const manifest = requirePresent(request.manifest, "manifest");
-      fences.admit(request.runId, request.fence, "Restore");
       const snapshot = await withStorageStatus(() => readSnapshot(deps.store, manifest));
       try {
         const created = snapshot.request;
+        admit(request.runId, request.fence, "Restore", isShardRequest(created));
         if (created.runId !== request.runId) {
           throw failedPrecondition(
             `snapshot ${manifest.key} is of run ${JSON.stringify(created.runId)}, not ${JSON.stringify(request.runId)}`,
@@ -132,7 +138,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
     },
     async deleteBank(request) {
       const target = bankOf(request.runId);
-      fences.admit(request.runId, request.fence, "DeleteBank");
+      admit(request.runId, request.fence, "DeleteBank", target instanceof ShardReplica);
       await target.deletePeers();
       drop(request.runId);
       return {};

@@ -25,7 +25,8 @@ export interface TrainerControl {
   /**
    * Leaves the active run to the next trainer (checkpoint first); resolves when it has ended here, or
    * at `deadlineUnixMs` (the shutdown grace period) if it has not: its stored status still says
-   * running, so the next trainer resumes it from its last checkpoint. Calls after the first share it.
+   * running, so the next trainer resumes it from its last checkpoint. A run that has just ended is
+   * waited for too, until its final status is written. Calls after the first share it.
    */
   shutdown(deadlineUnixMs?: number): Promise<void>;
 }
@@ -53,17 +54,20 @@ export function trainerControl(deps: TrainerDeps): TrainerControl {
     shutdown(deadlineUnixMs = Infinity) {
       shuttingDown ??= (async () => {
         const run = runs.active();
-        if (!run) return;
-        run.requestStop("shutdown");
+        run?.requestStop("shutdown");
+        // A run that has just ended may still be writing its status: it counts too.
+        const writing = runs.unsettled();
+        if (writing.length === 0) return;
+        const settled = Promise.all(writing.map((r) => r.done)).then(() => undefined);
         const left = deadlineUnixMs - Date.now();
-        if (!Number.isFinite(left)) return run.done;
+        if (!Number.isFinite(left)) return settled;
         const timer = new AbortController();
         const ended = await Promise.race([
-          run.done.then(() => true),
+          settled.then(() => true),
           sleep(Math.max(0, left), false, { signal: timer.signal }).catch(() => false),
         ]);
         timer.abort();
-        if (!ended) {
+        if (!ended && run) {
           deps.log.warn(
             { runId: run.runId, step: run.step, checkpoint: run.latest?.step ?? null },
             "the run did not end within the shutdown grace period; the next trainer resumes it from its last checkpoint",

@@ -122,8 +122,10 @@ export class TrainingRun {
   private chosenStep: number | undefined;
   /** Whether the run has been trained before (by an earlier process, or an earlier attempt here). */
   private trainedBefore: boolean;
-  /** Resolves when the run has ended (any final state). */
+  /** Resolves when the run has ended (any final state) and its last writes are done. */
   readonly done: Promise<void>;
+  /** Whether `done` has resolved: a run can be STOPPED in memory while its status is still being written. */
+  settled = false;
 
   constructor(
     readonly runId: string,
@@ -141,7 +143,9 @@ export class TrainingRun {
       { ...deps, signal: this.stop.signal, owned: () => this.ownership.check() },
     );
     this.discovery = new WorkerDiscovery(deps.dataWorkers, deps.log);
-    this.done = this.main();
+    this.done = this.main().finally(() => {
+      this.settled = true;
+    });
   }
 
   get config(): RunConfig {

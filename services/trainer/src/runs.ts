@@ -59,6 +59,11 @@ export class Runs {
     return [...this.runs.values()].find((r) => r.active);
   }
 
+  /** Runs still writing (the active one, or one that has just ended and writes its status or release). */
+  unsettled(): TrainingRun[] {
+    return [...this.runs.values()].filter((r) => !r.settled);
+  }
+
   /** A run of this process; NOT_FOUND otherwise. */
   of(runId: string): TrainingRun {
     requireId(runId, "run_id");
