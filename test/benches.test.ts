@@ -90,6 +90,39 @@ function checkThreads(
 }
 
 describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
+  // Chromium as the dashboard's browser test finds it: skipped without, except under CI=true.
+  const chromium = process.env.ADCO_CHROMIUM ?? "/usr/bin/chromium";
+  it(
+    "bench:dashboard trains with the dashboard open in Chromium and closed",
+    {
+      timeout: 180_000,
+      skip: existsSync(chromium) || process.env.CI === "true" ? false : `no Chromium at ${chromium}`,
+    },
+    () => {
+      const before = mtime("bench-dashboard");
+      const run = npmRun("bench:dashboard", ["--smoke"]);
+      assert.equal(run.status, 0, run.detail);
+      assert.match(run.stdout, /^window 2: dashboard open +[\d.]+ steps\/s$/m, run.detail);
+      assert.match(run.stdout, /^step rate, dashboard open \/ closed beside it: median [\d.]+/m, run.detail);
+      const results = resultsOf("bench-dashboard", "bench:dashboard", false) as unknown as {
+        windows: number;
+        openOverClosed: number;
+        byWindow: { dashboardOpen: boolean; stepsPerSecond: number }[];
+      };
+      assert.equal(results.windows, 3);
+      assert.deepEqual(
+        results.byWindow.map((w) => w.dashboardOpen),
+        [false, true, false],
+      );
+      assert.ok(
+        results.byWindow.every((w) => w.stepsPerSecond > 0),
+        "every window saw steps",
+      );
+      assert.ok(results.openOverClosed > 0);
+      assert.equal(mtime("bench-dashboard"), before);
+    },
+  );
+
   // --torch: the reference runs when this machine has PyTorch (or numpy) and is reported missing when
   // not, so CI (no PyTorch) takes the missing path and a machine with python3-torch the other.
   it(
@@ -131,6 +164,24 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
       assert.equal(mtime("bench-bank"), before);
     },
   );
+
+  it("bench:tls times the wire and a short run with plaintext and with mTLS", { timeout: 180_000 }, () => {
+    const run = npmRun("bench:tls", ["--smoke"]);
+    assert.equal(run.status, 0, run.detail);
+    for (const line of [
+      /^wire, \d+ KiB ViewBatches streamed: plaintext \d+ MB\/s, mTLS \d+ MB\/s \(x[\d.]+\)$/m,
+      /^wire, \d+ KiB Step round trip: plaintext [\d.]+ ms, mTLS [\d.]+ ms \(x[\d.]+\)$/m,
+      /^round 1, plaintext: \d+ steps, \d+ images\/s/m,
+      /^round 1, mtls: \d+ steps, \d+ images\/s/m,
+    ])
+      assert.match(run.stdout, line, run.detail);
+    const results = resultsOf("bench-tls", "bench:tls", false) as unknown as {
+      wire: { mtlsOverPlaintext: { streamMBps: number } };
+      system: Record<"plaintext" | "mtls", { steps: number }>;
+    };
+    assert.ok(results.system.mtls.steps > 0 && results.system.plaintext.steps > 0, "both runs trained");
+    assert.ok(results.wire.mtlsOverPlaintext.streamMBps > 0);
+  });
 
   it("bench:data augments, encodes, streams and feeds from a worker process", { timeout: 180_000 }, () => {
     const run = npmRun("bench:data", ["--smoke"]);
