@@ -11,4 +11,10 @@ export const dataWorkerConfig = {
     max: 64,
     doc: "decoded shards kept in memory, shared by all streams",
   }),
+  augmentThreads: field.int({
+    default: 0,
+    min: 0,
+    max: 256,
+    doc: "threads that decode and augment RGB views (two-view, multi-crop), shared by all streams; 0: the cores this process may use (in a pod: its CPU limit)",
+  }),
 };

@@ -5,6 +5,7 @@ import { availableParallelism, hostname } from "node:os";
 import type { DataWorkerService } from "@adco/proto/data_worker";
 import { Pipeline, type OpenStream, type ViewsRequest } from "@adco/proto/data_worker";
 import { type ObjectStore, readManifest, withStorageStatus } from "@adco/storage";
+import type { AugmentPool } from "./augment-pool.js";
 import { preparePipeline, SUPPORTED_PIPELINES } from "./pipelines.js";
 import { StreamSession, type WorkerStats } from "./session.js";
 import { ShardCache } from "./shards.js";
@@ -51,6 +52,8 @@ export interface DataWorkerDeps {
   readonly store: ObjectStore;
   /** Decoded shards kept in memory, shared by all streams. */
   readonly shardCacheSize: number;
+  /** Threads that decode and augment RGB views for all streams; none: on the calling thread. */
+  readonly augmentPool?: AugmentPool;
 }
 
 export function dataWorkerHandlers(deps: DataWorkerDeps): ServiceHandlers<typeof DataWorkerService> {
@@ -74,7 +77,7 @@ export function dataWorkerHandlers(deps: DataWorkerDeps): ServiceHandlers<typeof
       }
       const session = new StreamSession(
         cache.source(splitManifest.shards),
-        preparePipeline(open.augment!, manifest),
+        preparePipeline(open.augment!, manifest, deps.augmentPool),
         open.batchSize,
         stats,
         manifest,

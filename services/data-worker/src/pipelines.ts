@@ -14,6 +14,7 @@ import {
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
 import type { DatasetManifest } from "@adco/storage";
 import { failedPrecondition, unimplemented } from "@adco/service-kit";
+import type { AugmentPool } from "./augment-pool.js";
 
 export interface ViewShape {
   readonly height: number;
@@ -28,6 +29,11 @@ export interface PreparedPipeline {
   decode(data: Uint8Array, label: string): Promise<Pixels> | Pixels;
   /** Writes view `view` of decoded pixels into out (height x width x channels bytes). */
   make(pixels: Pixels, sampleId: number, epoch: number, view: number, out: Uint8Array): Promise<void> | void;
+  /**
+   * Decode and every view of one record, off this thread (the augment pool), when the pipeline has
+   * one; the same views as decode + make.
+   */
+  makeAll?(data: Uint8Array, label: string, sampleId: number, epoch: number): Promise<Uint8Array[]>;
 }
 
 export const SUPPORTED_PIPELINES = [
@@ -56,7 +62,13 @@ function rgbDecoder(
   }
 }
 
-function rgbCrops(crops: readonly CropOptions[], manifest: DatasetManifest, seed: number): PreparedPipeline {
+function rgbCrops(
+  crops: readonly CropOptions[],
+  manifest: DatasetManifest,
+  seed: number,
+  pool: AugmentPool | undefined,
+): PreparedPipeline {
+  const { encoding, height = 0, width = 0 } = manifest;
   return {
     views: crops.map((c) => ({ height: c.size, width: c.size, channels: 3 })),
     decode: rgbDecoder(manifest),
@@ -69,16 +81,27 @@ function rgbCrops(crops: readonly CropOptions[], manifest: DatasetManifest, seed
         out,
       );
     },
+    ...(pool
+      ? {
+          makeAll: (data: Uint8Array, label: string, sampleId: number, epoch: number) =>
+            pool.run({ data, label, encoding, height, width, crops, seed, epoch, sampleId }),
+        }
+      : {}),
   };
 }
 
-export function preparePipeline(spec: AugmentSpec, manifest: DatasetManifest): PreparedPipeline {
+/** The pipeline a stream asked for; RGB views are made on `pool`'s threads when one is given. */
+export function preparePipeline(
+  spec: AugmentSpec,
+  manifest: DatasetManifest,
+  pool?: AugmentPool,
+): PreparedPipeline {
   const { height, width } = manifest;
   const seed = spec.seed >>> 0;
   switch (spec.pipeline) {
     case Pipeline.PIPELINE_TWO_VIEW: {
       const crop = { size: spec.outputSize, scale: [0.2, 1.0] as const };
-      return rgbCrops([crop, crop], manifest, seed);
+      return rgbCrops([crop, crop], manifest, seed, pool);
     }
     case Pipeline.PIPELINE_MULTI_CROP:
       return rgbCrops(
@@ -87,6 +110,7 @@ export function preparePipeline(spec: AugmentSpec, manifest: DatasetManifest): P
         ),
         manifest,
         seed,
+        pool,
       );
     case Pipeline.PIPELINE_TWO_VIEW_GRAY_SMALL: {
       if (manifest.encoding !== "gray8" || !height || !width) {

@@ -170,6 +170,38 @@ export class StreamSession {
     yield this.ended(lease, LeaseEndReason.LEASE_END_REASON_COMPLETED, sent, skipped);
   }
 
+  /** Every view of each record, in record order: on the augment pool's threads when there is one. */
+  private async makeViews(
+    batchRecords: DatasetRecord[],
+    epoch: number,
+    viewBytes: number[],
+  ): Promise<PromiseSettledResult<Uint8Array[]>[]> {
+    const { makeAll } = this.pipeline;
+    // The whole batch in flight at once, so every pool thread has work.
+    if (makeAll) {
+      return Promise.allSettled(
+        batchRecords.map((r) => makeAll(r.data, `sample ${r.sampleId}`, r.sampleId, epoch)),
+      );
+    }
+    // Decode the batch concurrently (sharp works on its own threads), then augment in order.
+    const decoded = await Promise.allSettled(
+      batchRecords.map((r) => this.pipeline.decode(r.data, `sample ${r.sampleId}`)),
+    );
+    return Promise.allSettled(
+      batchRecords.map(async (record, i) => {
+        const pixels = decoded[i]!;
+        if (pixels.status === "rejected") throw pixels.reason;
+        return Promise.all(
+          viewBytes.map(async (bytes, v) => {
+            const view = new Uint8Array(bytes);
+            await this.pipeline.make(pixels.value, record.sampleId, epoch, v, view);
+            return view;
+          }),
+        );
+      }),
+    );
+  }
+
   private async makeBatch(
     lease: ShardLease,
     records: DatasetRecord[],
@@ -184,24 +216,7 @@ export class StreamSession {
     const labels: number[] = [];
     const recordIndices: number[] = [];
     const batchRecords = lease.records.slice(start, end).map((r) => records[r]!);
-    // Decode the batch concurrently (sharp works on its own threads), then augment in order.
-    const decoded = await Promise.allSettled(
-      batchRecords.map((r) => this.pipeline.decode(r.data, `sample ${r.sampleId}`)),
-    );
-    // Views of the whole batch concurrently (sharp runs on libvips threads), kept in record order.
-    const made = await Promise.allSettled(
-      batchRecords.map(async (record, i) => {
-        const pixels = decoded[i]!;
-        if (pixels.status === "rejected") throw pixels.reason;
-        return Promise.all(
-          shapes.map(async (_, v) => {
-            const view = new Uint8Array(viewBytes[v]!);
-            await this.pipeline.make(pixels.value, record.sampleId, lease.epoch, v, view);
-            return view;
-          }),
-        );
-      }),
-    );
+    const made = await this.makeViews(batchRecords, lease.epoch, viewBytes);
     batchRecords.forEach((record, i) => {
       const result = made[i]!;
       if (result.status === "rejected") {
