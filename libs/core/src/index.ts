@@ -77,3 +77,4 @@ export {
   type LinearProbeOptions,
   type LinearProbeResult,
 } from "./linear-probe.js";
+export { backendMemoryBytes, gibText, negativesBytes, WASM_MEMORY_BYTES } from "./memory.js";

@@ -13,3 +13,4 @@ export * from "./cores.js";
 export * from "./tls.js";
 export * from "./auth.js";
 export * from "./local-ca.js";
+export * from "./backend-health.js";

@@ -13,6 +13,7 @@ import type { ObjectRef } from "@adco/proto/common";
 import {
   alreadyExists,
   failedPrecondition,
+  isBackendBroken,
   notFound,
   requireId,
   requirePresent,
@@ -25,7 +26,7 @@ import type { RunBank } from "./run-bank.js";
 import { ShardedBank, PeerLostError } from "./sharded-bank.js";
 import { ShardReplica } from "./shard-replica.js";
 import { disposeSnapshot, readSnapshot } from "./snapshot.js";
-import { checkCreateBank, isShardRequest } from "./validate.js";
+import { checkBankMemory, checkCreateBank, isShardRequest } from "./validate.js";
 
 /** The bank a CreateBank (or a snapshot's) asks for, created anew. */
 async function createRunBank(request: CreateBankRequest): Promise<RunBank> {
@@ -34,12 +35,29 @@ async function createRunBank(request: CreateBankRequest): Promise<RunBank> {
   return new Bank(request);
 }
 
-export function adversaryBankHandlers(deps: { store: ObjectStore }): {
+export interface BankDeps {
+  readonly store: ObjectStore;
+  /** What this replica's backend holds, in bytes (a wasm bank's 4 GiB; Infinity elsewhere). */
+  readonly memoryBytes?: number;
+  /** A call ended in an abort of the tfjs backend (isBackendBroken): the process must restart. */
+  readonly onBackendBroken?: (error: Error) => void;
+}
+
+export function adversaryBankHandlers(deps: BankDeps): {
   bank: ServiceHandlers<typeof AdversaryBankService>;
   shard: ServiceHandlers<typeof AdversaryBankShardService>;
 } {
   const banks = new Map<string, RunBank>();
   const fences = new Fences();
+  /** Runs a call's work; a backend abort in it is reported (the process then leaves) and rethrown. */
+  const guarded = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      if (isBackendBroken(e)) deps.onBackendBroken?.(e as Error);
+      throw e;
+    }
+  };
   /** The fence check of a trainer's call; a coordinator's call to its shard (`fromCoordinator`) skips it. */
   const admit = (runId: string, fence: Fence | undefined, what: string, fromCoordinator: boolean) => {
     if (!fromCoordinator) fences.admit(runId, fence, what);
@@ -60,6 +78,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
   const bank: ServiceHandlers<typeof AdversaryBankService> = {
     async createBank(request) {
       checkCreateBank(request);
+      checkBankMemory(request, deps.memoryBytes ?? Infinity);
       admit(request.runId, request.fence, "CreateBank", isShardRequest(request));
       const existing = banks.get(request.runId);
       if (existing) {
@@ -70,7 +89,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
         }
         return existing.info();
       }
-      const created = await createRunBank(request);
+      const created = await guarded(() => createRunBank(request));
       banks.set(request.runId, created);
       return created.info();
     },
@@ -78,8 +97,10 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
       for await (const request of requests) {
         const target = bankOf(request.runId);
         fences.admit(request.runId, request.fence, `Step ${request.step}`);
+        const batch = request.pairs[0]?.queries?.shape[0] ?? 0;
+        checkBankMemory(target.request, deps.memoryBytes ?? Infinity, request.pairs.length, batch);
         try {
-          yield await target.apply(request);
+          yield await guarded(() => target.apply(request));
         } catch (e) {
           // A lost shard loses the whole bank: the trainer restores every slice from a snapshot.
           if (e instanceof PeerLostError) drop(request.runId);
@@ -122,7 +143,7 @@ export function adversaryBankHandlers(deps: { store: ObjectStore }): {
         drop(request.runId);
         const fresh = await createRunBank(created);
         try {
-          await fresh.restore(snapshot, deps.store);
+          await guarded(() => fresh.restore(snapshot, deps.store));
         } catch (e) {
           fresh.dispose();
           throw e;

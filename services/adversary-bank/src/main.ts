@@ -1,12 +1,23 @@
 #!/usr/bin/env node
-import { initBackend } from "@adco/core";
+import { backendMemoryBytes, initBackend } from "@adco/core";
 import { AdversaryBankService, AdversaryBankShardService } from "@adco/proto/adversary_bank";
-import { access, register, runService, threadsFromConfig } from "@adco/service-kit";
+import {
+  access,
+  BROKEN_BACKEND_EXIT,
+  leaveBrokenBackend,
+  register,
+  runService,
+  type ServiceHost,
+  serviceNameOf,
+  threadsFromConfig,
+} from "@adco/service-kit";
 import { storeFromConfig } from "@adco/storage";
 import { adversaryBankConfig } from "./config.js";
 import { adversaryBankHandlers } from "./handlers.js";
 
-await runService({
+/** The host, once it has started (a call can break the backend only after). */
+const started: { host?: ServiceHost } = {};
+started.host = await runService({
   name: "adversary-bank",
   spec: adversaryBankConfig,
   services: async (config, log) => {
@@ -15,7 +26,16 @@ await runService({
       { backend: backend.name, detail: backend.detail, threads: backend.threads, skipped: backend.skipped },
       "tfjs backend",
     );
-    const handlers = adversaryBankHandlers({ store: storeFromConfig(config) });
+    const handlers = adversaryBankHandlers({
+      store: storeFromConfig(config),
+      // A bank too large for wasm would abort it for every run: refused at CreateBank and Step.
+      memoryBytes: backendMemoryBytes(backend.name),
+      onBackendBroken: (error) => {
+        const names = [serviceNameOf(AdversaryBankService), serviceNameOf(AdversaryBankShardService)];
+        if (started.host) void leaveBrokenBackend(started.host, names, error, log);
+        else process.exit(BROKEN_BACKEND_EXIT);
+      },
+    });
     // The trainer drives a run's bank; shard 0 drives the other shards; Step is the trainer's alone.
     const control = access.control("trainer", "adversary-bank");
     return [

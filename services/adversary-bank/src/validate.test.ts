@@ -5,7 +5,8 @@ import { encodeTensor } from "@adco/proto";
 import { BankUpdate, CreateBankRequest, Reduction, StepRequest } from "@adco/proto/adversary_bank";
 import { BankKind } from "@adco/proto/common";
 import { toRpcError } from "@adco/service-kit";
-import { checkCreateBank, checkStep } from "./validate.js";
+import { WASM_MEMORY_BYTES } from "@adco/core";
+import { checkBankMemory, checkCreateBank, checkStep } from "./validate.js";
 
 // What the client sees: the kit maps the thrown error to a status.
 const invalid = (pattern: RegExp) => (e: unknown) =>
@@ -103,6 +104,39 @@ describe("checkStep", () => {
     assert.throws(
       () => checkStep(step([{ queries: pixels, keys: features(2, 8) }]), 8),
       invalid(/dtype is DATA_TYPE_UINT8/),
+    );
+  });
+});
+
+describe("checkBankMemory", () => {
+  it("refuses a bank a wasm replica cannot hold, naming the size, before any tensor is made", () => {
+    // K 2^24 x D 4096: ~768 GiB, which ended in INTERNAL "Invalid typed array length" before.
+    assert.throws(
+      () => checkBankMemory(create({ size: 2 ** 24, dim: 4096 }), WASM_MEMORY_BYTES),
+      invalid(
+        /^size: 16777216 adversaries x D 4096 on this replica need ~768\.0 GiB .* over the backend's 4\.0 GiB/,
+      ),
+    );
+    checkBankMemory(create({ size: 2 ** 24, dim: 4096 }), Infinity);
+    checkBankMemory(create(), WASM_MEMORY_BYTES);
+  });
+
+  it("counts only this replica's share: a coordinator's K/S, a shard's slice", () => {
+    const big = { size: 2 ** 22, dim: 128 }; // 6 GiB whole
+    assert.throws(() => checkBankMemory(create(big), WASM_MEMORY_BYTES), invalid(/^size: /));
+    checkBankMemory(create({ ...big, peers: ["b:1"] }), WASM_MEMORY_BYTES);
+    const shard = { index: 1, count: 2, adversaryOffset: 2 ** 21, adversaries: 2 ** 21 };
+    checkBankMemory(create({ ...big, shard }), WASM_MEMORY_BYTES);
+  });
+
+  it("refuses a step whose logits would not fit, naming the pairs and batch", () => {
+    // K 65536: 0.1 GiB held, but 2 pairs of 8192 queries need 3 x 2 x 8192 x 65536 floats (12 GiB).
+    checkBankMemory(create(), WASM_MEMORY_BYTES, 2, 256);
+    assert.throws(
+      () => checkBankMemory(create(), WASM_MEMORY_BYTES, 2, 8192),
+      invalid(
+        /^pairs: a step of 2 pair\(s\) of 8192 queries against 65536 adversaries x D 128 needs ~12\.1 GiB/,
+      ),
     );
   });
 });

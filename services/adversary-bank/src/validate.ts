@@ -3,6 +3,7 @@ import { DataType } from "@adco/proto/common";
 import { BankKind, type BankHyperparameters } from "@adco/proto/common";
 import { BankUpdate, Reduction, type CreateBankRequest, type StepRequest } from "@adco/proto/adversary_bank";
 import { decodeTensor, type DecodedTensor } from "@adco/proto";
+import { gibText, negativesBytes } from "@adco/core";
 import {
   invalidArgument,
   requireEnum,
@@ -62,6 +63,32 @@ function checkShardSpec(request: CreateBankRequest): void {
       `shard: adversaries ${adversaryOffset}..${adversaryOffset + adversaries - 1} are not inside the bank's ${request.size}`,
     );
   }
+}
+
+/** The adversaries this replica holds of a bank: its shard's, or the coordinator's share of K. */
+export function ownAdversaries(request: CreateBankRequest): number {
+  if (isShardRequest(request)) return request.shard!.adversaries;
+  return Math.ceil(request.size / (request.peers.length + 1));
+}
+
+/**
+ * INVALID_ARGUMENT when this replica's share of the bank, and of a step of `pairs` pairs of `batch`
+ * queries (none: the bank between steps), needs more than the backend holds (`limitBytes`: a wasm
+ * bank's 4 GiB), which would abort it for every run.
+ */
+export function checkBankMemory(request: CreateBankRequest, limitBytes: number, pairs = 0, batch = 0): void {
+  const k = ownAdversaries(request);
+  const bytes = negativesBytes(k, request.dim, pairs, batch);
+  if (bytes <= limitBytes) return;
+  const held = `${k} adversaries x D ${request.dim}`;
+  if (pairs === 0) {
+    throw invalidArgument(
+      `size: ${held} on this replica need ~${gibText(bytes)} (3 x K/S x D float32: adversaries, momentum, gradient), over the backend's ${gibText(limitBytes)}; use a smaller size or dim, or more shards (peers)`,
+    );
+  }
+  throw invalidArgument(
+    `pairs: a step of ${pairs} pair(s) of ${batch} queries against ${held} needs ~${gibText(bytes)} on this replica (3 x (K/S x D + pairs x B x K/S) float32), over the backend's ${gibText(limitBytes)}; send smaller batches, or shard the bank`,
+  );
 }
 
 export interface CheckedStep {

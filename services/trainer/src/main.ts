@@ -7,7 +7,9 @@ import { startRunRequestFromJson } from "@adco/proto";
 import { type StartRunRequest, TrainerService } from "@adco/proto/trainer";
 import {
   access,
+  BROKEN_BACKEND_EXIT,
   ConfigError,
+  leaveBrokenBackend,
   type Logger,
   register,
   runService,
@@ -16,7 +18,6 @@ import {
   threadsFromConfig,
 } from "@adco/service-kit";
 import { type ObjectStore, readManifest, StorageError, storeFromConfig } from "@adco/storage";
-import { BROKEN_BACKEND_EXIT, leaveBrokenBackend } from "./backend-health.js";
 import { trainerConfig } from "./config.js";
 import { type TrainerControl, trainerControl } from "./handlers.js";
 import { trainingMetrics } from "./metrics.js";

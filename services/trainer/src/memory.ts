@@ -2,8 +2,8 @@
 // config inside the accepted ranges cannot end in a wasm abort ("memory access out of bounds",
 // "Aborted()") that leaves the process broken for every later run.
 //
-// The limit: the wasm backend is wasm32, whose linear memory is at most 4 GiB, and every tensor of
-// the process lives in it. The estimates, in float32 bytes:
+// The limit and the bank's estimate are @adco/core's (memory.ts): wasm32 holds at most 4 GiB, and
+// every tensor of the process lives in it. The estimates, in float32 bytes:
 //   trainer: 3 x B x views x A, where A is the floats of every node's output of the encoder for one
 //     view at its size (walked from the encoder's node list): f_q's activations kept for the
 //     backward, their gradients, and f_k's forward, each about the size of the kept activations;
@@ -12,13 +12,15 @@
 // They leave out what is small beside them (weights, the optimizer, the batch's pixels). The bank's
 // backend is not known to the trainer; its default (auto: wasm where tensorflow is not installed)
 // sets the bank's limit, and bankPeers split K.
-import { encoderSpec, type PretrainConfig } from "@adco/core";
+import {
+  encoderSpec,
+  gibText as GiB,
+  negativesBytes,
+  type PretrainConfig,
+  WASM_MEMORY_BYTES,
+} from "@adco/core";
 import { type AugmentSpec, Pipeline } from "@adco/proto/data_worker";
 import { invalidArgument } from "@adco/service-kit";
-
-export const WASM_MEMORY_BYTES = 4 * 2 ** 30;
-
-const GiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 /** Floats of every node's output of the encoder for one view of size x size. */
 export function activationFloats(pretrain: PretrainConfig, size: number): number {
@@ -76,7 +78,7 @@ export function stepMemory(pretrain: PretrainConfig, augment: AugmentSpec, shard
   const k = Math.ceil(pretrain.negatives / shards);
   return {
     trainerBytes: 4 * 3 * B * perSample,
-    bankShardBytes: 4 * (3 * k * pretrain.projectionDim + 3 * pairs * B * k),
+    bankShardBytes: negativesBytes(k, pretrain.projectionDim, pairs, B),
   };
 }
 

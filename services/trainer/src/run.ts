@@ -22,7 +22,7 @@ import {
 import type { BankStats, CreateBankRequest } from "@adco/proto/adversary_bank";
 import type { CheckpointRef } from "@adco/proto/common";
 import { RunConfig, type RunEvent, RunState, type Run, type StepEvent } from "@adco/proto/trainer";
-import { failedPrecondition, type Logger } from "@adco/service-kit";
+import { failedPrecondition, isBackendBroken, type Logger } from "@adco/service-kit";
 import { type ObjectStore, readManifest, runPrefix, type SplitManifest } from "@adco/storage";
 import * as tf from "@tensorflow/tfjs-core";
 import { bankContrast } from "./bank-exchange.js";
@@ -33,7 +33,6 @@ import { EpochEvaluator } from "./epoch-eval.js";
 import { type EpochData, StepInterval, trainEpoch } from "./epoch-loop.js";
 import { RunLifecycle } from "./lifecycle.js";
 import { RunProgress } from "./progress.js";
-import { isBackendBroken } from "./backend-health.js";
 import { FencedError, type RunOwnership } from "./ownership.js";
 import { RetryAbandonedError, storeRetrying } from "./retry.js";
 import type { ResolvedRun } from "./run-config.js";

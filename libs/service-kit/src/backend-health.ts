@@ -1,9 +1,11 @@
 // A tfjs backend that aborted is broken for good: after a wasm trap ("Aborted()", "memory access
 // out of bounds", any WebAssembly.RuntimeError) its memory and kernels are in an unknown state, and
-// every later run of the process fails the same way. The trainer then fails the run (its FAILED
-// status is written, so no trainer resumes it into the same abort), turns its health NOT_SERVING,
-// says why, and exits non-zero, so that Kubernetes restarts the pod with a fresh backend.
-import { type Logger, type ServiceHost, statusOf } from "@adco/service-kit";
+// every later call of the process fails the same way. A service whose backend broke (the trainer: it
+// fails the run first, so that no trainer resumes it into the same abort; the bank) turns its health
+// NOT_SERVING, says why, and exits non-zero, so that Kubernetes restarts the pod with a fresh backend.
+import { statusOf } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { ServiceHost } from "./server.js";
 
 const ABORT =
   /Aborted\(|memory access out of bounds|RuntimeError|unreachable executed|table index is out of bounds/;
@@ -23,7 +25,7 @@ export function isBackendBroken(error: unknown): boolean {
   return false;
 }
 
-/** The exit code of a trainer whose backend broke (EX_SOFTWARE). */
+/** The exit code of a service whose backend broke (EX_SOFTWARE). */
 export const BROKEN_BACKEND_EXIT = 70;
 
 /**
@@ -40,7 +42,7 @@ export async function leaveBrokenBackend(
   for (const name of ["", ...serviceNames]) host.health.setStatus(name, "NOT_SERVING");
   log.fatal(
     { err: error.message, stack: error.stack, exitCode: BROKEN_BACKEND_EXIT },
-    "the tfjs backend is broken (a WebAssembly abort); every later run would fail the same way: NOT_SERVING, exiting so that the trainer is restarted",
+    "the tfjs backend is broken (a WebAssembly abort); every later call would fail the same way: NOT_SERVING, exiting so that the process is restarted",
   );
   try {
     await host.shutdown("the tfjs backend is broken");

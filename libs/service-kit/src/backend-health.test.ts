@@ -13,7 +13,7 @@ import {
   status,
   ServiceHost,
   unavailable,
-} from "@adco/service-kit";
+} from "./index.js";
 import { BROKEN_BACKEND_EXIT, isBackendBroken, leaveBrokenBackend } from "./backend-health.js";
 
 /** A module whose `oob` loads past its one page of memory and whose `trap` is `unreachable`. */
