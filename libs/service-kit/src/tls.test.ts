@@ -79,6 +79,7 @@ const trainerIdentity = issueCertificate(ca, "trainer", { directory: join(dir, "
 const workerIdentity = issueCertificate(ca, "data-worker");
 const foreign = issueCertificate(other, "trainer");
 const expired = issueCertificate(ca, "trainer", { days: -1, stem: "expired" });
+after(() => rmSync(dir, { recursive: true, force: true }));
 const tokenFile = join(dir, "token");
 const token = writeToken(tokenFile);
 
@@ -127,7 +128,6 @@ describe("mutual TLS and authorisation", () => {
   after(async () => {
     for (const c of clients) c.close();
     await host.shutdown("test over");
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("lets a client with the trainer's certificate call control and trainer-only methods", async () => {
@@ -262,6 +262,11 @@ describe("authorisation settings", () => {
       () => checkTlsSettings({ ...settings(), tlsCaFile: "" }),
       (e: Error) =>
         e instanceof ConfigError && /tlsCertFile, tlsKeyFile, tlsCaFile are not set/.test(e.message),
+    );
+    assert.throws(
+      () => checkTlsSettings(settings({ certFile: server.certFile, keyFile: workerIdentity.keyFile })),
+      (e: Error) =>
+        e instanceof ConfigError && /not a PEM certificate, key and CA that belong together/.test(e.message),
     );
     assert.throws(
       () => checkTlsSettings(settings({ certFile: "/nonexistent/tls.crt", keyFile: "/nonexistent/tls.key" })),

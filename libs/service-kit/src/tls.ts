@@ -8,7 +8,7 @@
 // that identity rather than by host name: the trainer dials data workers by the pod addresses a
 // headless Service resolves to, which no certificate can name in advance.
 import { readFileSync } from "node:fs";
-import type { PeerCertificate } from "node:tls";
+import { createSecureContext, type PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { ConfigError, field, type ConfigSpec } from "./config.js";
 
@@ -82,7 +82,7 @@ export function checkTlsSettings(settings: TlsSettings): void {
   };
   const [cert, key, ca] = [read("tlsCertFile"), read("tlsKeyFile"), read("tlsCaFile")];
   try {
-    grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }]);
+    createSecureContext({ cert, key, ca });
   } catch (e) {
     // The message names the files, never their contents.
     throw new ConfigError(
