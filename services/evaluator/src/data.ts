@@ -161,15 +161,13 @@ export async function* imageBatches(
   batchSize: number,
 ): AsyncGenerator<ImageBatch> {
   let pending: Promise<ImageBatch> | undefined;
-  try {
-    for await (const records of recordGroups(store, split, batchSize)) {
-      const next = toBatch(records, split, input);
-      if (pending) yield await pending;
-      pending = next;
-    }
+  for await (const records of recordGroups(store, split, batchSize)) {
+    const next = toBatch(records, split, input);
+    // Its failure is thrown when it is awaited; until then (or if the caller stops first) it must
+    // not count as an unhandled rejection, which would end the process.
+    next.catch(() => {});
     if (pending) yield await pending;
-  } finally {
-    // A batch started but not awaited (the caller stopped, or a read failed) must not reject unseen.
-    pending?.catch(() => {});
+    pending = next;
   }
+  if (pending) yield await pending;
 }

@@ -16,6 +16,7 @@ import { DatasetWriter, ObjectStore } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { status } from "@grpc/grpc-js";
 import sharp from "sharp";
+import { imageBatches, openSplit } from "./data.js";
 import { runEvaluation } from "./evaluate.js";
 import { FeatureFile } from "./feature-file.js";
 import { RawPixelsCache } from "./raw-pixels.js";
@@ -147,6 +148,25 @@ describe("evaluation of photo datasets", () => {
       },
     );
     assert.deepEqual(readdirSync(scratch), []);
+  });
+});
+
+describe("image batches", () => {
+  it("come in stored order; a broken file in a batch decoded ahead fails when that batch is reached", async () => {
+    const split = await openSplit(store, { bucket: BUCKET, name: "photos-broken:train" }, "train");
+    const labels: number[] = [];
+    await assert.rejects(
+      (async () => {
+        // Two images a batch: sample 7 is in the fourth, decoded while the caller works on the third.
+        for await (const batch of imageBatches(store, split, [32, 32, 3], 2)) {
+          assert.deepEqual(batch.shape, [2, 32, 32, 3]);
+          labels.push(...batch.labels);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })(),
+      /sample 7: cannot decode/,
+    );
+    assert.deepEqual(labels, [0, 0, 0, 0, 0, 0]);
   });
 });
 
