@@ -55,6 +55,7 @@ export {
   threadsFromEnv,
 } from "./backend.js";
 export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
+export { activeWebGpuAdapter, type WebGpuAdapter } from "./webgpu.js";
 export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
 export { artifactsFromFiles, encoderFromArtifacts } from "./export.js";
 export { pixelsToTensor } from "./pixels.js";

@@ -10,3 +10,11 @@ export {
   TOLERANCE,
 } from "./golden.js";
 export { type CaseShape, makeGoldenCase, referenceExpected } from "./reference.js";
+export {
+  compareParitySteps,
+  PARITY_TOLERANCE,
+  type ParityReport,
+  type ParityStep,
+  parityLine,
+  recordParityStep,
+} from "./webgpu-parity.js";

@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { isSoftwareAdapter } from "./webgpu.js";
+import { compareParitySteps, type ParityStep, parityLine } from "./webgpu-parity.js";
 
 // The WebGPU backend against the wasm one. Each backend needs its own process (a backend initialises
 // once), so each side runs in a child: one full AdCo step of the production trainer (keys, queries,
@@ -13,8 +14,8 @@ import { isSoftwareAdapter } from "./webgpu.js";
 // CI (CI=true) they fail instead, since .ci/run installs the Debian packages that give llvmpipe.
 
 const STEP_CHILD = `
-import * as tf from "@tensorflow/tfjs-core";
-import { initBackend, PRESETS, Pretrainer } from "@adco/core";
+import { initBackend } from "@adco/core";
+import { recordParityStep } from "@adco/core/testing";
 let backend;
 try {
   backend = await initBackend(process.env.BACKEND);
@@ -22,33 +23,9 @@ try {
   console.log(JSON.stringify({ unavailable: e.message }));
   process.exit(0);
 }
-const batch = 16;
-const trainer = new Pretrainer({ ...PRESETS["fashion-mnist"], batchSize: batch, bnGroups: 2, negatives: 64, seed: 7 });
-const views = [1, 2].map((s) => tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", s));
-// Every read is asynchronous: dataSync is the step's own business.
-const read = async (tensors) => Promise.all([...tensors].map(async (t) => Array.from(await t.data())));
-const names = [...trainer.query.params.keys()];
-const before = await read(trainer.query.params.values());
-const bankBefore = trainer.negatives.state();
-const started = performance.now();
-const stats = trainer.trainStep(views, 0.06);
-const stepMs = performance.now() - started;
-const bank = trainer.negatives.state();
+const record = await recordParityStep(backend.name, 16);
 // Exit only once the pipe has taken it all (a write to a pipe is asynchronous).
-process.stdout.write(JSON.stringify({
-  backend: backend.name,
-  detail: backend.detail,
-  stepMs,
-  stats,
-  names,
-  before,
-  after: await read(trainer.query.params.values()),
-  velocity: await read(names.map((n) => trainer.optimizer.velocity.get(n))),
-  key: await read(trainer.key.params.values()),
-  runningStats: await read(trainer.query.runningStats.values()),
-  bankBefore: await read([bankBefore.weights]),
-  bank: await read([bank.weights, bank.velocity]),
-}) + "\\n", () => process.exit(0));
+process.stdout.write(JSON.stringify({ ...record, detail: backend.detail }) + "\\n", () => process.exit(0));
 `;
 
 const GOLDEN_CHILD = `
@@ -95,34 +72,7 @@ function runChild<T>(script: string, env: Record<string, string>): T | Unavailab
   return JSON.parse(child.stdout.trim().split("\n").at(-1)!) as T | Unavailable;
 }
 
-interface StepResult {
-  backend: string;
-  detail: string;
-  stepMs: number;
-  stats: { loss: number; accuracy: number; adversaryProbability: number };
-  names: string[];
-  before: number[][];
-  after: number[][];
-  velocity: number[][];
-  key: number[][];
-  runningStats: number[][];
-  bankBefore: number[][];
-  bank: number[][];
-}
-
-/** max |a - b| / max |b| over one tensor: its error relative to its own scale. */
-function relativeError(a: readonly number[], b: readonly number[]): number {
-  assert.equal(a.length, b.length);
-  let error = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    error = Math.max(error, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return scale === 0 ? error : error / scale;
-}
-
-const TOLERANCE = { loss: 1e-5, relative: 1e-4 };
+type StepResult = ParityStep & { detail: string };
 
 /** No adapter: a skip that says why, except in CI, whose .ci/run installs llvmpipe. */
 function skipOrFail(t: TestContext, reason: string): void {
@@ -142,49 +92,9 @@ describe("the webgpu backend", () => {
     t.diagnostic(
       `${gpu.detail}: step ${gpu.stepMs.toFixed(0)} ms (first, shaders compiled); wasm ${wasm.stepMs.toFixed(0)} ms`,
     );
-    assert.deepEqual(gpu.names, wasm.names);
-    assert.deepEqual(gpu.before, wasm.before, "both start from the same parameters");
-    assert.ok(
-      Math.abs(gpu.stats.loss - wasm.stats.loss) <= TOLERANCE.loss * Math.abs(wasm.stats.loss),
-      `loss ${gpu.stats.loss} vs ${wasm.stats.loss}`,
-    );
-    assert.ok(Math.abs(gpu.stats.adversaryProbability - wasm.stats.adversaryProbability) <= 1e-5);
-    // SGD from zero velocity: v = grad + wd p, so the gradient is v - wd p (no cancellation in it).
-    const wd = 1e-4;
-    const worst = { gradient: 0, updated: 0, key: 0 };
-    gpu.names.forEach((name, i) => {
-      const gradient = (r: StepResult) => r.velocity[i]!.map((v, j) => v - wd * r.before[i]![j]!);
-      const errors = {
-        gradient: relativeError(gradient(gpu), gradient(wasm)),
-        updated: relativeError(gpu.after[i]!, wasm.after[i]!),
-        key: relativeError(gpu.key[i]!, wasm.key[i]!),
-      };
-      for (const [what, error] of Object.entries(errors) as [keyof typeof worst, number][]) {
-        worst[what] = Math.max(worst[what], error);
-        assert.ok(
-          error <= TOLERANCE.relative,
-          `${name}: ${what} differs by ${error.toExponential(2)} (relative)`,
-        );
-      }
-    });
-    gpu.runningStats.forEach((s, i) => {
-      const error = relativeError(s, wasm.runningStats[i]!);
-      assert.ok(error <= TOLERANCE.relative, `running statistics ${i}: ${error.toExponential(2)}`);
-    });
-    // The adversaries ascended on both: the bank and its momentum agree too.
-    assert.notDeepEqual(gpu.bank[0], gpu.bankBefore[0]);
-    gpu.bank.forEach((b, i) => {
-      const error = relativeError(b, wasm.bank[i]!);
-      assert.ok(
-        error <= TOLERANCE.relative,
-        `bank ${i === 0 ? "weights" : "momentum"}: ${error.toExponential(2)}`,
-      );
-    });
-    t.diagnostic(
-      `worst relative errors over ${gpu.names.length} parameters: gradient ${worst.gradient.toExponential(2)}, ` +
-        `updated ${worst.updated.toExponential(2)}, key encoder ${worst.key.toExponential(2)}; ` +
-        `loss ${gpu.stats.loss} vs ${wasm.stats.loss}`,
-    );
+    const report = compareParitySteps(gpu, wasm);
+    assert.deepEqual(report.failures, [], parityLine(report));
+    t.diagnostic(parityLine(report));
   });
 
   test("the golden cases pass on webgpu, the bank whole and in 2 and 3 shards", (t) => {

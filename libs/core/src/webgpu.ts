@@ -28,6 +28,10 @@ export interface WebGpuAdapter {
   readonly description: string;
   /** A CPU implementation of the GPU (llvmpipe, lavapipe, SwiftShader, or Dawn's fallback adapter). */
   readonly software: boolean;
+  /** The adapter's limits (maxBufferSize, maxComputeWorkgroupStorageSize, ...), as it reports them. */
+  readonly limits: Readonly<Record<string, number>>;
+  /** Its optional features (timestamp-query, shader-f16, ...), sorted. */
+  readonly features: readonly string[];
 }
 
 export type WebGpuResult =
@@ -149,6 +153,13 @@ export function isSoftwareAdapter(info: AdapterInfo): boolean {
   return Boolean(info.isFallbackAdapter) || SOFTWARE.test(text);
 }
 
+/** GPUSupportedLimits' fields are getters on its prototype: read through for-in, which walks it. */
+function limitsOf(limits: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name in limits) if (typeof limits[name] === "number") out[name] = limits[name];
+  return out;
+}
+
 function describe(
   adapter: Adapter,
   dawnBackend: string,
@@ -170,6 +181,8 @@ function describe(
       description: info.description,
       isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter,
     }),
+    limits: limitsOf(adapter.limits),
+    features: [...adapter.features].sort(),
   };
 }
 
@@ -276,11 +289,19 @@ async function start(
     return { ok: false, reason: "the tfjs webgpu backend failed to initialise" };
   }
   await tf.ready();
+  activeAdapter = described;
   const name = described.device || described.description || "unknown adapter";
   const detail =
     `@tensorflow/tfjs-backend-webgpu (Dawn ${described.dawnBackend}, ${described.featureLevel} level: ` +
     `${name}${described.software ? ", a software GPU" : ""})`;
   return { ok: true, adapter: described, detail };
+}
+
+let activeAdapter: WebGpuAdapter | undefined;
+
+/** The adapter the webgpu backend runs on in this process, once one was set; else undefined. */
+export function activeWebGpuAdapter(): WebGpuAdapter | undefined {
+  return activeAdapter;
 }
 
 // ---- synchronous reads ----------------------------------------------------------------------
