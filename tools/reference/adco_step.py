@@ -6,7 +6,9 @@ print our speed next to a well-known framework's on the same machine, in the sam
 It does the same work as libs/core (same network shape, the same forwards and backwards, the same K
 and D, float32), not bit-equal results:
 
-  step   the full AdCo step of the fashion-mnist preset: resnet-mini (28x28x1; stem 3x3 16; one basic
+  step   the full AdCo step of the fashion-mnist preset (--arch: resnet-mini by default, or
+         resnet18-cifar at 32x32x3 or resnet50 at 224x224x3, as libs/core/src/encoder.ts lays them
+         out; --device cuda for a GPU, which gpu:check uses): resnet-mini (28x28x1; stem 3x3 16; one basic
          block per stage at widths 16, 32, 64, stride 2 and a 1x1 projection shortcut in stages 2
          and 3; global average pool; MLP head 64 -> 64 -> 128), BatchNorm split into 8 groups (MoCo's
          SplitBatchNorm), keys from the momentum encoder on a shuffled batch without gradient, the
@@ -41,6 +43,17 @@ WEIGHT_DECAY = 1e-4
 ENCODER_MOMENTUM = 0.99
 LR = 0.03
 BN_GROUPS = 8
+# libs/core/src/encoder.ts's layouts: input (C, H, W), stem (filters, size, stride, max-pool), stage
+# widths, blocks per stage, bottleneck blocks (ResNet-50 v1.5: the stride on the 3x3 conv).
+LAYOUTS = {
+    "resnet-mini": dict(input=(1, 28, 28), stem=(16, 3, 1, False), widths=(16, 32, 64), blocks=(1, 1, 1), bottleneck=False),
+    "resnet18-cifar": dict(
+        input=(3, 32, 32), stem=(64, 3, 1, False), widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), bottleneck=False
+    ),
+    "resnet50": dict(
+        input=(3, 224, 224), stem=(64, 7, 2, True), widths=(64, 128, 256, 512), blocks=(3, 4, 6, 3), bottleneck=True
+    ),
+}
 
 
 def parse():
@@ -55,6 +68,8 @@ def parse():
     p.add_argument("--steps", type=int, default=6, help="timed steps, after the warm-up")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="bank only")
+    p.add_argument("--arch", choices=sorted(LAYOUTS), default="resnet-mini", help="step only")
+    p.add_argument("--device", default="cpu", help="step only: cpu, or cuda (timed with a synchronize)")
     return p.parse_args()
 
 
@@ -117,6 +132,12 @@ def bn_groups_for(configured, n):
 if args.mode == "probe":
     torch_version, torch_error = version_of("torch")
     numpy_version, numpy_error = version_of("numpy")
+    cuda, cuda_device = False, None
+    if torch_version:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        cuda_device = torch.cuda.get_device_name(0) if cuda else None
     emit(
         {
             "python": platform.python_version(),
@@ -125,6 +146,8 @@ if args.mode == "probe":
             "torchError": torch_error,
             "numpy": numpy_version,
             "numpyError": numpy_error,
+            "cuda": cuda,
+            "cudaDevice": cuda_device,
         }
     )
     sys.exit(0)
@@ -140,6 +163,9 @@ def step_mode():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    # A GPU runs asynchronously: a step is timed to its end.
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     class SplitBatchNorm(nn.BatchNorm2d):
         """BatchNorm over groups of the batch (MoCo's CIFAR demo), like BN on separate GPUs."""
@@ -183,36 +209,64 @@ def step_mode():
             body = self.b(F.relu(self.a(x)))
             return F.relu(body + (self.proj(x) if self.proj is not None else x))
 
-    class ResnetMini(nn.Module):
-        """libs/core/src/encoder.ts's resnet-mini with the 2-layer MLP head."""
-
-        def __init__(self, groups, dim):
+    class Bottleneck(nn.Module):
+        def __init__(self, cin, width, stride, groups):
             super().__init__()
-            self.stem = conv_bn(1, 16, 3, 1, groups)
-            self.stages = nn.Sequential(
-                Block(16, 16, 1, groups), Block(16, 32, 2, groups), Block(32, 64, 2, groups)
-            )
-            self.head = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, dim))
+            cout = width * 4
+            self.a = conv_bn(cin, width, 1, 1, groups)
+            self.b = conv_bn(width, width, 3, stride, groups)
+            self.c = conv_bn(width, cout, 1, 1, groups)
+            self.proj = conv_bn(cin, cout, 1, stride, groups) if stride != 1 or cin != cout else None
 
         def forward(self, x):
-            x = self.stages(F.relu(self.stem(x)))
+            body = self.c(F.relu(self.b(F.relu(self.a(x)))))
+            return F.relu(body + (self.proj(x) if self.proj is not None else x))
+
+    class Resnet(nn.Module):
+        """libs/core/src/encoder.ts's ResNet of one layout, with the 2-layer MLP head."""
+
+        def __init__(self, layout, groups, dim):
+            super().__init__()
+            filters, size, stride, pool = layout["stem"]
+            self.stem = conv_bn(layout["input"][0], filters, size, stride, groups)
+            self.pool = nn.MaxPool2d(3, 2, padding=1) if pool else None
+            blocks, channels = [], filters
+            for stage, (width, count) in enumerate(zip(layout["widths"], layout["blocks"])):
+                for block in range(count):
+                    s = 2 if block == 0 and stage > 0 else 1
+                    if layout["bottleneck"]:
+                        blocks.append(Bottleneck(channels, width, s, groups))
+                        channels = width * 4
+                    else:
+                        blocks.append(Block(channels, width, s, groups))
+                        channels = width
+            self.stages = nn.Sequential(*blocks)
+            self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, dim))
+
+        def forward(self, x):
+            x = F.relu(self.stem(x))
+            if self.pool is not None:
+                x = self.pool(x)
+            x = self.stages(x)
             return F.normalize(self.head(x.mean((2, 3))), dim=1)
 
     n, k_size, dim = args.batch, args.negatives, args.dim
     groups = bn_groups_for(BN_GROUPS, n)
-    f_q = ResnetMini(groups, dim)
-    f_k = ResnetMini(groups, dim)
+    layout = LAYOUTS[args.arch]
+    f_q = Resnet(layout, groups, dim).to(device)
+    f_k = Resnet(layout, groups, dim).to(device)
     f_k.load_state_dict(f_q.state_dict())
     for p in f_k.parameters():
         p.requires_grad_(False)
     sgd = torch.optim.SGD(f_q.parameters(), lr=LR, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY)
-    bank = F.normalize(torch.randn(dim, k_size), dim=0)  # D x K, as libs/core stores it
-    velocity = torch.zeros(dim, k_size)
-    views = [torch.rand(n, 1, 28, 28) * 3 - 1 for _ in range(2)]
+    bank = F.normalize(torch.randn(dim, k_size), dim=0).to(device)  # D x K, as libs/core stores it
+    velocity = torch.zeros(dim, k_size, device=device)
+    views = [(torch.rand(n, *layout["input"]) * 3 - 1).to(device) for _ in range(2)]
+    labels = torch.arange(n, device=device)
 
     def keys_of(view):
         with torch.no_grad():
-            order = torch.randperm(n)
+            order = torch.randperm(n).to(device)
             k = f_k(view[order])
             return k[torch.argsort(order)]
 
@@ -231,7 +285,7 @@ def step_mode():
             key_logits = q @ key.t()  # N x N, the positive on the diagonal
             cosines = q @ directions  # N x K
             logits = torch.cat([key_logits, cosines], 1) / TEMPERATURE
-            loss = loss + F.cross_entropy(logits, torch.arange(n)) / len(pairs)
+            loss = loss + F.cross_entropy(logits, labels) / len(pairs)
             with torch.no_grad():
                 # The ascent at t_mem, from the bank as the step found it.
                 mem = torch.cat([key_logits, cosines], 1) / MEMORY_TEMPERATURE
@@ -241,7 +295,7 @@ def step_mode():
                     g = g - directions * (g * directions).sum(0, keepdim=True)
                 gradient += g / norms / len(pairs)
             # The batch's accuracy, as the step's statistics report it (one sync per pair).
-            (logits.argmax(1) == torch.arange(n)).float().mean().item()
+            (logits.argmax(1) == labels).float().mean().item()
         sgd.zero_grad(set_to_none=True)
         loss.backward()
         sgd.step()
@@ -250,12 +304,16 @@ def step_mode():
             bank = bank - MEMORY_LR * velocity
             for pk, pq in zip(f_k.parameters(), f_q.parameters()):
                 pk.mul_(ENCODER_MOMENTUM).add_(pq.detach(), alpha=1 - ENCODER_MOMENTUM)
+        synchronize()
 
     seconds = timed(step, args.warmup, args.steps)
     median = statistics.median(seconds)
     return {
         "engine": "torch",
         "version": torch.__version__,
+        "arch": args.arch,
+        "device": str(device),
+        "deviceName": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
         "imagesPerSecond": n / median,
         "msPerStep": median * 1000,
