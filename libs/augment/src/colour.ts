@@ -129,111 +129,71 @@ function hueShift(factor: number): number {
   return Math.trunc(factor * 255) & 255;
 }
 
-const TABLE = 0;
-const SATURATION = 1;
-const HUE = 2;
-
-/**
- * A run of ops compiled for the per-pixel loop: brightness and contrast act on each channel value
- * alone, so consecutive ones become one exact 256-entry table; saturation and hue stay per pixel.
- */
-interface Steps {
-  readonly codes: number[];
-  readonly tables: Uint8Array[];
-  readonly values: number[];
+/** Brightness or contrast as a table of its 256 results (each channel value alone decides). */
+function blendTable(pivot: number, factor: number): Uint8Array {
+  const alpha = f32(factor);
+  return Uint8Array.from({ length: 256 }, (_, x) => blend(pivot, x, alpha));
 }
 
-function compile(ops: readonly ColourOp[], mean: number): Steps {
-  const steps: Steps = { codes: [], tables: [], values: [] };
-  for (const op of ops) {
-    const alpha = f32(op.factor);
-    if (op.kind === "brightness" || op.kind === "contrast") {
-      const pivot = op.kind === "brightness" ? 0 : mean;
-      const last = steps.codes.length - 1;
-      let table = steps.codes[last] === TABLE ? steps.tables[last]! : undefined;
-      if (!table) {
-        table = Uint8Array.from({ length: 256 }, (_, x) => x);
-        steps.codes.push(TABLE);
-        steps.tables.push(table);
-        steps.values.push(0);
-      }
-      for (let x = 0; x < 256; x++) table[x] = blend(pivot, table[x]!, alpha);
-    } else {
-      steps.codes.push(op.kind === "saturation" ? SATURATION : HUE);
-      steps.tables.push(new Uint8Array(0));
-      steps.values.push(op.kind === "saturation" ? alpha : hueShift(op.factor));
-    }
-  }
-  return steps;
+function applyTable(data: Uint8Array, table: Uint8Array): void {
+  for (let i = 0; i < data.length; i++) data[i] = table[data[i]!]!;
 }
 
-/**
- * Applies `ops` (in order), then grayscale, to src, writing dst, each row mirrored when `flip`.
- * `mean` is the contrast pivot. Returns the sum of the result's luma, for a contrast that follows.
- */
-function pass(
-  src: Uint8Array,
-  dst: Uint8Array,
-  width: number,
-  ops: readonly ColourOp[],
-  mean: number,
-  grayscale: boolean,
-  flip: boolean,
-): number {
-  const { codes, tables: luts, values } = compile(ops, mean);
-  const hue = codes.includes(HUE) ? tables() : undefined;
-  const n = codes.length;
-  const height = src.length / (3 * width);
-  let lumaSum = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const at = 3 * (y * width + x);
-      let r = src[at]!;
-      let g = src[at + 1]!;
-      let b = src[at + 2]!;
-      for (let k = 0; k < n; k++) {
-        const code = codes[k];
-        if (code === TABLE) {
-          const table = luts[k]!;
-          r = table[r]!;
-          g = table[g]!;
-          b = table[b]!;
-        } else if (code === SATURATION) {
-          const a = values[k]!;
-          const l = luma(r, g, b);
-          r = blend(l, r, a);
-          g = blend(l, g, a);
-          b = blend(l, b, a);
-        } else {
-          const rgb = shiftHue(r, g, b, values[k]!, hue!);
-          r = rgb >> 16;
-          g = (rgb >> 8) & 255;
-          b = rgb & 255;
-        }
-      }
-      const l = luma(r, g, b);
-      lumaSum += l;
-      if (grayscale) r = g = b = l;
-      const o = flip ? 3 * (y * width + width - 1 - x) : at;
-      dst[o] = r;
-      dst[o + 1] = g;
-      dst[o + 2] = b;
-    }
-  }
-  return lumaSum;
-}
-
-function lumaSumOf(src: Uint8Array): number {
+function lumaSumOf(data: Uint8Array): number {
   let sum = 0;
-  for (let p = 0; p < src.length; p += 3) sum += luma(src[p]!, src[p + 1]!, src[p + 2]!);
+  for (let p = 0; p < data.length; p += 3) sum += luma(data[p]!, data[p + 1]!, data[p + 2]!);
   return sum;
+}
+
+function applySaturation(data: Uint8Array, factor: number): void {
+  const alpha = f32(factor);
+  for (let p = 0; p < data.length; p += 3) {
+    const r = data[p]!;
+    const g = data[p + 1]!;
+    const b = data[p + 2]!;
+    const l = luma(r, g, b);
+    data[p] = blend(l, r, alpha);
+    data[p + 1] = blend(l, g, alpha);
+    data[p + 2] = blend(l, b, alpha);
+  }
+}
+
+function applyHue(data: Uint8Array, factor: number): void {
+  const shift = hueShift(factor);
+  const t = tables();
+  for (let p = 0; p < data.length; p += 3) {
+    const rgb = shiftHue(data[p]!, data[p + 1]!, data[p + 2]!, shift, t);
+    data[p] = rgb >> 16;
+    data[p + 1] = (rgb >> 8) & 255;
+    data[p + 2] = rgb & 255;
+  }
+}
+
+function applyGrayscale(data: Uint8Array): void {
+  for (let p = 0; p < data.length; p += 3)
+    data[p] = data[p + 1] = data[p + 2] = luma(data[p]!, data[p + 1]!, data[p + 2]!);
+}
+
+/** Copies src into dst with each row of `width` pixels mirrored. */
+function flipRows(src: Uint8Array, dst: Uint8Array, width: number): void {
+  const rowBytes = width * 3;
+  for (let row = 0; row < src.length; row += rowBytes) {
+    for (let x = 0; x < width; x++) {
+      const from = row + 3 * x;
+      const to = row + rowBytes - 3 - 3 * x;
+      dst[to] = src[from]!;
+      dst[to + 1] = src[from + 1]!;
+      dst[to + 2] = src[from + 2]!;
+    }
+  }
 }
 
 /**
  * ColorJitter (its ops in the drawn order), then RandomGrayscale (replicated to three channels),
  * then a horizontal flip if `flipWidth` (the row length in pixels) is set, from src (rows of
  * width x 3 bytes) into dst. src and dst may be the same array only without a flip. Matches
- * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision).
+ * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision). Each op is one tight
+ * loop over the image; adjacent brightness and contrast share one table.
  */
 export function applyColour(
   src: Uint8Array,
@@ -242,24 +202,39 @@ export function applyColour(
   grayscale: boolean,
   flipWidth = 0,
 ): void {
-  const width = flipWidth > 0 ? flipWidth : src.length / 3;
-  const flip = flipWidth > 0;
+  const work = flipWidth > 0 ? new Uint8Array(src.length) : dst;
+  if (work !== src) work.set(src);
   const ops = jitter ?? [];
-  const at = ops.findIndex((op) => op.kind === "contrast");
-  if (at < 0) {
-    pass(src, dst, width, ops, 0, grayscale, flip);
-    return;
+  for (let k = 0; k < ops.length; k++) {
+    const op = ops[k]!;
+    if (op.kind === "saturation") applySaturation(work, op.factor);
+    else if (op.kind === "hue") applyHue(work, op.factor);
+    else {
+      // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
+      // int(mean + 0.5)); brightness and contrast that follow each other compose into one table.
+      let table = identity;
+      for (; k < ops.length && (ops[k]!.kind === "brightness" || ops[k]!.kind === "contrast"); k++) {
+        const next = ops[k]!;
+        const pivot =
+          next.kind === "brightness" ? 0 : Math.trunc(lumaSumOfMapped(work, table) / (work.length / 3) + 0.5);
+        const step = blendTable(pivot, next.factor);
+        table = table.map((x) => step[x]!);
+      }
+      k--;
+      applyTable(work, table);
+    }
   }
-  // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
-  // int(mean + 0.5)), so the ops before it run as a first pass.
-  let input = src;
-  let sum: number;
-  if (at === 0) {
-    sum = lumaSumOf(src);
-  } else {
-    input = new Uint8Array(src.length);
-    sum = pass(src, input, width, ops.slice(0, at), 0, false, false);
-  }
-  const mean = Math.trunc(sum / (src.length / 3) + 0.5);
-  pass(input, dst, width, ops.slice(at), mean, grayscale, flip);
+  if (grayscale) applyGrayscale(work);
+  if (flipWidth > 0) flipRows(work, dst, flipWidth);
+}
+
+const identity = Uint8Array.from({ length: 256 }, (_, x) => x);
+
+/** The luma sum of data as `table` would map it, without writing it. */
+function lumaSumOfMapped(data: Uint8Array, table: Uint8Array): number {
+  if (table === identity) return lumaSumOf(data);
+  let sum = 0;
+  for (let p = 0; p < data.length; p += 3)
+    sum += luma(table[data[p]!]!, table[data[p + 1]!]!, table[data[p + 2]!]!);
+  return sum;
 }
