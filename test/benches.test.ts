@@ -93,7 +93,7 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
   // Chromium as the dashboard's browser test finds it: skipped without, except under CI=true.
   const chromium = process.env.ADCO_CHROMIUM ?? "/usr/bin/chromium";
   it(
-    "bench:dashboard trains with the dashboard open in Chromium and closed",
+    "bench:dashboard trains with nobody watching, with Chromium on the dashboard, and with its streams",
     {
       timeout: 180_000,
       skip: existsSync(chromium) || process.env.CI === "true" ? false : `no Chromium at ${chromium}`,
@@ -102,23 +102,22 @@ describe("benches and experiments, smoke mode", { concurrency: 1 }, () => {
       const before = mtime("bench-dashboard");
       const run = npmRun("bench:dashboard", ["--smoke"]);
       assert.equal(run.status, 0, run.detail);
-      assert.match(run.stdout, /^window 2: dashboard open +[\d.]+ steps\/s$/m, run.detail);
-      assert.match(run.stdout, /^step rate, dashboard open \/ closed beside it: median [\d.]+/m, run.detail);
+      assert.match(run.stdout, /^window 2: browser [\d.]+ steps\/s$/m, run.detail);
+      assert.match(run.stdout, /^window 4: events +[\d.]+ steps\/s$/m, run.detail);
+      assert.match(run.stdout, /^step rate, browser \/ closed beside it: median [\d.]+/m, run.detail);
       const results = resultsOf("bench-dashboard", "bench:dashboard", false) as unknown as {
         windows: number;
-        openOverClosed: number;
-        byWindow: { dashboardOpen: boolean; stepsPerSecond: number }[];
+        browser: { overClosedByWindow: number[] };
+        events: { overClosedByWindow: number[] };
+        byWindow: { client: string; stepsPerSecond: number }[];
       };
-      assert.equal(results.windows, 3);
+      assert.equal(results.windows, 5);
       assert.deepEqual(
-        results.byWindow.map((w) => w.dashboardOpen),
-        [false, true, false],
+        results.byWindow.map((w) => w.client),
+        ["closed", "browser", "closed", "events", "closed"],
       );
-      assert.ok(
-        results.byWindow.every((w) => w.stepsPerSecond > 0),
-        "every window saw steps",
-      );
-      assert.ok(results.openOverClosed > 0);
+      assert.equal(results.browser.overClosedByWindow.length, 1);
+      assert.equal(results.events.overClosedByWindow.length, 1);
       assert.equal(mtime("bench-dashboard"), before);
     },
   );
