@@ -6,6 +6,7 @@
 // (../wasm/box-blur.wat), 10x faster than the TypeScript passes kept for larger radii and as its
 // reference in the tests.
 import { BOX_BLUR_WASM } from "./box-blur-wasm.js";
+import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";
 
 const f32 = Math.fround;
 const PASSES = 3;
@@ -91,15 +92,8 @@ function transpose(src: Uint8Array, dst: Uint8Array, width: number, height: numb
   }
 }
 
-/** The little of the WebAssembly API used here (this package's TypeScript libs do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { readonly exports: unknown };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 interface BoxBlurKernel {
-  readonly memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  readonly memory: WasmMemory;
   pass(
     src: number,
     dst: number,
@@ -112,15 +106,6 @@ interface BoxBlurKernel {
   ): void;
 }
 let kernel: BoxBlurKernel | undefined;
-
-/** The SIMD pass of ../wasm/box-blur.wat, instantiated once per thread. */
-function boxBlurKernel(): BoxBlurKernel {
-  if (!kernel) {
-    const module = new wasmApi.Module(Buffer.from(BOX_BLUR_WASM, "base64"));
-    kernel = new wasmApi.Instance(module).exports as BoxBlurKernel;
-  }
-  return kernel;
-}
 
 /** 2 pixels of padding on every side: the farthest tap of radius 1. */
 const PAD = 2;
@@ -138,14 +123,12 @@ function blurSimd(
   ww: number,
   fw: number,
 ): void {
-  const k = boxBlurKernel();
+  const k = (kernel ??= instantiate<BoxBlurKernel>(BOX_BLUR_WASM));
   const stride = (width + 2 * PAD) * 3;
   const bytes = stride * (height + 2 * PAD);
   const slack = 16;
   const need = 2 * (bytes + slack);
-  if (k.memory.buffer.byteLength < need)
-    k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
-  const memory = new Uint8Array(k.memory.buffer);
+  const memory = memoryOf(k.memory, need);
   const buffers = [0, bytes + slack];
   const first = PAD * stride; // the first interior row
   for (let y = 0; y < height; y++)
