@@ -1,8 +1,9 @@
 // RandomResizedCrop's resample as torchvision does it on a PIL image: crop the box, then
 // resize(BILINEAR), which in Pillow 9 is a separable convolution with a triangle filter widened by
 // the scale when shrinking (antialiased), coefficients in 22-bit fixed point, rows first into uint8,
-// then columns. This is Pillow's Resample.c in TypeScript, bit for bit. libvips through sharp was
-// within 0.2 grey levels when shrinking but 9 levels off (max 91) when enlarging a small crop.
+// then columns. This is Pillow's Resample.c, bit for bit: the passes run in a wasm SIMD kernel
+// (../wasm/resample.wat), and in TypeScript as its reference. libvips through sharp was within 0.2
+// grey levels when shrinking but 9 levels off (max 91) when enlarging a small crop.
 import { RESAMPLE_WASM } from "./resample-wasm.js";
 import type { CropBox, Pixels } from "./rgb.js";
 import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";
