@@ -4,7 +4,7 @@
 // and `boundary` (one data worker, hits on checkpoint steps), whose final encoder must equal the
 // undisturbed reference's. Prints the figures, writes docs/results/chaos.json, exits 1 when an
 // invariant did not hold.
-//   npm run -s chaos [-- --seeds 1,2,3 --epochs 3 --disruptions 8 --images 1024]
+//   npm run -s chaos [-- --seeds 1,2,3 --epochs 3 --disruptions 8 --images 1024 --schedules random,boundary]
 //   npm run -s chaos -- --smoke      (one seed, 2 epochs of 512 images, 3 random hits: ~3 minutes)
 import { parseArgs } from "node:util";
 import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "3" },
     disruptions: { type: "string", default: "8" },
     images: { type: "string", default: "1024" },
+    schedules: { type: "string", default: "random,boundary" },
     smoke: { type: "boolean", default: false },
   },
 });
@@ -32,6 +33,9 @@ for (const [name, n] of [
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not ${n}`);
 }
 if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be integers: ${values.seeds}`);
+const schedules = values.schedules.split(",");
+if (schedules.some((s) => s !== "random" && s !== "boundary"))
+  throw new Error(`--schedules: random and/or boundary, not ${values.schedules}`);
 
 const summary = (r: ChaosReport) =>
   `seed ${r.seed} ${r.boundary ? "boundary" : "random"}: ${r.killsSurvived}/${r.schedule.length} hits survived, ` +
@@ -42,7 +46,7 @@ const summary = (r: ChaosReport) =>
 
 const reports: ChaosReport[] = [];
 for (const seed of seeds) {
-  for (const boundary of [false, true]) {
+  for (const boundary of schedules.map((s) => s === "boundary")) {
     const report = await runChaos({
       seed,
       epochs,

@@ -357,7 +357,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // The reference: the same config, undisturbed.
     const referenceStart = performance.now();
     await startOn(trainer.process!, "reference", config);
-    await untilEnded(store, bucket, "reference", 600_000);
+    const referenceEnd = await untilEnded(store, bucket, "reference", 600_000);
+    if (referenceEnd !== "RUN_STATE_COMPLETED") {
+      const status = await store
+        .getJson<{ error: string }>(bucket, runStatusKey("reference"))
+        .catch(() => undefined);
+      throw new Error(`the undisturbed reference run ended ${referenceEnd}: ${status?.error ?? ""}`);
+    }
     const referenceSeconds = (performance.now() - referenceStart) / 1000;
     log(`reference: ${steps} steps in ${referenceSeconds.toFixed(1)} s`);
 
