@@ -18,3 +18,10 @@ export {
   parityLine,
   recordParityStep,
 } from "./webgpu-parity.js";
+export {
+  aggregateProfile,
+  type KernelRecord,
+  type KernelTotal,
+  type ProfileSummary,
+  programNames,
+} from "./webgpu-profile.js";
