@@ -14,6 +14,8 @@ import {
   readEvaluationObject,
   type EvaluationStore,
 } from "./evaluations.js";
+import { ApiError, apiErrorOf } from "./errors.js";
+import type { RunListFeed } from "./run-list.js";
 import { openEventStream } from "./sse.js";
 
 export interface DashboardClients {
@@ -23,42 +25,6 @@ export interface DashboardClients {
   readonly store?: EvaluationStore;
   /** The bucket of the data sets a new run names (the CLI's datasetsBucket). */
   readonly datasetsBucket: string;
-}
-
-/** An error the browser sees: the gRPC status name and the service's message. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-// gRPC status -> HTTP status, for the browser and for curl; the JSON body carries the gRPC name.
-const HTTP_OF_GRPC: Partial<Record<grpc.status, number>> = {
-  [grpc.status.INVALID_ARGUMENT]: 400,
-  [grpc.status.FAILED_PRECONDITION]: 409,
-  [grpc.status.ALREADY_EXISTS]: 409,
-  [grpc.status.RESOURCE_EXHAUSTED]: 429,
-  [grpc.status.NOT_FOUND]: 404,
-  [grpc.status.UNAUTHENTICATED]: 401,
-  [grpc.status.PERMISSION_DENIED]: 403,
-  [grpc.status.UNAVAILABLE]: 503,
-  [grpc.status.DEADLINE_EXCEEDED]: 504,
-};
-
-export function apiErrorOf(e: unknown): ApiError {
-  if (e instanceof ApiError) return e;
-  const grpcError = e as Partial<grpc.ServiceError>;
-  if (typeof grpcError.code === "number" && grpc.status[grpcError.code])
-    return new ApiError(
-      HTTP_OF_GRPC[grpcError.code] ?? 502,
-      grpc.status[grpcError.code]!,
-      grpcError.details || grpcError.message || "",
-    );
-  return new ApiError(500, "INTERNAL", (e as Error).message ?? String(e));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -85,32 +51,6 @@ async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknow
   } catch (e) {
     throw new ApiError(400, "INVALID_ARGUMENT", `body: ${(e as Error).message}`);
   }
-}
-
-const LIST_POLL_MS = 2000;
-
-/** The run list as a stream: sent at once, then whenever ListRuns answers something else. */
-function streamRuns(clients: DashboardClients, res: ServerResponse): void {
-  const stream = openEventStream(res);
-  let last = "";
-  let timer: NodeJS.Timeout | undefined;
-  const poll = async () => {
-    try {
-      const runs = ListRunsResponse.toJSON(
-        await unaryCall(clients.trainer.listRuns.bind(clients.trainer), {}, 10_000),
-      );
-      const text = JSON.stringify(runs);
-      if (text !== last) stream.send("runs", runs);
-      last = text;
-    } catch (e) {
-      const error = apiErrorOf(e);
-      stream.send("trainer-error", { code: error.code, message: error.message });
-      last = "";
-    }
-    timer = setTimeout(() => void poll(), LIST_POLL_MS);
-  };
-  stream.onClose(() => clearTimeout(timer));
-  void poll();
 }
 
 /** A run's events, replayed from its start, then live until it ends or the browser leaves. */
@@ -158,6 +98,7 @@ async function startRun(clients: DashboardClients, body: Record<string, unknown>
 /** Routes /api/...; false when the path is not the API's. */
 export async function handleApi(
   clients: DashboardClients,
+  runList: RunListFeed,
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
@@ -172,7 +113,7 @@ export async function handleApi(
       sendJson(res, 200, ListRunsResponse.toJSON(await unaryCall(trainer.listRuns.bind(trainer), {})));
     else if (what === "runs" && runId === undefined && method === "POST")
       sendJson(res, 200, await startRun(clients, await readJsonBody(req)));
-    else if (what === "runs-stream" && method === "GET") streamRuns(clients, res);
+    else if (what === "runs-stream" && method === "GET") runList.subscribe(openEventStream(res));
     else if (what === "runs" && runId && action === undefined && method === "GET")
       sendJson(res, 200, Run.toJSON(await unaryCall(trainer.getRun.bind(trainer), { runId })));
     else if (what === "runs" && runId && action === "events" && method === "GET")

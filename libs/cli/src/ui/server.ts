@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type DashboardClients, handleApi } from "./api.js";
+import { RunListFeed } from "./run-list.js";
 
 export interface DashboardOptions extends DashboardClients {
   /** Interface to listen on; loopback unless told otherwise (the buttons control training). */
@@ -44,6 +45,7 @@ function staticFiles(): Map<string, { body: Buffer; type: string }> {
 
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
   const files = staticFiles();
+  const runList = new RunListFeed(options.trainer);
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://dashboard").pathname;
     const file = files.get(path);
@@ -52,7 +54,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       res.end(file.body);
       return;
     }
-    void handleApi(options, req, res, path).then((handled) => {
+    void handleApi(options, runList, req, res, path).then((handled) => {
       if (handled) return;
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
       res.end(`no ${path}\n`);
@@ -71,6 +73,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     close: () =>
       new Promise<void>((resolve) => {
         // Event streams stay open until their browser leaves: end them with the server.
+        runList.stop();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
