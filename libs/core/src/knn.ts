@@ -121,6 +121,9 @@ export interface ChunkedKnnOptions extends KnnOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
+/** Longest the chunked kNN runs without letting the event loop run (as steps.ts's runStepsYielding). */
+const YIELD_EVERY_MS = 50;
+
 /** Test samples per vote: batch x k x classes floats of one-hot votes at once. */
 const VOTE_ELEMENTS = 1 << 24;
 
@@ -144,6 +147,7 @@ export async function knnClassifyChunked(
   const predictions = new Int32Array(test.rows);
   const testLabels = new Int32Array(test.rows);
   let start = 0;
+  let lastYield = performance.now();
   for await (const batch of test.blocks(batchSize)) {
     const size = batch.labels.length;
     testLabels.set(batch.labels, start);
@@ -162,6 +166,11 @@ export async function knnClassifyChunked(
         tf.dispose([values, indices]);
         top.merge(v as Float32Array, i as Int32Array, blockK, base, block.labels);
         base += rows;
+        // Blocks of a large split take a while: give the event loop a turn now and then.
+        if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
       }
       if (base !== train.rows)
         throw new CoreInputError("trainFeatures", `${base} rows read, ${train.rows} expected`);
@@ -173,6 +182,7 @@ export async function knnClassifyChunked(
     options.onProgress?.(start, test.rows);
     // Let the event loop run (keepalives, progress events) between test batches.
     await new Promise((resolve) => setImmediate(resolve));
+    lastYield = performance.now();
   }
   if (start !== test.rows)
     throw new CoreInputError("testFeatures", `${start} rows read, ${test.rows} expected`);
