@@ -177,7 +177,7 @@ function cpuMsSince(from: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-// 1c. Per op on one 224 view, CPU ms: our TypeScript ops against the libvips (sharp) calls the
+// 1c. Per op on one 224 view, CPU ms: our ops (TypeScript, wasm SIMD for resample and blur) against the libvips (sharp) calls the
 // previous pipeline made for the same steps (one sharp call per view).
 const source = await decodeRgb(jpegs[0]!);
 {
@@ -232,7 +232,7 @@ const source = await decodeRgb(jpegs[0]!);
     Object.fromEntries(Object.entries(o).map(([k, v]) => [k, roundTo(v, 3)]));
   results.perOp224CpuMs = { ours: round(ours), libvips: round(libvips) };
   console.log(
-    "per op on a 224 view, CPU ms (ours, TypeScript, bit-exact with torchvision | libvips via sharp):",
+    "per op on a 224 view, CPU ms (ours: TypeScript and wasm SIMD, bit-exact with torchvision | libvips via sharp):",
   );
   for (const [op, ms] of Object.entries(ours)) {
     const theirs = (libvips as Record<string, number>)[op];
