@@ -6,6 +6,8 @@
 // colours. What can be shared is shared: all the ops of a view run per pixel in at most two passes,
 // split at the one op that needs a whole-image statistic (contrast's mean luma).
 import type { ColourOp } from "./rgb.js";
+import { SATURATION_WASM } from "./saturation-wasm.js";
+import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";
 
 const f32 = Math.fround;
 
@@ -145,7 +147,8 @@ function lumaSumOf(data: Uint8Array): number {
   return sum;
 }
 
-function applySaturation(data: Uint8Array, factor: number): void {
+function applySaturation(data: Uint8Array, factor: number, simd: boolean): void {
+  if (simd) return applySaturationSimd(data, factor);
   const alpha = f32(factor);
   for (let p = 0; p < data.length; p += 3) {
     const r = data[p]!;
@@ -156,6 +159,21 @@ function applySaturation(data: Uint8Array, factor: number): void {
     data[p + 1] = blend(l, g, alpha);
     data[p + 2] = blend(l, b, alpha);
   }
+}
+
+interface SaturationKernel {
+  readonly memory: WasmMemory;
+  saturation(data: number, pixels: number, factor: number): void;
+}
+let saturationKernel: SaturationKernel | undefined;
+
+/** The same blend, 4 pixels at a time in the wasm SIMD kernel (../wasm/saturation.wat). */
+function applySaturationSimd(data: Uint8Array, factor: number): void {
+  const k = (saturationKernel ??= instantiate<SaturationKernel>(SATURATION_WASM));
+  const memory = memoryOf(k.memory, data.length + 16);
+  memory.set(data);
+  k.saturation(0, data.length / 3, f32(factor));
+  data.set(memory.subarray(0, data.length));
 }
 
 function applyHue(data: Uint8Array, factor: number): void {
@@ -193,7 +211,8 @@ function flipRows(src: Uint8Array, dst: Uint8Array, width: number): void {
  * then a horizontal flip if `flipWidth` (the row length in pixels) is set, from src (rows of
  * width x 3 bytes) into dst. src and dst may be the same array only without a flip. Matches
  * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision). Each op is one tight
- * loop over the image; adjacent brightness and contrast share one table.
+ * loop over the image; adjacent brightness and contrast share one table. `simd` false runs
+ * saturation in TypeScript instead of its wasm kernel (the kernel's reference in the tests).
  */
 export function applyColour(
   src: Uint8Array,
@@ -201,13 +220,14 @@ export function applyColour(
   jitter: readonly ColourOp[] | undefined,
   grayscale: boolean,
   flipWidth = 0,
+  simd = true,
 ): void {
   const work = flipWidth > 0 ? new Uint8Array(src.length) : dst;
   if (work !== src) work.set(src);
   const ops = jitter ?? [];
   for (let k = 0; k < ops.length; k++) {
     const op = ops[k]!;
-    if (op.kind === "saturation") applySaturation(work, op.factor);
+    if (op.kind === "saturation") applySaturation(work, op.factor, simd);
     else if (op.kind === "hue") applyHue(work, op.factor);
     else {
       // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
