@@ -6,6 +6,7 @@
 // colours. What can be shared is shared: all the ops of a view run per pixel in at most two passes,
 // split at the one op that needs a whole-image statistic (contrast's mean luma).
 import type { ColourOp } from "./rgb.js";
+import { HUE_WASM } from "./hue-wasm.js";
 import { SATURATION_WASM } from "./saturation-wasm.js";
 import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";
 
@@ -82,6 +83,8 @@ function tables(): HueTables {
   return (hueTables = { hue, sat, sector, fs });
 }
 
+const INV_255 = 1 / 255;
+
 /** One pixel's Pillow HSV hue shift (torchvision's adjust_hue), packed as r << 16 | g << 8 | b. */
 function shiftHue(r: number, g: number, b: number, shift: number, t: HueTables): number {
   // The hue table's index: which channel is largest, and the other two's distances below it.
@@ -107,9 +110,11 @@ function shiftHue(r: number, g: number, b: number, shift: number, t: HueTables):
   // positive values); all three stay within 0..v.
   const hue = (t.hue[index]! + shift) & 255;
   const fs = t.fs[(hue << 8) | us]!;
-  const p = Math.floor((v * (255.0 - us)) / 255.0 + 0.5);
-  const q = Math.floor((v * (255.0 - fs)) / 255.0 + 0.5);
-  const u = Math.floor((v * (255.0 - us + fs)) / 255.0 + 0.5);
+  // x / 255 as x * (1 / 255): equal over every v, s and f * s that can occur (checked exhaustively,
+  // 33.6M cases), and cheaper.
+  const p = Math.floor(v * (255.0 - us) * INV_255 + 0.5);
+  const q = Math.floor(v * (255.0 - fs) * INV_255 + 0.5);
+  const u = Math.floor(v * (255.0 - us + fs) * INV_255 + 0.5);
   switch (t.sector[hue]) {
     case 0:
       return (v << 16) | (u << 8) | p;
@@ -176,8 +181,9 @@ function applySaturationSimd(data: Uint8Array, factor: number): void {
   data.set(memory.subarray(0, data.length));
 }
 
-function applyHue(data: Uint8Array, factor: number): void {
+function applyHue(data: Uint8Array, factor: number, simd: boolean): void {
   const shift = hueShift(factor);
+  if (simd) return applyHueWasm(data, shift);
   const t = tables();
   for (let p = 0; p < data.length; p += 3) {
     const rgb = shiftHue(data[p]!, data[p + 1]!, data[p + 2]!, shift, t);
@@ -185,6 +191,32 @@ function applyHue(data: Uint8Array, factor: number): void {
     data[p + 1] = (rgb >> 8) & 255;
     data[p + 2] = rgb & 255;
   }
+}
+
+interface HueKernel {
+  readonly memory: WasmMemory;
+  hue(data: number, pixels: number, shift: number): void;
+}
+let hueKernel: HueKernel | undefined;
+/** Where ../wasm/hue.wat expects each table, and where the pixels go after them. */
+const HUE_AT = { hue: 0, sat: 196608, sector: 262144, fs: 262400, data: 524544 };
+
+/** The same hue shift in the wasm kernel (../wasm/hue.wat), which reads the same tables. */
+function applyHueWasm(data: Uint8Array, shift: number): void {
+  if (!hueKernel) {
+    const k = instantiate<HueKernel>(HUE_WASM);
+    const memory = memoryOf(k.memory, HUE_AT.data);
+    const t = tables();
+    memory.set(t.hue, HUE_AT.hue);
+    memory.set(t.sat, HUE_AT.sat);
+    memory.set(t.sector, HUE_AT.sector);
+    memory.set(new Uint8Array(t.fs.buffer, t.fs.byteOffset, t.fs.byteLength), HUE_AT.fs);
+    hueKernel = k;
+  }
+  const memory = memoryOf(hueKernel.memory, HUE_AT.data + data.length);
+  memory.set(data, HUE_AT.data);
+  hueKernel.hue(HUE_AT.data, data.length / 3, shift);
+  data.set(memory.subarray(HUE_AT.data, HUE_AT.data + data.length));
 }
 
 function applyGrayscale(data: Uint8Array): void {
@@ -212,7 +244,8 @@ function flipRows(src: Uint8Array, dst: Uint8Array, width: number): void {
  * width x 3 bytes) into dst. src and dst may be the same array only without a flip. Matches
  * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision). Each op is one tight
  * loop over the image; adjacent brightness and contrast share one table. `simd` false runs
- * saturation in TypeScript instead of its wasm kernel (the kernel's reference in the tests).
+ * saturation and hue in TypeScript instead of their wasm kernels (the kernels' reference in the
+ * tests).
  */
 export function applyColour(
   src: Uint8Array,
@@ -228,7 +261,7 @@ export function applyColour(
   for (let k = 0; k < ops.length; k++) {
     const op = ops[k]!;
     if (op.kind === "saturation") applySaturation(work, op.factor, simd);
-    else if (op.kind === "hue") applyHue(work, op.factor);
+    else if (op.kind === "hue") applyHue(work, op.factor, simd);
     else {
       // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
       // int(mean + 0.5)); brightness and contrast that follow each other compose into one table.

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { BOX_BLUR_WAT_SHA256 } from "./box-blur-wasm.js";
+import { HUE_WAT_SHA256 } from "./hue-wasm.js";
 import { RESAMPLE_WAT_SHA256 } from "./resample-wasm.js";
 import { SATURATION_WAT_SHA256 } from "./saturation-wasm.js";
 
@@ -10,6 +11,7 @@ describe("wasm kernels", () => {
   it("are the modules built from the committed .wat files (node tools/wasm-gen.mjs)", () => {
     for (const [name, sha] of [
       ["box-blur", BOX_BLUR_WAT_SHA256],
+      ["hue", HUE_WAT_SHA256],
       ["resample", RESAMPLE_WAT_SHA256],
       ["saturation", SATURATION_WAT_SHA256],
     ] as const) {
