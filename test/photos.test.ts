@@ -19,11 +19,12 @@ import { ObjectStore } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import sharp from "sharp";
 import { ROOT, s3Env, startService, type ServiceName, type ServiceProcess } from "./lib/service-process.js";
-import { ended, startRun, stateMessages, watch } from "./lib/trainer-run.js";
+import { ended, getRun, startRun, stateMessages, waitFor, watch } from "./lib/trainer-run.js";
 
 const CLASSES = ["warm", "cold"];
 const PER_CLASS = { train: 32, test: 8 } as const;
 const RUN = "photos";
+const FINAL = [RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED];
 
 let s3: S3ServerProcess;
 let store: ObjectStore;
@@ -115,7 +116,14 @@ describe("photos end to end", () => {
         checkpointEverySteps: 2,
       }),
     });
-    // The run's end, then its epoch evaluation (the trainer waits for it before it completes).
+    // The run's end, polled: a resnet18-cifar step on a loaded CPU can hold the trainer's event loop
+    // past a stream's keepalive timeout. Then all of its events, replayed by the idle trainer,
+    // among them the epoch evaluation (the trainer waits for it before it completes).
+    await waitFor(
+      "the run to end",
+      async () => (FINAL.includes((await getRun(trainer, RUN)).state) ? true : undefined),
+      600_000,
+    );
     const events = await watch(trainer, RUN, ended);
     const final = events.findLast((e) => e.state)!.state!;
     assert.equal(final.state, RunState.RUN_STATE_COMPLETED, stateMessages(events).join(" | "));
