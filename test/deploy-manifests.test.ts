@@ -498,3 +498,52 @@ describe("overlays differ where they should", () => {
     assert.equal(find(objects, "Deployment", "data-worker").spec.replicas, 1);
   });
 });
+
+// overlays/gpu-webgpu: the gpu overlay with the trainer and the bank on WebGPU (Dawn on Vulkan).
+describe("deploy/overlays/gpu-webgpu", () => {
+  const objects = render("gpu-webgpu" as (typeof OVERLAYS)[number]);
+  const WEBGPU = ["trainer", "adversary-bank"];
+
+  it("renders and validates, with the gpu overlay's objects and nothing else", () => {
+    const errors = objects
+      .map((o) => [`${o.kind}/${o.metadata.name}`, schemaErrors(o)] as const)
+      .filter(([, e]) => e !== undefined);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(unknownFields(objects), []);
+    const names = (list: readonly K8sObject[]) => list.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    assert.deepEqual(names(objects), names(rendered.gpu));
+    assert.equal(find(objects, "StatefulSet", "adversary-bank").spec.replicas, 2);
+  });
+
+  it("the trainer and the bank: the webgpu image and backend on a GPU node, with Vulkan mounted", () => {
+    const containers = serviceContainers(objects);
+    for (const name of WEBGPU) {
+      const c = containers.find((x) => x.name === name)!;
+      assert.match(c.container.image, new RegExp(`^adco-${name}-webgpu:`));
+      // The service's own loader takes it; "webgpu" fails the start where no GPU adapter comes up.
+      const config = loadConfig(SERVICES[c.name].spec, { env: c.env }) as Record<string, any>;
+      assert.equal(config.backend, "webgpu", name);
+      const capabilities = (c.env.NVIDIA_DRIVER_CAPABILITIES ?? "").split(",");
+      for (const needed of ["compute", "utility", "graphics"])
+        assert.ok(capabilities.includes(needed), `${name}: NVIDIA_DRIVER_CAPABILITIES has ${needed}`);
+      assert.match(
+        c.env.XDG_CACHE_HOME ?? "",
+        /^\/tmp\//,
+        `${name}: the driver's cache on the writable /tmp`,
+      );
+      assert.equal(c.container.resources.limits["nvidia.com/gpu"], 1, name);
+      assert.equal(c.container.resources.requests["nvidia.com/gpu"], 1, name);
+      // The gpu overlay's CPU and memory stay.
+      assert.ok(c.container.resources.limits.cpu && c.container.resources.limits.memory, name);
+      assert.equal(c.template.spec.nodeSelector?.["nvidia.com/gpu.present"], "true", name);
+      assert.ok(
+        c.template.spec.tolerations.some((t: any) => t.key === "nvidia.com/gpu"),
+        name,
+      );
+    }
+    for (const c of containers.filter((x) => !WEBGPU.includes(x.name))) {
+      assert.ok(!c.container.resources.limits["nvidia.com/gpu"], `${c.name} needs no GPU`);
+      assert.doesNotMatch(c.container.image, /gpu/);
+    }
+  });
+});
