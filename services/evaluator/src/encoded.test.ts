@@ -137,6 +137,28 @@ describe("evaluation of photo datasets", () => {
     assert.deepEqual(readdirSync(scratch), [], "scratch feature files left behind");
   });
 
+  it("refuses, before any work, a linear probe whose features would not fit in memory", async () => {
+    // 60 photos: 60 x 512 ResNet-18 features are 120 KiB; as raw pixels, 60 x 3072 floats, 720 KiB.
+    const phases = new Set<string>();
+    const limit = { rawPixelsCache: new RawPixelsCache(), linearProbeMaxBytes: 500 * 1024 };
+    await assert.rejects(
+      runEvaluation(store, request("photos"), (e) => phases.add(e.progress!.phase), limit),
+      (e: unknown) => {
+        assert.ok(e instanceof RpcError, String(e));
+        assert.equal(e.code, status.RESOURCE_EXHAUSTED);
+        assert.match(e.message, /^raw_pixels: the linear probe holds 60 x 3072 features in memory/);
+        return true;
+      },
+    );
+    assert.ok(![...phases].some((p) => p.startsWith("features")), [...phases].join(", "));
+    // The encoder's own 120 KiB fit under 200 KiB: without raw pixels the evaluation runs.
+    const result = await runEvaluation(store, { ...request("photos"), rawPixels: false }, () => {}, {
+      ...limit,
+      linearProbeMaxBytes: 200 * 1024,
+    });
+    assert.equal(result.linear!.samples, 20);
+  });
+
   it("fails with FAILED_PRECONDITION naming a broken file's sample", async () => {
     await assert.rejects(
       runEvaluation(store, request("photos-broken"), () => {}),

@@ -27,7 +27,7 @@ import type {
   EvaluationResult,
   RawPixelsResult,
 } from "@adco/proto/evaluator";
-import { AsyncQueue, failedPrecondition, invalidArgument } from "@adco/service-kit";
+import { AsyncQueue, failedPrecondition, invalidArgument, resourceExhausted } from "@adco/service-kit";
 import {
   evaluationPrefix,
   evaluationsPrefix,
@@ -265,6 +265,26 @@ async function rawPixelScores(
 export interface EvaluationOptions {
   /** Raw-pixel scores kept between evaluations (one per evaluator process). */
   readonly rawPixelsCache: RawPixelsCache<Accuracy | LinearScore>;
+  /** Most bytes of features a linear probe may hold in memory (LINEAR_PROBE_MAX_BYTES). */
+  readonly linearProbeMaxBytes?: number;
+}
+
+/**
+ * The linear probe holds both splits' features in memory, and the wasm backend's heap is 4 GiB at
+ * most: 1 GiB of features allows 500,000 ResNet-18 features (512 floats), or CIFAR-10's 60,000
+ * images as raw pixels, and refuses 224 x 224 photos as raw pixels beyond 1,700 of them.
+ */
+export const LINEAR_PROBE_MAX_BYTES = 2 ** 30;
+
+/** Refuses, before any work, a linear probe whose features would not fit in memory. */
+function checkLinearProbeSize(what: string, rows: number, dim: number, maxBytes: number): void {
+  const bytes = rows * dim * 4;
+  if (bytes > maxBytes)
+    throw resourceExhausted(
+      `${what}: the linear probe holds ${rows} x ${dim} features in memory, ` +
+        `${(bytes / 2 ** 30).toFixed(1)} GiB, over the evaluator's ${(maxBytes / 2 ** 30).toFixed(1)} GiB; ` +
+        `ask for kNN alone${what === "raw_pixels" ? ", or without raw_pixels" : ""}`,
+    );
 }
 
 export async function runEvaluation(
@@ -291,6 +311,11 @@ export async function runEvaluation(
       ? rawPixelsPlan(options.rawPixelsCache, train, test, input, request)
       : undefined;
     const withRaw = plan !== undefined && (plan.missing.knn || plan.missing.linear);
+    const rows = train.count + test.count;
+    const maxBytes = options.linearProbeMaxBytes ?? LINEAR_PROBE_MAX_BYTES;
+    if (request.linear?.enabled) checkLinearProbeSize("linear", rows, encoder.spec.featureDim, maxBytes);
+    if (plan?.missing.linear)
+      checkLinearProbeSize("raw_pixels", rows, input[0] * input[1] * input[2], maxBytes);
     const scratch = await mkdtemp(join(tmpdir(), "adco-eval-"));
     const files: FeatureFile[] = [];
     try {
