@@ -17,7 +17,7 @@ import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { status } from "@grpc/grpc-js";
 import sharp from "sharp";
 import { imageBatches, openSplit } from "./data.js";
-import { runEvaluation } from "./evaluate.js";
+import { type EvaluationOptions, runEvaluation } from "./evaluate.js";
 import { FeatureFile } from "./feature-file.js";
 import { RawPixelsCache } from "./raw-pixels.js";
 
@@ -140,7 +140,10 @@ describe("evaluation of photo datasets", () => {
   it("refuses, before any work, a linear probe whose features would not fit in memory", async () => {
     // 60 photos: 60 x 512 ResNet-18 features are 120 KiB; as raw pixels, 60 x 3072 floats, 720 KiB.
     const phases = new Set<string>();
-    const limit = { rawPixelsCache: new RawPixelsCache(), linearProbeMaxBytes: 500 * 1024 };
+    const limit: EvaluationOptions = {
+      rawPixelsCache: new RawPixelsCache(),
+      linearProbeMaxBytes: 500 * 1024,
+    };
     await assert.rejects(
       runEvaluation(store, request("photos"), (e) => phases.add(e.progress!.phase), limit),
       (e: unknown) => {
