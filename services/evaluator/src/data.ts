@@ -1,8 +1,8 @@
 // A labelled split of a stored dataset, read as batches of uint8 pixels (N x H x W x C) in the
 // encoder's input shape. Raw-pixel encodings (gray8, rgb8) must already be that shape; encoded
 // photos (JPEG, PNG, ...) go through the standard evaluation transform (EXIF orientation, short side
-// resized, centre crop: @adco/augment's evalTransform). One shard and two batches are in memory at a
-// time, whatever the split's size.
+// resized, centre crop: @adco/augment's evalTransform). One or two shards and two batches are in
+// memory at a time, whatever the split's size.
 import { createHash } from "node:crypto";
 import { DecodeError, evalTransform } from "@adco/augment";
 import type { DatasetRef } from "@adco/proto/common";
