@@ -13,6 +13,7 @@
 // .gpu-bundle/run.sh unpacks into a temporary directory and runs with the bundled Node, the
 // bundled libvulkan on LD_LIBRARY_PATH, and results to $OUT (where the device tool collects them).
 // Both sizes are printed; over 64 MiB packed, it fails. Downloads are cached in .gpu-bundle-cache.
+// Writes docs/results/gpu-bundle.json (the sizes).
 //   npm run -s gpu:bundle [-- --xz]   (--xz: print the size as tar.xz too)
 //   then, on the GPU machine: bash .gpu-bundle/run.sh    (carry: [".gpu-bundle"])
 import { execFileSync } from "node:child_process";
@@ -31,6 +32,7 @@ import {
 import { builtinModules } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { build } from "esbuild";
+import { npmCommand, roundTo, writeResults } from "@adco/cli";
 
 const ROOT = join(import.meta.dirname, "..");
 const BUNDLE = join(ROOT, ".gpu-bundle");
@@ -215,9 +217,10 @@ async function main(): Promise<void> {
   stagePackages();
   stageNode();
   stageVulkan();
-  const parts = ["gpu-check.mjs", "node_modules", "node", "lib"].map(
-    (p) => `${p} ${MiB(sizeOf(join(STAGE, p)))}`,
+  const partBytes = Object.fromEntries(
+    ["gpu-check.mjs", "node_modules", "node", "lib"].map((p) => [p, sizeOf(join(STAGE, p))]),
   );
+  const parts = Object.entries(partBytes).map(([p, bytes]) => `${p} ${MiB(bytes)}`);
   const unpacked = sizeOf(STAGE);
   console.log(`unpacked: ${MiB(unpacked)} (${parts.join(", ")})`);
 
@@ -227,18 +230,36 @@ async function main(): Promise<void> {
   run("tar", ["-czf", archive, "-C", STAGE, "."]);
   writeFileSync(join(BUNDLE, "run.sh"), RUN_SH, { mode: 0o755 });
   const packed = sizeOf(BUNDLE);
+  let xzBytes: number | null = null;
   let line = `packed: ${MiB(packed)} in ${relative(ROOT, BUNDLE)}/ (bundle.tar.gz and run.sh)`;
   // xz packs tighter, and takes minutes; gzip is what any machine's tar unpacks. --xz: its size.
   if (process.argv.includes("--xz")) {
     const xz = join(CACHE, "bundle.tar.xz");
     run("tar", ["-cJf", xz, "-C", STAGE, "."]);
-    line += `; as tar.xz it would be ${MiB(sizeOf(xz))}`;
+    xzBytes = sizeOf(xz);
+    line += `; as tar.xz it would be ${MiB(xzBytes)}`;
     rmSync(xz);
   }
   console.log(line);
   if (packed > LIMIT_BYTES)
     throw new Error(`gpu:bundle: ${MiB(packed)} is over the 64 MiB a carried path may hold`);
   if (unpacked <= LIMIT_BYTES) console.log("(the unpacked tree would fit too)");
+  const mib = (bytes: number) => roundTo(bytes / 1024 / 1024, 1);
+  const file = writeResults({
+    name: "gpu-bundle",
+    command: npmCommand("gpu:bundle"),
+    results: {
+      node: NODE_VERSION,
+      unpackedMiB: mib(unpacked),
+      parts: Object.fromEntries(
+        Object.entries(partBytes).map(([p, bytes]) => [p.replace(".", "-"), mib(bytes)]),
+      ),
+      packedMiB: mib(packed),
+      xzMiB: xzBytes === null ? null : mib(xzBytes),
+      limitMiB: 64,
+    },
+  });
+  console.log(`results: ${file}`);
   console.log('run it on the GPU machine: bash .gpu-bundle/run.sh   (device tool: carry [".gpu-bundle"])');
 }
 
