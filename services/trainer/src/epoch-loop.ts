@@ -23,6 +23,8 @@ export interface EpochData {
   readonly recordCounts: readonly number[];
   readonly discovery: WorkerDiscovery;
   readonly log: Logger;
+  /** Each stream of a data worker that opened (joined) or ended before the epoch did (lost). */
+  readonly onWorker?: (address: string, joined: boolean, reason: string) => void;
 }
 
 /**
@@ -107,8 +109,12 @@ function openFeeder(
     cursor,
     onEvent: (event) => {
       data.log.info({ runId: data.runId, ...event }, `data: ${event.kind}`);
-      if (event.kind === "worker-joined") retry.added(event.address);
+      if (event.kind === "worker-joined") {
+        retry.added(event.address);
+        data.onWorker?.(event.address, true, "");
+      }
       if (event.kind === "worker-lost") {
+        data.onWorker?.(event.address, false, event.error);
         retry.lost(event.address);
         const refusal = workerRefusal(event.address, event.error);
         if (refusal) refuse(refusal);

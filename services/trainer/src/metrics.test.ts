@@ -23,7 +23,7 @@ async function values(metrics: Metrics, name: string): Promise<Record<string, nu
 }
 
 describe("trainingMetrics", () => {
-  it("sets the step gauges and marks exactly the run's current state", async () => {
+  it("sets the step and worker gauges and marks exactly the run's current state", async () => {
     const metrics = new Metrics("trainer");
     const observe = trainingMetrics(metrics);
     observe(stateEvent(RunState.RUN_STATE_RUNNING));
@@ -43,6 +43,11 @@ describe("trainingMetrics", () => {
       1,
       "one state at a time",
     );
+
+    observe(RunEvent.fromPartial({ runId: "r1", worker: { address: "w1:1", joined: true, workers: 1 } }));
+    observe(RunEvent.fromPartial({ runId: "r1", worker: { address: "w2:1", joined: true, workers: 2 } }));
+    observe(RunEvent.fromPartial({ runId: "r1", worker: { address: "w1:1", joined: false, workers: 1 } }));
+    assert.deepEqual(await values(metrics, "adco_trainer_data_workers"), { "run_id=r1": 1 });
 
     observe(stateEvent(RunState.RUN_STATE_FAILED));
     const failed = await values(metrics, "adco_trainer_run_state");

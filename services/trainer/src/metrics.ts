@@ -33,7 +33,12 @@ export function trainingMetrics(metrics: Metrics): (event: RunEvent) => void {
       typeof v === "number" && v !== RunState.RUN_STATE_UNSPECIFIED && v !== RunState.UNRECOGNIZED,
   );
   const stateName = (state: RunState) => RunState[state].replace("RUN_STATE_", "").toLowerCase();
+  const dataWorkers = gauge(
+    "adco_trainer_data_workers",
+    "Data workers serving the run (their streams open).",
+  );
   return (event) => {
+    if (event.worker) dataWorkers.set({ run_id: event.runId }, event.worker.workers);
     if (event.state) {
       for (const state of STATES)
         runState.set({ run_id: event.runId, state: stateName(state) }, state === event.state.state ? 1 : 0);

@@ -116,6 +116,8 @@ export class TrainingRun {
   private stopReason: StopReason = "request";
   private readonly checkpointRequests = new CheckpointRequests();
   private readonly discovery: WorkerDiscovery;
+  /** The data workers serving the run now: a WorkerEvent is sent when this set changes. */
+  private readonly workers = new Set<string>();
   private readonly ownership: RunOwnership;
   /** The step a person chose to resume from, until the first attempt has resumed there. */
   private chosenStep: number | undefined;
@@ -292,6 +294,7 @@ export class TrainingRun {
         recordCounts,
         discovery: this.discovery,
         log: this.deps.log,
+        onWorker: (address, joined, reason) => this.workerChanged(address, joined, reason),
       };
       const attempt: Attempt = {
         trainer,
@@ -418,6 +421,14 @@ export class TrainingRun {
   }
 
   /** The epochs left, each ended by its event, a checkpoint and a kNN score of it. */
+  /** Each epoch's feeder reopens every worker's stream: only a change of the set is an event. */
+  private workerChanged(address: string, joined: boolean, reason: string): void {
+    if (joined === this.workers.has(address)) return;
+    if (joined) this.workers.add(address);
+    else this.workers.delete(address);
+    this.lifecycle.emit({ worker: { address, joined, reason, workers: this.workers.size } });
+  }
+
   private async trainEpochs(a: Attempt): Promise<void> {
     const signal = this.stop.signal;
     for (let epoch = a.progress.epoch; epoch < this.resolved.epochs; epoch++) {

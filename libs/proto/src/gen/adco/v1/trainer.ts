@@ -396,6 +396,22 @@ export interface StateEvent {
   message: string;
 }
 
+/**
+ * A data worker joined the run's feeder (its stream opened) or was lost (its stream ended before
+ * the run: the worker went away or failed; its leases went to the others). Sent on changes only,
+ * not again when the next epoch's feeder reopens the streams of the same workers.
+ */
+export interface WorkerEvent {
+  /** The worker, host:port as the trainer dials it. */
+  address: string;
+  /** true: joined; false: lost. */
+  joined: boolean;
+  /** Why it was lost (the stream's error); empty for a join. */
+  reason: string;
+  /** Workers serving the run after this event. */
+  workers: number;
+}
+
 /** One event of a run. */
 export interface RunEvent {
   /** The run. */
@@ -421,7 +437,11 @@ export interface RunEvent {
     | EvalEvent
     | undefined;
   /** State change. */
-  state?: StateEvent | undefined;
+  state?:
+    | StateEvent
+    | undefined;
+  /** A data worker joined or was lost. */
+  worker?: WorkerEvent | undefined;
 }
 
 function createBaseRunConfig(): RunConfig {
@@ -2270,6 +2290,123 @@ export const StateEvent: MessageFns<StateEvent> = {
   },
 };
 
+function createBaseWorkerEvent(): WorkerEvent {
+  return { address: "", joined: false, reason: "", workers: 0 };
+}
+
+export const WorkerEvent: MessageFns<WorkerEvent> = {
+  encode(message: WorkerEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.joined !== false) {
+      writer.uint32(16).bool(message.joined);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.workers !== 0) {
+      writer.uint32(32).uint32(message.workers);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.joined = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.workers = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerEvent {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      joined: isSet(object.joined) ? globalThis.Boolean(object.joined) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      workers: isSet(object.workers) ? globalThis.Number(object.workers) : 0,
+    };
+  },
+
+  toJSON(message: WorkerEvent): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.joined !== false) {
+      obj.joined = message.joined;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.workers !== 0) {
+      obj.workers = Math.round(message.workers);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WorkerEvent>): WorkerEvent {
+    return WorkerEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WorkerEvent>): WorkerEvent {
+    const message = createBaseWorkerEvent();
+    message.address = object.address ?? "";
+    message.joined = object.joined ?? false;
+    message.reason = object.reason ?? "";
+    message.workers = object.workers ?? 0;
+    return message;
+  },
+};
+
 function createBaseRunEvent(): RunEvent {
   return {
     runId: "",
@@ -2280,6 +2417,7 @@ function createBaseRunEvent(): RunEvent {
     checkpoint: undefined,
     eval: undefined,
     state: undefined,
+    worker: undefined,
   };
 }
 
@@ -2308,6 +2446,9 @@ export const RunEvent: MessageFns<RunEvent> = {
     }
     if (message.state !== undefined) {
       StateEvent.encode(message.state, writer.uint32(66).fork()).join();
+    }
+    if (message.worker !== undefined) {
+      WorkerEvent.encode(message.worker, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2389,6 +2530,14 @@ export const RunEvent: MessageFns<RunEvent> = {
             message.state = StateEvent.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.worker = WorkerEvent.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2419,6 +2568,7 @@ export const RunEvent: MessageFns<RunEvent> = {
       checkpoint: isSet(object.checkpoint) ? CheckpointEvent.fromJSON(object.checkpoint) : undefined,
       eval: isSet(object.eval) ? EvalEvent.fromJSON(object.eval) : undefined,
       state: isSet(object.state) ? StateEvent.fromJSON(object.state) : undefined,
+      worker: isSet(object.worker) ? WorkerEvent.fromJSON(object.worker) : undefined,
     };
   },
 
@@ -2448,6 +2598,9 @@ export const RunEvent: MessageFns<RunEvent> = {
     if (message.state !== undefined) {
       obj.state = StateEvent.toJSON(message.state);
     }
+    if (message.worker !== undefined) {
+      obj.worker = WorkerEvent.toJSON(message.worker);
+    }
     return obj;
   },
 
@@ -2469,6 +2622,9 @@ export const RunEvent: MessageFns<RunEvent> = {
     message.eval = (object.eval !== undefined && object.eval !== null) ? EvalEvent.fromPartial(object.eval) : undefined;
     message.state = (object.state !== undefined && object.state !== null)
       ? StateEvent.fromPartial(object.state)
+      : undefined;
+    message.worker = (object.worker !== undefined && object.worker !== null)
+      ? WorkerEvent.fromPartial(object.worker)
       : undefined;
     return message;
   },
