@@ -29,6 +29,7 @@ const skip = haveChromium ? false : `no Chromium at ${CHROMIUM} (apt-get install
 
 let s3: S3ServerProcess;
 let trainer: ServiceProcess;
+let worker: ServiceProcess;
 let trainerClient: TrainerClient;
 let evaluatorClient: EvaluatorClient;
 let dashboard: Dashboard;
@@ -54,9 +55,12 @@ describe("the dashboard in Chromium", { skip }, () => {
     ]);
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
-    const [bank, worker, evaluator] = started.map(
-      (s) => (s as PromiseFulfilledResult<ServiceProcess>).value,
-    ) as [ServiceProcess, ServiceProcess, ServiceProcess];
+    let bank: ServiceProcess, evaluator: ServiceProcess;
+    [bank, worker, evaluator] = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess>).value) as [
+      ServiceProcess,
+      ServiceProcess,
+      ServiceProcess,
+    ];
     trainer = await start("trainer", {
       ADCO_BANK_ADDRESS: bank.grpcAddress,
       ADCO_DATA_WORKERS: worker.grpcAddress,
@@ -120,6 +124,10 @@ describe("the dashboard in Chromium", { skip }, () => {
     // Live, not a reload: more points come while the page stays open.
     await pointsAtLeast("loss", (await points("loss")) + 1, 20_000);
     await page.locator("#run-state", { hasText: "running" }).waitFor({ timeout: 10_000 });
+    // The run's data worker, from the trainer's WorkerEvent.
+    await page
+      .locator(`#workers li[data-worker="${worker.grpcAddress}"].serving`)
+      .waitFor({ timeout: 10_000 });
     // The first epoch's evaluation: a point on the kNN chart, then its stored results and plots.
     await pointsAtLeast("knn", 1, 60_000);
     await page.locator(".evaluation .per-class").first().waitFor({ timeout: 20_000 });

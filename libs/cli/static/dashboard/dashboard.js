@@ -63,6 +63,7 @@ let runs = [];
 let runEvents = null; // EventSource of the selected run
 let charts = [];
 let dirty = false;
+let workers = new Map(); // address -> { joined, at, reason }
 
 function message(text, bad = false) {
   $("message").textContent = text;
@@ -259,6 +260,12 @@ function onRunEvent(event) {
     if (e.knn) addPoint(knn, e.checkpoint?.step ?? 0, [100 * (e.knn.top1 ?? 0)]);
     listItem($("events"), `${at} eval at step ${e.checkpoint?.step ?? 0}: kNN ${pct(e.knn?.top1)}`, true);
     void loadEvaluations();
+  } else if (event.worker) {
+    const w = event.worker;
+    workers.set(w.address, { joined: Boolean(w.joined), at, reason: w.reason ?? "" });
+    renderWorkers();
+    const what = w.joined ? "joined" : `lost (${w.reason || "stream ended"})`;
+    listItem($("events"), `${at} data worker ${w.address} ${what}; ${w.workers ?? 0} serving`, true);
   } else if (event.state) {
     // The state is pushed here at once; the run list's stream confirms it within a poll.
     const run = runs.find((r) => r.runId === event.runId);
@@ -271,6 +278,19 @@ function onRunEvent(event) {
   }
 }
 
+function renderWorkers() {
+  $("workers").replaceChildren(
+    ...[...workers].map(([address, w]) => {
+      const item = document.createElement("li");
+      item.dataset.worker = address;
+      item.className = w.joined ? "serving" : "lost";
+      item.textContent = w.joined ? `${address}: serving since ${w.at}` : `${address}: lost at ${w.at}`;
+      if (w.reason) item.title = w.reason;
+      return item;
+    }),
+  );
+}
+
 function select(runId) {
   if (runId === selected) return;
   selected = runId;
@@ -278,6 +298,8 @@ function select(runId) {
   $("run").hidden = false;
   $("checkpoints").replaceChildren();
   $("events").replaceChildren();
+  workers = new Map();
+  renderWorkers();
   resetCharts();
   renderRuns();
   openRunEvents();
@@ -374,6 +396,8 @@ action("resume", "resume", (run) => {
   // A resumed run's events start again: watch it anew.
   resetCharts();
   $("events").replaceChildren();
+  workers = new Map();
+  renderWorkers();
   openRunEvents();
   return `resumed ${run.runId} at step ${run.step ?? 0}`;
 });
