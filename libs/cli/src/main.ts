@@ -75,6 +75,11 @@ Other options:
   --classes A,B           class names for import (default: from the format)
   -h, --help              this help
 
+TLS (the services speak mutual TLS; docs/security.md):
+  ADCO_TLS_CA_FILE        the cluster CA to check the trainer and evaluator against (adco up's is found by itself)
+  ADCO_AUTH_TOKEN         the operators' bearer token for train, stop and eval (or ADCO_AUTH_TOKEN_FILE)
+  ADCO_TLS_MODE=plaintext services started by hand in plaintext
+
 Object store (environment or the ADCO_CONFIG file):
 ${describeConfig(storageConfig)}`;
 
@@ -102,10 +107,16 @@ function numberOption(value: string | undefined, name: string): number | undefin
  */
 function explain(e: grpc.ServiceError, address: string, what: string): Error {
   const answered = (e.metadata?.get("content-type").length ?? 0) > 0;
-  if (e.code === grpc.status.UNAVAILABLE && !answered)
+  if (e.code === grpc.status.UNAVAILABLE && !answered) {
+    // Something listens but the connection failed: most often a TLS handshake (no CA, another CA's).
+    const listening = !/ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(e.details);
     return new UsageError(
-      `cannot reach the ${what} at ${address}: start the system with \`adco up\` or pass --${what} HOST:PORT`,
+      `cannot reach the ${what} at ${address}: ` +
+        (listening
+          ? `it does not complete a connection (${e.details}); it speaks TLS unless started in plaintext, so check ADCO_TLS_CA_FILE and ADCO_TLS_MODE`
+          : `start the system with \`adco up\` or pass --${what} HOST:PORT`),
     );
+  }
   return new UsageError(`${what}: ${grpc.status[e.code]}: ${e.details}`);
 }
 
