@@ -143,7 +143,15 @@ export class ServiceHost {
     new ReflectionService(descriptors).addToServer(server);
     checkTlsSettings(config);
     const authorizer = new Authorizer(config);
-    if (!authorizer.enabled) log.warn("tlsMode plaintext: no encryption and no authentication of callers");
+    if (!authorizer.enabled) {
+      const loopback = /^(127\.|::1$|localhost$)/.test(config.host);
+      log.warn(
+        { host: config.host },
+        loopback
+          ? "tlsMode plaintext: no encryption and no authentication of callers (loopback development only)"
+          : `tlsMode plaintext on ${config.host}, not loopback: anyone who reaches this port can call every method`,
+      );
+    }
     const env = { log, metrics, shutdown: shutdownController.signal, authorizer };
     for (const s of options.services) {
       const { definition, implementation } = toGrpcService(
