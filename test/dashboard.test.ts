@@ -1,7 +1,8 @@
 // The web dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core,
 // against the services as processes on loopback (S3 server, a data worker, the bank, the trainer,
 // the evaluator). A short run is started over gRPC; the page must show it, receive its curves
-// through server-sent events, and stop it with its Stop button, which the trainer then reports.
+// through server-sent events, and stop it with its Stop button, which the trainer then reports;
+// then its Evaluate button scores the last checkpoint (kNN and linear probe) and lists the result.
 // The screenshot is kept as a test artifact (its path is printed). Without Chromium the test skips,
 // except under CI=true, where it fails.
 import assert from "node:assert/strict";
@@ -153,6 +154,15 @@ describe("the dashboard in Chromium", { skip }, () => {
     await page.locator(`#runs tr[data-run="${runId}"]`, { hasText: "stopped" }).waitFor({ timeout: 10_000 });
     assert.equal(await page.locator("#resume").isDisabled(), false);
     assert.ok((await page.locator("#checkpoints li").count()) >= 1, "the run's checkpoints are listed");
+
+    // Evaluate the stopped run's last checkpoint from the page: kNN and the linear probe, stored and
+    // listed with the first epoch's evaluation.
+    await page.locator("#evaluate").click();
+    await page.locator("#message", { hasText: `step ${run.step}: kNN` }).waitFor({ timeout: 60_000 });
+    const evaluated = page.locator(".evaluation", { hasText: `step ${run.step}: kNN` });
+    await evaluated.waitFor({ timeout: 10_000 });
+    assert.doesNotMatch((await evaluated.locator("div").first().textContent()) ?? "", /linear –/);
+    await pointsAtLeast("knn", 2, 5_000);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     const screenshot = join(ARTIFACTS, "dashboard.png");

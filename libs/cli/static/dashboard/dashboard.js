@@ -403,6 +403,8 @@ action("resume", "resume", (run) => {
 });
 action("checkpoint", "checkpoint", (c) => `checkpoint written at step ${c.step ?? 0}`);
 action("evaluate", "evaluate", (result) => {
+  const knn = charts.find((c) => c.spec.id === "knn");
+  if (result.knn) addPoint(knn, result.checkpoint?.step ?? 0, [100 * (result.knn.top1 ?? 0)]);
   void loadEvaluations();
   return `step ${result.checkpoint?.step ?? 0}: kNN ${pct(result.knn?.top1)}, linear ${pct(result.linear?.top1)}`;
 });
