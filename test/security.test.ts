@@ -12,7 +12,9 @@ import { after, before, describe, it } from "node:test";
 import { connect } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import { type LocalSystem, startLocalSystem, trainerAt } from "@adco/cli";
+import { evaluate, evaluatorAt, type LocalSystem, startLocalSystem, trainerAt } from "@adco/cli";
+import { EncoderArch } from "@adco/proto/common";
+import { EvaluateRequest } from "@adco/proto/evaluator";
 import { AdversaryBankClient, type StepResponse, StepRequest } from "@adco/proto/adversary_bank";
 import { RunConfig, type RunEvent, RunState, TrainerClient } from "@adco/proto/trainer";
 import { channelCredentialsFor, channelOptions, unaryCall, withBearerToken } from "@adco/service-kit";
@@ -202,6 +204,26 @@ describe("the system with mutual TLS", () => {
     const deleted = await refusal(unaryCall(workerBank.deleteBank.bind(workerBank), { runId }));
     assert.equal(deleted.code, grpc.status.PERMISSION_DENIED, deleted.details);
     assert.match(deleted.details, /the caller data-worker may not call it/);
+
+    // The evaluator scores for the operators' token (as `adco eval` and `npm start` call it), and
+    // not for a caller with no credentials.
+    const scoring = EvaluateRequest.fromPartial({
+      randomInit: { encoder: EncoderArch.ENCODER_ARCH_RESNET_MINI, seed: 0 },
+      train: { bucket: "adco-datasets", name: "tiny:train" },
+      test: { bucket: "adco-datasets", name: "tiny:test" },
+      knn: { enabled: true, k: 20, temperature: 0.1 },
+    });
+    const operatorEvaluator = evaluatorAt(system.services.evaluator.address, system.credentials("evaluator"));
+    openClients.push(operatorEvaluator);
+    const scored = await evaluate(operatorEvaluator, scoring);
+    assert.equal(scored.knn?.samples, 64);
+    const anonymousEvaluator = evaluatorAt(
+      system.services.evaluator.address,
+      channelCredentialsFor(settings, "evaluator"),
+    );
+    openClients.push(anonymousEvaluator);
+    const unscored = await refusal(evaluate(anonymousEvaluator, scoring));
+    assert.equal(unscored.code, grpc.status.UNAUTHENTICATED, unscored.details);
 
     // Plaintext does not get through at all.
     const plain = new AdversaryBankClient(bankAddress, grpc.credentials.createInsecure(), channelOptions());
