@@ -141,14 +141,29 @@ export function identityOf(certificate: PeerCertificate | undefined): string | u
  */
 export function channelCredentialsFor(settings: TlsSettings, server: string): grpc.ChannelCredentials {
   if (settings.tlsMode === "plaintext") return grpc.credentials.createInsecure();
-  const provider = providerFor(settings);
-  const hasIdentity = settings.tlsCertFile !== "" && settings.tlsKeyFile !== "";
-  return grpc.experimental.createCertificateProviderChannelCredentials(
-    provider,
-    hasIdentity ? provider : null,
-    { checkServerIdentity: (_host, certificate) => checkIdentity(certificate, server) },
-  );
+  // One credentials object per (files, server): grpc-js shares a connection between channels only
+  // when their credentials are equal, and the bank's two clients of one peer should share one.
+  const key = [
+    settings.tlsCertFile,
+    settings.tlsKeyFile,
+    settings.tlsCaFile,
+    settings.tlsRefreshSeconds,
+    server,
+  ].join("\0");
+  let credentials = channelCredentials.get(key);
+  if (!credentials) {
+    const provider = providerFor(settings);
+    const hasIdentity = settings.tlsCertFile !== "" && settings.tlsKeyFile !== "";
+    credentials = grpc.experimental.createCertificateProviderChannelCredentials(
+      provider,
+      hasIdentity ? provider : null,
+      { checkServerIdentity: (_host, certificate) => checkIdentity(certificate, server) },
+    );
+    channelCredentials.set(key, credentials);
+  }
+  return credentials;
 }
+const channelCredentials = new Map<string, grpc.ChannelCredentials>();
 
 function checkIdentity(certificate: PeerCertificate, expected: string): Error | undefined {
   const actual = identityOf(certificate);
