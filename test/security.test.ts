@@ -15,11 +15,29 @@ import * as grpc from "@grpc/grpc-js";
 import { evaluate, evaluatorAt, type LocalSystem, startLocalSystem, trainerAt } from "@adco/cli";
 import { EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
-import { AdversaryBankClient, type StepResponse, StepRequest } from "@adco/proto/adversary_bank";
+import {
+  AdversaryBankClient,
+  AdversaryBankShardClient,
+  BankUpdate,
+  Reduction,
+  type StepResponse,
+  StepRequest,
+} from "@adco/proto/adversary_bank";
+import { PAPER_HYPERPARAMETERS } from "@adco/core";
+import { encodeTensor } from "@adco/proto";
+import { BankKind } from "@adco/proto/common";
 import { RunConfig, type RunEvent, RunState, TrainerClient } from "@adco/proto/trainer";
-import { channelCredentialsFor, channelOptions, unaryCall, withBearerToken } from "@adco/service-kit";
+import {
+  channelCredentialsFor,
+  channelOptions,
+  createLocalCa,
+  issueCertificate,
+  tlsEnvironment,
+  unaryCall,
+  withBearerToken,
+} from "@adco/service-kit";
 import { ObjectStore } from "@adco/storage";
-import { ROOT } from "./lib/service-process.js";
+import { failedStart, ROOT, s3Env, startService, type ServiceProcess } from "./lib/service-process.js";
 import { importTinyDataset } from "./lib/tiny-dataset.js";
 
 const dir = mkdtempSync(join(tmpdir(), "adco-security-"));
@@ -291,5 +309,107 @@ describe("the system with mutual TLS", () => {
         assert.ok(!text.includes(secret), `${where} contains ${what}`);
       }
     }
+  });
+});
+
+describe("a sharded bank with mutual TLS", () => {
+  const pki = join(dir, "bank-pki");
+  const replicas: ServiceProcess[] = [];
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+  });
+
+  it("stops at start, naming the keys, when mtls has no certificate", async () => {
+    const { code, stderr } = await failedStart("adversary-bank", {
+      ...s3Env(system.s3),
+      ADCO_TLS_MODE: "mtls",
+    });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /tlsMode is mtls but tlsCertFile, tlsKeyFile, tlsCaFile are not set/);
+  });
+
+  it("steps over two shards, shard 0 calling shard 1 with its certificate; the rounds are the bank's alone", async () => {
+    const ca = createLocalCa(pki);
+    const bankIdentity = issueCertificate(ca, "adversary-bank");
+    const trainerIdentity = issueCertificate(ca, "trainer");
+    const env = { ...s3Env(system.s3), ...tlsEnvironment(ca, bankIdentity) };
+    replicas.push(
+      ...(await Promise.all([startService("adversary-bank", env), startService("adversary-bank", env)])),
+    );
+    const asTrainer = channelCredentialsFor(
+      {
+        tlsMode: "mtls",
+        tlsCertFile: trainerIdentity.certFile,
+        tlsKeyFile: trainerIdentity.keyFile,
+        tlsCaFile: ca.caFile,
+        tlsRefreshSeconds: 60,
+      },
+      "adversary-bank",
+    );
+    const coordinator = new AdversaryBankClient(replicas[0]!.grpcAddress, asTrainer, channelOptions());
+    openClients.push(coordinator);
+    const [batch, dim, size] = [8, 16, 32];
+    const info = await unaryCall(coordinator.createBank.bind(coordinator), {
+      runId: "sharded-mtls",
+      kind: BankKind.BANK_KIND_ADVERSARIAL,
+      size,
+      dim,
+      hyper: PAPER_HYPERPARAMETERS,
+      seed: 3,
+      peers: [replicas[1]!.grpcAddress],
+      snapshotPrefix: { bucket: "adco-checkpoints", key: "runs/sharded-mtls/", sizeBytes: 0, sha256: "" },
+    });
+    assert.equal(info.shardCount, 2);
+    const rows = (seed: number) => {
+      const r = Float32Array.from({ length: batch * dim }, (_, i) => Math.sin(seed * 31 + i));
+      for (let b = 0; b < batch; b++) {
+        const row = r.subarray(b * dim, (b + 1) * dim);
+        const norm = Math.hypot(...row);
+        row.forEach((v, i) => (row[i] = v / norm));
+      }
+      return encodeTensor(r, [batch, dim]);
+    };
+    const answers = await new Promise<StepResponse[]>((resolve, reject) => {
+      const call = coordinator.step();
+      const got: StepResponse[] = [];
+      call.on("error", reject);
+      call.on("data", (r: StepResponse) => {
+        got.push(r);
+        if (got.length === 4) {
+          call.on("error", () => {});
+          call.cancel();
+          resolve(got);
+        }
+      });
+      for (let step = 1; step <= 4; step++)
+        call.write({
+          runId: "sharded-mtls",
+          step,
+          pairs: [{ queries: rows(step), keys: rows(step + 100) }],
+          reduction: Reduction.REDUCTION_MEAN,
+          update: BankUpdate.BANK_UPDATE_FILL,
+        });
+    });
+    assert.deepEqual(
+      answers.map((a) => a.step),
+      [1, 2, 3, 4],
+    );
+    assert.equal(answers[3]!.stats!.filledAdversaries, size, "both shards' slices were filled");
+    // The trainer's certificate may not run a shard's rounds itself.
+    const shard = new AdversaryBankShardClient(replicas[1]!.grpcAddress, asTrainer, channelOptions());
+    openClients.push(shard);
+    const refused = await unaryCall(shard.partialLogSumExp.bind(shard), {
+      runId: "sharded-mtls",
+      step: 5,
+      queries: [],
+    }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    assert.equal(refused?.code, grpc.status.PERMISSION_DENIED, refused?.details);
+    assert.match(
+      refused!.details,
+      /the caller trainer may not call it; it takes the certificate of adversary-bank/,
+    );
   });
 });
