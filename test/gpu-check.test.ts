@@ -28,7 +28,11 @@ interface SmokeResults {
       batch: number;
       webgpuImagesPerSecond: number | null;
       pytorchImagesPerSecond: number | null;
-      profile: { timer: string; kernels: { name: string; calls: number }[] } | null;
+      profile: {
+        timer: string;
+        kernels: { name: string; calls: number }[];
+        slowest: { name: string; share: number } | null;
+      } | null;
     }
   >;
 }
@@ -72,6 +76,8 @@ describe("gpu:check --smoke", () => {
     assert.match(out, /^per-kernel time of one step, resnet-mini b8: /m, detail);
     // The kernels of a training step, with the shader programs that ran them.
     assert.match(out, /^\| (Conv2D|Conv2DBackpropFilter|BatchMatMul|Multiply|Add) \| \d+ \| /m, detail);
+    // llvmpipe has no timestamp-query: each kernel is timed on the wall clock, so one is the slowest.
+    assert.match(out, /^slowest: \w+, [\d.]+% of the kernels' [\d.]+ ms; /m, detail);
 
     const file = JSON.parse(readFileSync(join(resultsDir, "gpu-check.json"), "utf8")) as ResultsFile;
     assert.equal(file.command, "npm run -s gpu:check -- --smoke");
@@ -92,6 +98,7 @@ describe("gpu:check --smoke", () => {
     if (results.pytorch === null) assert.match(results.pytorchMissing ?? "", /./);
     assert.ok(step.profile && step.profile.kernels.length > 5, JSON.stringify(step.profile));
     assert.ok(step.profile.kernels.every((k) => k.calls >= 1));
+    assert.ok(step.profile.slowest && step.profile.slowest.share > 0, JSON.stringify(step.profile.slowest));
     // A smoke run leaves the committed results alone.
     assert.equal(existsSync(committed) ? statSync(committed).mtimeMs : undefined, before);
   });

@@ -21,6 +21,7 @@ export {
 export {
   aggregateProfile,
   type KernelRecord,
+  type KernelTimer,
   type KernelTotal,
   type ProfileSummary,
   programNames,

@@ -48,7 +48,7 @@ describe("aggregateProfile", () => {
         ["Add", 1],
       ],
     );
-    assert.match(summary.timer, /no GPU times/);
+    assert.match(summary.timer, /no kernel times/);
   });
 
   test("program names come out of the webgpu backend's extraInfo, each once", () => {
@@ -73,6 +73,10 @@ describe("aggregateProfile", () => {
       1,
     );
     const names = summary.kernels.map((k) => k.name);
+    assert.match(
+      aggregateProfile([{ name: "Add", ms: 1, programs: "" }], 1, "wall").timer,
+      /wall clock per kernel/,
+    );
     assert.ok(names.includes("Conv2D"), names.join(", "));
     assert.ok(names.includes("Conv2DBackpropFilter"), names.join(", "));
   });

@@ -1,8 +1,9 @@
 // The per-kernel time of one step, from tf.profile: which kernels (and which of the webgpu backend's
 // shader programs) a step's time goes to, and how much faster the step's kernels would be with a
 // better one. On webgpu each kernel's time comes from the GPU's timestamp queries (extraInfo names
-// its programs with their times); an adapter without timestamp-query reports zeros, so the summary
-// then counts calls only.
+// its programs with their times). An adapter without timestamp-query reports zeros there, so the
+// caller then has tf.profile time each kernel on the wall clock with its outputs read back ("wall"):
+// dispatch and read-back are in those times, so they rank kernels rather than measure them.
 
 /** One kernel call as tf.profile reports it. */
 export interface KernelRecord {
@@ -48,7 +49,14 @@ export function programNames(extraInfo: string): string[] {
   return [...new Set(names)];
 }
 
-export function aggregateProfile(kernels: readonly KernelRecord[], wallMs: number): ProfileSummary {
+/** Where the kernels' times came from: GPU timestamps, or the wall clock around each kernel. */
+export type KernelTimer = "timestamps" | "wall";
+
+export function aggregateProfile(
+  kernels: readonly KernelRecord[],
+  wallMs: number,
+  source: KernelTimer = "timestamps",
+): ProfileSummary {
   const totals = new Map<string, { calls: number; ms: number; programs: Set<string> }>();
   for (const k of kernels) {
     const total = totals.get(k.name) ?? { calls: 0, ms: 0, programs: new Set<string>() };
@@ -80,9 +88,11 @@ export function aggregateProfile(kernels: readonly KernelRecord[], wallMs: numbe
       : null;
   const calls = kernels.length;
   return {
-    timer: timed
-      ? `GPU timestamps (timestamp-query), ${calls} kernel calls`
-      : `no GPU times (the adapter has no timestamp-query): ${calls} kernel calls, counted only`,
+    timer: !timed
+      ? `no kernel times: ${calls} kernel calls, counted only`
+      : source === "timestamps"
+        ? `GPU timestamps (timestamp-query), ${calls} kernel calls`
+        : `wall clock per kernel with its outputs read back (no timestamp-query), ${calls} kernel calls`,
     wallMs,
     kernelMs,
     kernels: rows,
