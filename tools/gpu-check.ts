@@ -477,7 +477,7 @@ async function main(): Promise<void> {
     const written = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     writeFileSync(
       file,
-      `${JSON.stringify({ ...written, commit, command: "bash .gpu-bundle/run.sh" }, null, 2)}\n`,
+      `${JSON.stringify({ ...written, commit, command: ["bash .gpu-bundle/run.sh", ...process.argv.slice(2)].join(" ") }, null, 2)}\n`,
     );
   }
   say(`results: ${file}`);
