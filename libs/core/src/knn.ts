@@ -86,18 +86,7 @@ function* knnSteps(
   } finally {
     tf.dispose([bank, labels]);
   }
-  const correct = new Array<number>(options.classes).fill(0);
-  const total = new Array<number>(options.classes).fill(0);
-  testLabels.forEach((label, i) => {
-    total[label]!++;
-    if (predictions[i] === label) correct[label]!++;
-  });
-  const hits = correct.reduce((a, b) => a + b, 0);
-  return {
-    top1: hits / testLabels.length,
-    perClass: correct.map((c, i) => (total[i] ? c / total[i]! : 0)),
-    predictions,
-  };
+  return knnScores(predictions, testLabels, options.classes);
 }
 
 /** Rows of a feature matrix (rows x dim float32, row-major) with the rows' labels. */
@@ -186,15 +175,20 @@ export async function knnClassifyChunked(
   }
   if (start !== test.rows)
     throw new CoreInputError("testFeatures", `${start} rows read, ${test.rows} expected`);
-  const correct = new Array<number>(options.classes).fill(0);
-  const total = new Array<number>(options.classes).fill(0);
+  return knnScores(predictions, testLabels, options.classes);
+}
+
+/** Top-1 and per-class accuracy of the predictions against the test labels. */
+function knnScores(predictions: Int32Array, testLabels: Int32Array, classes: number): KnnResult {
+  const correct = new Array<number>(classes).fill(0);
+  const total = new Array<number>(classes).fill(0);
   testLabels.forEach((label, i) => {
     total[label]!++;
     if (predictions[i] === label) correct[label]!++;
   });
   const hits = correct.reduce((a, b) => a + b, 0);
   return {
-    top1: hits / test.rows,
+    top1: hits / testLabels.length,
     perClass: correct.map((c, i) => (total[i] ? c / total[i]! : 0)),
     predictions,
   };
