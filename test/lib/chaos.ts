@@ -26,6 +26,7 @@ import {
   runStatusKey,
 } from "@adco/storage";
 import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
+import { CheckpointStore } from "@adco/trainer";
 import { importTinyDataset } from "./tiny-dataset.js";
 import { s3Env, type ServiceProcess } from "./service-process.js";
 
@@ -256,7 +257,10 @@ function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array
   return max;
 }
 
-/** Reads every object of every published checkpoint of the run against its manifest; the failures. */
+/**
+ * Verifies every published checkpoint of the run as a resume would (CheckpointStore.verify: every
+ * object of the checkpoint and of the bank snapshot it names, each shard's too); the failures.
+ */
 async function verifyCheckpoints(
   store: ObjectStore,
   bucket: string,
@@ -264,27 +268,10 @@ async function verifyCheckpoints(
 ): Promise<{ count: number; failures: string[] }> {
   const failures: string[] = [];
   const checkpoints = await listCheckpoints(store, bucket, runId);
+  const verifier = new CheckpointStore(store, bucket);
   for (const c of checkpoints) {
     try {
-      const bundle = await openBundle<{ bankSnapshot?: { bucket: string; key: string } }>(
-        store,
-        bucket,
-        c.key,
-      );
-      for (const name of Object.keys(bundle.manifest.files)) await bundle.read(name);
-      const snapshot = bundle.meta.bankSnapshot;
-      if (snapshot) {
-        const bank = await openBundle<{ shards?: { bucket: string; key: string }[] }>(
-          store,
-          snapshot.bucket,
-          snapshot.key,
-        );
-        for (const name of Object.keys(bank.manifest.files)) await bank.read(name);
-        for (const shard of bank.meta.shards ?? []) {
-          const part = await openBundle(store, shard.bucket, shard.key);
-          for (const name of Object.keys(part.manifest.files)) await part.read(name);
-        }
-      }
+      await verifier.verify(c.key);
     } catch (e) {
       failures.push(`checkpoint at step ${c.step}: ${(e as Error).message}`);
     }

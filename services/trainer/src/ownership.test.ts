@@ -73,7 +73,7 @@ describe("RunOwnership", () => {
       old.check(),
       (e: unknown) => e instanceof FencedError && /taken over by token 2/.test(e.message),
     );
-    assert.equal(old.isLost, true);
+    assert.ok(old.lost instanceof FencedError);
     await old.release();
     const record = await readOwner(store, BUCKET, "taken");
     assert.deepEqual(

@@ -57,7 +57,7 @@ export function leaseLeftMs(record: OwnerRecord | undefined, trainerId: string, 
 
 export class RunOwnership {
   private timer: NodeJS.Timeout | undefined;
-  private lost: FencedError | undefined;
+  private takenOver: FencedError | undefined;
 
   private constructor(
     readonly runId: string,
@@ -95,7 +95,7 @@ export class RunOwnership {
    * written over with this trainer's, which renews the lease.
    */
   async check(): Promise<void> {
-    if (this.lost) throw this.lost;
+    if (this.takenOver) throw this.takenOver;
     const found = await readOwner(this.options.store, this.options.bucket, this.runId);
     if (found && compareFences(found, this.fence) > 0) {
       throw this.fenced(`the run was taken over by ${fenceText(found)}`);
@@ -105,14 +105,15 @@ export class RunOwnership {
 
   /** Records a takeover found elsewhere (the bank's ABORTED): every later check throws it. */
   fenced(reason: string): FencedError {
-    this.lost ??= new FencedError(
+    this.takenOver ??= new FencedError(
       `${reason}; this trainer (${fenceText(this.fence)}) stops the run without writing`,
     );
-    return this.lost;
+    return this.takenOver;
   }
 
-  get isLost(): boolean {
-    return this.lost !== undefined;
+  /** The takeover found so far (by a check, or by the bank), if any. */
+  get lost(): FencedError | undefined {
+    return this.takenOver;
   }
 
   /** Renews the lease every third of its length until close(); `onLost` once when taken over. */
@@ -138,7 +139,7 @@ export class RunOwnership {
   /** Lets the run go, so that the next trainer takes it at once (not when still owned: nothing written). */
   async release(): Promise<void> {
     this.close();
-    if (this.lost) return;
+    if (this.takenOver) return;
     const found = await readOwner(this.options.store, this.options.bucket, this.runId);
     if (found && compareFences(found, this.fence) !== 0) return;
     await this.write(true);

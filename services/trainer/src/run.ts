@@ -214,7 +214,7 @@ export class TrainingRun {
       await this.attempts();
     } finally {
       this.ownership.close();
-      if (!this.ownership.isLost) {
+      if (!this.ownership.lost) {
         await this.ownership.release().catch((e: unknown) => {
           this.deps.log.warn({ runId: this.runId, err: (e as Error).message }, "could not release the run");
         });
@@ -242,8 +242,8 @@ export class TrainingRun {
       }
     } catch (e) {
       this.checkpointRequests.failed(e as Error);
-      if (e instanceof FencedError || this.ownership.isLost) {
-        const lost = e instanceof FencedError ? this.ownership.fenced(e.message) : this.ownership.fenced("");
+      if (e instanceof FencedError || this.ownership.lost) {
+        const lost = this.ownership.lost ?? this.ownership.fenced((e as FencedError).message);
         this.lifecycle.takenOver(
           `another trainer has taken the run over at step ${this.step}: ${lost.message}`,
         );
@@ -559,7 +559,8 @@ export class TrainingRun {
   /** STOPPED after a last checkpoint, or COMPLETED once the last epoch's kNN is in. */
   private async finish(a: Attempt): Promise<void> {
     const step = a.trainer.step;
-    if (this.ownership.isLost) throw this.ownership.fenced("");
+    const lost = this.ownership.lost;
+    if (lost) throw lost;
     if (this.stop.signal.aborted) {
       if (step > 0 && this.latest?.step !== step) await this.writeCheckpoint(a);
       await this.endStopped(step);
