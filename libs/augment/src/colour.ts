@@ -4,10 +4,11 @@
 // before the next, so the ops cannot be folded into one 3x4 matrix without leaving torchvision: a
 // YIQ rotation for hue (DALI's) measured 10-25 grey levels from Pillow's HSV shift on saturated
 // colours. What can be shared is shared: all the ops of a view run per pixel in at most two passes,
-// split at the one op that needs a whole-image statistic (contrast's mean luma).
+// split at the one op that needs a whole-image statistic (contrast's mean luma). They run in one wasm
+// kernel module (../wasm/colour.wat), the view copied into its memory once and out once; the
+// TypeScript ops below are its reference in the tests.
+import { COLOUR_WASM } from "./colour-wasm.js";
 import type { ColourOp } from "./rgb.js";
-import { HUE_WASM } from "./hue-wasm.js";
-import { SATURATION_WASM } from "./saturation-wasm.js";
 import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";
 
 const f32 = Math.fround;
@@ -152,8 +153,7 @@ function lumaSumOf(data: Uint8Array): number {
   return sum;
 }
 
-function applySaturation(data: Uint8Array, factor: number, simd: boolean): void {
-  if (simd) return applySaturationSimd(data, factor);
+function applySaturation(data: Uint8Array, factor: number): void {
   const alpha = f32(factor);
   for (let p = 0; p < data.length; p += 3) {
     const r = data[p]!;
@@ -166,24 +166,8 @@ function applySaturation(data: Uint8Array, factor: number, simd: boolean): void 
   }
 }
 
-interface SaturationKernel {
-  readonly memory: WasmMemory;
-  saturation(data: number, pixels: number, factor: number): void;
-}
-let saturationKernel: SaturationKernel | undefined;
-
-/** The same blend, 4 pixels at a time in the wasm SIMD kernel (../wasm/saturation.wat). */
-function applySaturationSimd(data: Uint8Array, factor: number): void {
-  const k = (saturationKernel ??= instantiate<SaturationKernel>(SATURATION_WASM));
-  const memory = memoryOf(k.memory, data.length + 16);
-  memory.set(data);
-  k.saturation(0, data.length / 3, f32(factor));
-  data.set(memory.subarray(0, data.length));
-}
-
-function applyHue(data: Uint8Array, factor: number, simd: boolean): void {
+function applyHue(data: Uint8Array, factor: number): void {
   const shift = hueShift(factor);
-  if (simd) return applyHueWasm(data, shift);
   const t = tables();
   for (let p = 0; p < data.length; p += 3) {
     const rgb = shiftHue(data[p]!, data[p + 1]!, data[p + 2]!, shift, t);
@@ -191,32 +175,6 @@ function applyHue(data: Uint8Array, factor: number, simd: boolean): void {
     data[p + 1] = (rgb >> 8) & 255;
     data[p + 2] = rgb & 255;
   }
-}
-
-interface HueKernel {
-  readonly memory: WasmMemory;
-  hue(data: number, pixels: number, shift: number): void;
-}
-let hueKernel: HueKernel | undefined;
-/** Where ../wasm/hue.wat expects each table, and where the pixels go after them. */
-const HUE_AT = { hue: 0, sat: 196608, sector: 262144, fs: 262400, data: 524544 };
-
-/** The same hue shift in the wasm kernel (../wasm/hue.wat), which reads the same tables. */
-function applyHueWasm(data: Uint8Array, shift: number): void {
-  if (!hueKernel) {
-    const k = instantiate<HueKernel>(HUE_WASM);
-    const memory = memoryOf(k.memory, HUE_AT.data);
-    const t = tables();
-    memory.set(t.hue, HUE_AT.hue);
-    memory.set(t.sat, HUE_AT.sat);
-    memory.set(t.sector, HUE_AT.sector);
-    memory.set(new Uint8Array(t.fs.buffer, t.fs.byteOffset, t.fs.byteLength), HUE_AT.fs);
-    hueKernel = k;
-  }
-  const memory = memoryOf(hueKernel.memory, HUE_AT.data + data.length);
-  memory.set(data, HUE_AT.data);
-  hueKernel.hue(HUE_AT.data, data.length / 3, shift);
-  data.set(memory.subarray(HUE_AT.data, HUE_AT.data + data.length));
 }
 
 function applyGrayscale(data: Uint8Array): void {
@@ -238,14 +196,71 @@ function flipRows(src: Uint8Array, dst: Uint8Array, width: number): void {
   }
 }
 
+interface ColourKernel {
+  readonly memory: WasmMemory;
+  blend(data: number, bytes: number, pivot: number, factor: number): void;
+  luma_sum(data: number, pixels: number): number;
+  saturation(data: number, pixels: number, factor: number): void;
+  grayscale(data: number, pixels: number): void;
+  hue(data: number, pixels: number, shift: number): void;
+}
+let colourKernel: ColourKernel | undefined;
+/** Where ../wasm/colour.wat expects each hue table, and where the pixels go after them. */
+const COLOUR_AT = { hue: 0, sat: 196608, sector: 262144, fs: 262400, data: 524544 };
+/** Bytes after the pixels that the 16-byte and 4-pixel steps may read and write. */
+const SLACK = 16;
+
+function kernel(): ColourKernel {
+  if (colourKernel) return colourKernel;
+  const k = instantiate<ColourKernel>(COLOUR_WASM);
+  const memory = memoryOf(k.memory, COLOUR_AT.data);
+  const t = tables();
+  memory.set(t.hue, COLOUR_AT.hue);
+  memory.set(t.sat, COLOUR_AT.sat);
+  memory.set(t.sector, COLOUR_AT.sector);
+  memory.set(new Uint8Array(t.fs.buffer, t.fs.byteOffset, t.fs.byteLength), COLOUR_AT.fs);
+  return (colourKernel = k);
+}
+
+/** Contrast's pivot: ImageEnhance's int(mean + 0.5) of the luma of the image as it is now. */
+function contrastPivot(lumaSum: number, pixels: number): number {
+  return Math.trunc(lumaSum / pixels + 0.5);
+}
+
+/** applyColour through the wasm kernels: the pixels copied into the kernel's memory once, out once. */
+function applyColourWasm(
+  src: Uint8Array,
+  dst: Uint8Array,
+  ops: readonly ColourOp[],
+  grayscale: boolean,
+  flipWidth: number,
+): void {
+  const k = kernel();
+  const at = COLOUR_AT.data;
+  const pixels = src.length / 3;
+  const memory = memoryOf(k.memory, at + src.length + SLACK);
+  memory.set(src, at);
+  for (const op of ops) {
+    const factor = f32(op.factor);
+    if (op.kind === "brightness") k.blend(at, src.length, 0, factor);
+    else if (op.kind === "contrast")
+      k.blend(at, src.length, contrastPivot(k.luma_sum(at, pixels), pixels), factor);
+    else if (op.kind === "saturation") k.saturation(at, pixels, factor);
+    else k.hue(at, pixels, hueShift(op.factor));
+  }
+  if (grayscale) k.grayscale(at, pixels);
+  const result = memory.subarray(at, at + src.length);
+  if (flipWidth > 0) flipRows(result, dst, flipWidth);
+  else dst.set(result);
+}
+
 /**
  * ColorJitter (its ops in the drawn order), then RandomGrayscale (replicated to three channels),
  * then a horizontal flip if `flipWidth` (the row length in pixels) is set, from src (rows of
  * width x 3 bytes) into dst. src and dst may be the same array only without a flip. Matches
- * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision). Each op is one tight
- * loop over the image; adjacent brightness and contrast share one table. `simd` false runs
- * saturation and hue in TypeScript instead of their wasm kernels (the kernels' reference in the
- * tests).
+ * torchvision 0.14 on PIL images exactly (libs/augment/fixtures/torchvision). `simd` false runs the
+ * ops in TypeScript instead of the wasm kernels (the kernels' reference in the tests): one tight
+ * loop per op, adjacent brightness and contrast sharing one table.
  */
 export function applyColour(
   src: Uint8Array,
@@ -255,21 +270,22 @@ export function applyColour(
   flipWidth = 0,
   simd = true,
 ): void {
+  const ops = jitter ?? [];
+  if (simd) return applyColourWasm(src, dst, ops, grayscale, flipWidth);
   const work = flipWidth > 0 ? new Uint8Array(src.length) : dst;
   if (work !== src) work.set(src);
-  const ops = jitter ?? [];
   for (let k = 0; k < ops.length; k++) {
     const op = ops[k]!;
-    if (op.kind === "saturation") applySaturation(work, op.factor, simd);
-    else if (op.kind === "hue") applyHue(work, op.factor, simd);
+    if (op.kind === "saturation") applySaturation(work, op.factor);
+    else if (op.kind === "hue") applyHue(work, op.factor);
     else {
-      // Contrast blends with the mean luma of the image as it is when contrast runs (ImageEnhance:
-      // int(mean + 0.5)); brightness and contrast that follow each other compose into one table.
+      // Contrast blends with the mean luma of the image as it is when contrast runs;
+      // brightness and contrast that follow each other compose into one table.
       let table = identity;
       for (; k < ops.length && (ops[k]!.kind === "brightness" || ops[k]!.kind === "contrast"); k++) {
         const next = ops[k]!;
         const pivot =
-          next.kind === "brightness" ? 0 : Math.trunc(lumaSumOfMapped(work, table) / (work.length / 3) + 0.5);
+          next.kind === "brightness" ? 0 : contrastPivot(lumaSumOfMapped(work, table), work.length / 3);
         const step = blendTable(pivot, next.factor);
         table = table.map((x) => step[x]!);
       }
