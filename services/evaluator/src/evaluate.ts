@@ -27,7 +27,13 @@ import type {
   EvaluationResult,
   RawPixelsResult,
 } from "@adco/proto/evaluator";
-import { AsyncQueue, failedPrecondition, invalidArgument, resourceExhausted } from "@adco/service-kit";
+import {
+  AsyncQueue,
+  failedPrecondition,
+  invalidArgument,
+  type Logger,
+  resourceExhausted,
+} from "@adco/service-kit";
 import {
   evaluationPrefix,
   evaluationsPrefix,
@@ -39,7 +45,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { checkInputShape, type InputShape, openSplit, type StoredSplit } from "./data.js";
 import type { FeatureFile } from "./feature-file.js";
 import { splitFeatures } from "./features.js";
-import { lineChart, scatterChart, type Series, svgToPng } from "./plots.js";
+import { umap2 } from "./embedding.js";
+import { embeddingChart, lineChart, type Series, svgToPng } from "./plots.js";
 import { RawPixelsCache, rawPixelsKey } from "./raw-pixels.js";
 
 const EMBEDDING_POINTS = 2000;
@@ -267,6 +274,8 @@ export interface EvaluationOptions {
   readonly rawPixelsCache: RawPixelsCache<Accuracy | LinearScore>;
   /** Most bytes of features a linear probe may hold in memory (LINEAR_PROBE_MAX_BYTES). */
   readonly linearProbeMaxBytes?: number;
+  /** Where the evaluation says how long its slower parts took (the UMAP of the embedding plot). */
+  readonly log?: Logger;
 }
 
 /**
@@ -399,6 +408,7 @@ export async function runEvaluation(
           meta,
           testFeatures.encoder,
           test.classes,
+          options.log,
         );
         return { ...result, ...written };
       }
@@ -419,6 +429,7 @@ async function writeResults(
   meta: CheckpointMeta | undefined,
   testFeatures: FeatureFile,
   classNames: string[],
+  log?: Logger,
 ): Promise<{ results: ObjectRef; plots: ObjectRef[] }> {
   const { runId, step, manifest } = request.checkpoint!;
   const bucket = manifest!.bucket;
@@ -464,20 +475,42 @@ async function writeResults(
   const charts: [string, string][] = [
     [
       "loss",
-      lineChart(`${runId}: contrastive loss`, "step", "loss", [
+      await lineChart(`${runId}: contrastive loss`, "step", "loss", [
         { name: "loss", points: history.map((p) => ({ x: p.step, y: p.loss })) },
       ]),
     ],
-    ["accuracy", lineChart(`${runId}: test accuracy`, "step", "top-1 %", accuracy)],
+    [
+      "accuracy",
+      await lineChart(`${runId}: test accuracy`, "step", "top-1 %", accuracy, {
+        yDomain: [0, 100],
+        pointLabels: true,
+      }),
+    ],
   ];
   const n = Math.min(EMBEDDING_POINTS, testFeatures.rows);
-  const sample = tf.tensor2d(await testFeatures.read(0, n), [n, testFeatures.dim]);
-  const points = await pca2(sample).finally(() => sample.dispose());
+  const rows = await testFeatures.read(0, n);
+  const sample = tf.tensor2d(rows, [n, testFeatures.dim]);
+  const pca = await pca2(sample).finally(() => sample.dispose());
+  const umapStarted = performance.now();
+  const umap = await umap2(rows, n, testFeatures.dim, { seed: 0 });
+  log?.info(
+    {
+      runId,
+      step,
+      points: n,
+      dimension: testFeatures.dim,
+      seconds: (performance.now() - umapStarted) / 1000,
+    },
+    "umap embedding",
+  );
   charts.push([
     "embedding",
-    scatterChart(
-      `${runId} step ${step}: test features (PCA)`,
-      points,
+    await embeddingChart(
+      `${runId} step ${step}: test features`,
+      [
+        { method: "PCA", points: pca },
+        { method: "UMAP", points: umap },
+      ],
       testFeatures.labels.subarray(0, n),
       classNames,
     ),

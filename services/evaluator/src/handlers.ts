@@ -55,8 +55,12 @@ const FOLLOW_POLL_MS = 3000;
 export function evaluatorHandlers(deps: {
   store: ObjectStore;
   rawPixelsCache?: EvaluationOptions["rawPixelsCache"];
+  log?: EvaluationOptions["log"];
 }): ServiceHandlers<typeof EvaluatorService> {
-  const options: EvaluationOptions = { rawPixelsCache: deps.rawPixelsCache ?? new RawPixelsCache() };
+  const options: EvaluationOptions = {
+    rawPixelsCache: deps.rawPixelsCache ?? new RawPixelsCache(),
+    log: deps.log,
+  };
   return {
     async *evaluate(request) {
       checkEvaluateRequest(request);

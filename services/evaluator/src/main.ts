@@ -16,7 +16,7 @@ await runService({
       "tfjs backend",
     );
     return [
-      register(EvaluatorService, evaluatorHandlers({ store: storeFromConfig(config) }), {
+      register(EvaluatorService, evaluatorHandlers({ store: storeFromConfig(config), log }), {
         evaluate: access.control("trainer"),
         followRun: access.control("trainer"),
       }),

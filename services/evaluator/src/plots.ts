@@ -1,49 +1,36 @@
-// Plots as SVG written by hand (no charting dependency), and PNG rendered from the SVG by sharp:
-// curves over steps (loss, accuracy) and a 2-D scatter of test features coloured by class.
+// The evaluation's plots: Vega-Lite specs rendered to SVG by Vega in Node, and PNG from the SVG by
+// sharp (librsvg). Vega renders headless with renderer "none" (a scenegraph, then SVG text): no
+// browser and no native canvas. It is also the grammar people know from notebooks (Altair), and
+// about 24 MiB installed with the d3 modules it uses, where a headless browser is hundreds.
+// Curves over steps (loss; accuracy with a labelled point per evaluation) and 2-D embeddings of
+// test features coloured by class (PCA beside UMAP).
 import sharp from "sharp";
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
 
-const WIDTH = 720;
-const HEIGHT = 440;
-const MARGIN = { left: 64, right: 160, top: 40, bottom: 48 };
-// Tableau 10: distinguishable, and the usual colours of per-class scatter plots.
-const COLORS = [
-  "#4e79a7",
-  "#f28e2b",
-  "#e15759",
-  "#76b7b2",
-  "#59a14f",
-  "#edc948",
-  "#b07aa1",
-  "#ff9da7",
-  "#9c755f",
-  "#bab0ac",
-];
+/** A line chart's size in pixels, axes, title and legend included. */
+export const LINE_CHART_SIZE = { width: 720, height: 440 } as const;
+/** One embedding panel's plotting area in pixels (the figure adds axes, titles and the legend). */
+const EMBEDDING_PANEL = 380;
+/** Debian's DejaVu Sans is what librsvg finds; the generic family is the fallback elsewhere. */
+const FONT = "DejaVu Sans, sans-serif";
 
-const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const CONFIG = {
+  font: FONT,
+  background: "white",
+  title: { fontSize: 15, subtitleFontSize: 12, subtitleColor: "#555" },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 200 },
+};
 
-function niceTicks(min: number, max: number, count = 5): number[] {
-  if (!(max > min)) return [min];
-  const raw = (max - min) / count;
-  const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
-  const ticks: number[] = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + 1e-12; t += step)
-    ticks.push(Number(t.toPrecision(12)));
-  return ticks;
-}
-
-function frame(title: string, xLabel: string, yLabel: string, body: string): string {
-  const plotW = WIDTH - MARGIN.left - MARGIN.right;
-  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="15">${escape(title)}</text>
-<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>
-<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 10}" text-anchor="middle">${escape(xLabel)}</text>
-<text transform="translate(16 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escape(yLabel)}</text>
-${body}
-</svg>
-`;
+/** Vega-Lite to SVG text. */
+async function render(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
 }
 
 export interface Series {
@@ -51,89 +38,141 @@ export interface Series {
   readonly points: readonly { x: number; y: number }[];
 }
 
-export function lineChart(title: string, xLabel: string, yLabel: string, series: readonly Series[]): string {
-  const all = series.flatMap((s) => s.points);
-  const plotW = WIDTH - MARGIN.left - MARGIN.right;
-  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
-  if (all.length === 0)
-    return frame(
-      title,
-      xLabel,
-      yLabel,
-      `<text x="${MARGIN.left + 10}" y="${MARGIN.top + 20}">no data yet</text>`,
-    );
-  const xMin = Math.min(...all.map((p) => p.x));
-  const xMax = Math.max(...all.map((p) => p.x), xMin + 1);
-  let yMin = Math.min(...all.map((p) => p.y));
-  let yMax = Math.max(...all.map((p) => p.y));
-  if (yMax - yMin < 1e-9) {
-    yMin -= 0.5;
-    yMax += 0.5;
-  }
-  const pad = (yMax - yMin) * 0.05;
-  yMin -= pad;
-  yMax += pad;
-  const sx = (x: number) => MARGIN.left + ((x - xMin) / (xMax - xMin)) * plotW;
-  const sy = (y: number) => MARGIN.top + plotH - ((y - yMin) / (yMax - yMin)) * plotH;
-  const parts: string[] = [];
-  for (const t of niceTicks(xMin, xMax))
-    parts.push(
-      `<line x1="${sx(t)}" x2="${sx(t)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#eee"/><text x="${sx(t)}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${t}</text>`,
-    );
-  for (const t of niceTicks(yMin, yMax))
-    parts.push(
-      `<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/><text x="${MARGIN.left - 6}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`,
-    );
-  series.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length]!;
-    const d = s.points
-      .map((p, j) => `${j === 0 ? "M" : "L"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`)
-      .join(" ");
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"/>`);
-    if (s.points.length < 40)
-      for (const p of s.points)
-        parts.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3" fill="${color}"/>`);
-    parts.push(
-      `<rect x="${WIDTH - MARGIN.right + 12}" y="${MARGIN.top + 8 + i * 20}" width="12" height="12" fill="${color}"/><text x="${WIDTH - MARGIN.right + 30}" y="${MARGIN.top + 18 + i * 20}">${escape(s.name)}</text>`,
-    );
-  });
-  return frame(title, xLabel, yLabel, parts.join("\n"));
+export interface LineChartOptions {
+  /** A fixed y range, such as [0, 100] for percentages; by default the data's, padded. */
+  readonly yDomain?: readonly [number, number];
+  /** Draw each point, labelled with its value (for a few points, such as one per evaluation). */
+  readonly pointLabels?: boolean;
+  /** Decimals of the point labels (default 1). */
+  readonly labelDecimals?: number;
 }
 
-export function scatterChart(
+/** Lines over steps, one per series, with a legend naming them. */
+export async function lineChart(
   title: string,
-  points: Float32Array,
+  xLabel: string,
+  yLabel: string,
+  series: readonly Series[],
+  options: LineChartOptions = {},
+): Promise<string> {
+  const values = series.flatMap((s) => s.points.map((p) => ({ series: s.name, x: p.x, y: p.y })));
+  const x = {
+    field: "x",
+    type: "quantitative",
+    title: xLabel,
+    // Steps are integers; padding keeps a labelled point at the edge (or a lone one) off the frame.
+    axis: { format: "d", tickMinStep: 1 },
+    scale: options.pointLabels ? { zero: false, nice: true, padding: 24 } : { zero: false, nice: false },
+  } as const;
+  const y = {
+    field: "y",
+    type: "quantitative",
+    title: yLabel,
+    // A fixed domain, or the data's padded by pixels: never an axis of zero height for one value.
+    scale: options.yDomain
+      ? { domain: [...options.yDomain], nice: false }
+      : { zero: false, nice: true, padding: 16 },
+  } as const;
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: null,
+    scale: { domain: series.map((s) => s.name) },
+    legend: { orient: "right" },
+  } as const;
+  const line = {
+    mark: {
+      type: "line",
+      strokeWidth: 2,
+      ...(options.pointLabels ? { point: { filled: true, size: 60 } } : {}),
+    },
+    encoding: { x, y, color },
+  } as const;
+  const labels = {
+    mark: { type: "text", dy: -11, fontSize: 11 },
+    encoding: {
+      x,
+      y,
+      color,
+      text: { field: "y", type: "quantitative", format: `.${options.labelDecimals ?? 1}f` },
+    },
+  } as const;
+  return render({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    ...LINE_CHART_SIZE,
+    autosize: { type: "fit", contains: "padding" },
+    padding: 12,
+    title: values.length ? { text: title } : { text: title, subtitle: "no data yet" },
+    data: { values },
+    layer: options.pointLabels ? [line, labels] : [line],
+    config: CONFIG,
+  });
+}
+
+/** One panel of an embedding figure: rows' 2-D coordinates (x0, y0, x1, y1, ...). */
+export interface Embedding {
+  /** PCA, UMAP: the panel's title and its axes' names. */
+  readonly method: string;
+  readonly points: Float32Array;
+}
+
+/** The name a label is shown by: its class name, or the number where there is no name. */
+const className = (classNames: readonly string[], label: number) => classNames[label] ?? String(label);
+
+/**
+ * Scatter plots of the same rows in 2-D, side by side, each point coloured by its class, with one
+ * legend naming every class in label order.
+ */
+export async function embeddingChart(
+  title: string,
+  embeddings: readonly Embedding[],
   labels: Int32Array,
   classNames: readonly string[],
-): string {
-  const n = labels.length;
-  const plotW = WIDTH - MARGIN.left - MARGIN.right;
-  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
-  let xMin = Infinity,
-    xMax = -Infinity,
-    yMin = Infinity,
-    yMax = -Infinity;
-  for (let i = 0; i < n; i++) {
-    xMin = Math.min(xMin, points[2 * i]!);
-    xMax = Math.max(xMax, points[2 * i]!);
-    yMin = Math.min(yMin, points[2 * i + 1]!);
-    yMax = Math.max(yMax, points[2 * i + 1]!);
-  }
-  const sx = (x: number) => MARGIN.left + 6 + ((x - xMin) / (xMax - xMin || 1)) * (plotW - 12);
-  const sy = (y: number) => MARGIN.top + plotH - 6 - ((y - yMin) / (yMax - yMin || 1)) * (plotH - 12);
-  const parts: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const color = COLORS[labels[i]! % COLORS.length]!;
-    parts.push(
-      `<circle cx="${sx(points[2 * i]!).toFixed(1)}" cy="${sy(points[2 * i + 1]!).toFixed(1)}" r="2.2" fill="${color}" fill-opacity="0.7"/>`,
-    );
-  }
-  classNames.forEach((name, i) => {
-    parts.push(
-      `<rect x="${WIDTH - MARGIN.right + 12}" y="${MARGIN.top + 8 + i * 20}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/><text x="${WIDTH - MARGIN.right + 30}" y="${MARGIN.top + 18 + i * 20}">${escape(name)}</text>`,
-    );
+): Promise<string> {
+  const names = [...classNames];
+  for (const label of labels) if (!names.includes(className(classNames, label))) names.push(String(label));
+  const panel = (e: Embedding) => {
+    const values = Array.from(labels, (label, i) => ({
+      x: e.points[2 * i],
+      y: e.points[2 * i + 1],
+      class: className(classNames, label),
+    }));
+    const axis = (n: number) =>
+      ({
+        field: n === 1 ? "x" : "y",
+        type: "quantitative",
+        title: `${e.method} ${n}`,
+        // The coordinates have no units: ticks without labels keep the eye on the clusters.
+        axis: { labels: false, ticks: false },
+        scale: { zero: false, nice: false, padding: 8 },
+      }) as const;
+    return {
+      title: e.method,
+      width: EMBEDDING_PANEL,
+      height: EMBEDDING_PANEL,
+      data: { values },
+      // No aria label per point: 2,000 of them would triple the SVG.
+      mark: { type: "point", filled: true, size: 14, opacity: 0.7, aria: false },
+      encoding: {
+        x: axis(1),
+        y: axis(2),
+        color: {
+          field: "class",
+          type: "nominal",
+          title: "class",
+          scale: { domain: names, scheme: names.length > 10 ? "tableau20" : "tableau10" },
+          legend: { columns: Math.ceil(names.length / 20), symbolLimit: 0 },
+        },
+      },
+    } as const;
+  };
+  return render({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    padding: 12,
+    title: { text: title },
+    hconcat: embeddings.map(panel),
+    config: CONFIG,
   });
-  return frame(title, "component 1", "component 2", parts.join("\n"));
 }
 
 export async function svgToPng(svg: string): Promise<Uint8Array> {

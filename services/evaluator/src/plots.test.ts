@@ -1,0 +1,125 @@
+// The plots as files a person opens: SVG that librsvg parses, with one labelled point per evaluation
+// on a 0-100 axis, a legend naming every series or class, and PNGs of the size the SVG declares.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import sharp from "sharp";
+import { embeddingChart, LINE_CHART_SIZE, lineChart, svgToPng } from "./plots.js";
+
+/** Items of each mark group, by the group's class (vega writes one <g class="mark-..."> per mark). */
+function markItems(svg: string, kind: "symbol" | "text" | "line"): number[] {
+  const counts: number[] = [];
+  const open = new RegExp(`<g class="mark-${kind} role-mark[^"]*"[^>]*>`, "g");
+  for (const m of svg.matchAll(open)) {
+    const body = svg.slice(m.index + m[0].length, svg.indexOf("</g>", m.index));
+    counts.push((body.match(kind === "text" ? /<text /g : /<path /g) ?? []).length);
+  }
+  return counts;
+}
+
+/** The texts of the SVG (axis labels, titles, legend entries, point labels). */
+const texts = (svg: string) => [...svg.matchAll(/<text [^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+
+/** The SVG as librsvg reads it: a parse error throws. */
+async function parsed(svg: string): Promise<{ width?: number; height?: number }> {
+  const meta = await sharp(Buffer.from(svg)).metadata();
+  assert.equal(meta.format, "svg");
+  return meta;
+}
+
+const CLASSES = ["T-shirt/top", "Trouser", "Pullover"];
+
+describe("lineChart", () => {
+  it("draws one labelled point per evaluation, joined by lines, on a 0-100 axis", async () => {
+    const svg = await lineChart(
+      "r: test accuracy",
+      "step",
+      "top-1 %",
+      [
+        { name: "kNN top-1 %", points: [94, 188, 282].map((x, i) => ({ x, y: 61.23 + 4 * i })) },
+        { name: "linear top-1 %", points: [94, 188, 282].map((x, i) => ({ x, y: 70.06 + i })) },
+      ],
+      { yDomain: [0, 100], pointLabels: true },
+    );
+    const meta = await parsed(svg);
+    assert.deepEqual([meta.width, meta.height], [LINE_CHART_SIZE.width, LINE_CHART_SIZE.height]);
+    assert.deepEqual(markItems(svg, "symbol"), [6], "a point per evaluation and series");
+    assert.deepEqual(markItems(svg, "line"), [1, 1], "a line per series");
+    const all = texts(svg);
+    for (const label of ["61.2", "65.2", "69.2", "70.1", "71.1", "72.1"])
+      assert.ok(all.includes(label), label);
+    for (const name of ["kNN top-1 %", "linear top-1 %", "step", "top-1 %"])
+      assert.ok(all.includes(name), name);
+  });
+
+  it("puts a single evaluation on the whole 0-100 axis, not an axis around its value", async () => {
+    const svg = await lineChart(
+      "r: test accuracy",
+      "step",
+      "top-1 %",
+      [{ name: "kNN top-1 %", points: [{ x: 94, y: 96.5 }] }],
+      { yDomain: [0, 100], pointLabels: true },
+    );
+    assert.deepEqual(markItems(svg, "symbol"), [1]);
+    const all = texts(svg);
+    for (const tick of ["0", "50", "100", "94", "96.5"]) assert.ok(all.includes(tick), `${tick} in ${all}`);
+  });
+
+  it("draws a long loss curve without points, and says when there is nothing to draw", async () => {
+    const points = Array.from({ length: 500 }, (_, i) => ({ x: i, y: 8 / (1 + i / 50) }));
+    const curve = await lineChart("r: loss", "step", "loss", [{ name: "loss", points }]);
+    assert.deepEqual(markItems(curve, "symbol"), []);
+    assert.deepEqual(markItems(curve, "line"), [1]);
+    const empty = await lineChart("r: loss", "step", "loss", [{ name: "loss", points: [] }]);
+    await parsed(empty);
+    assert.ok(texts(empty).includes("no data yet"));
+  });
+
+  it("renders to a PNG of the chart's size", async () => {
+    const svg = await lineChart("r", "step", "loss", [{ name: "loss", points: [{ x: 1, y: 2 }] }]);
+    const png = await sharp(Buffer.from(await svgToPng(svg))).metadata();
+    assert.deepEqual(
+      [png.format, png.width, png.height],
+      ["png", LINE_CHART_SIZE.width, LINE_CHART_SIZE.height],
+    );
+  });
+});
+
+describe("embeddingChart", () => {
+  it("draws PCA beside UMAP, every row a point, with a legend of the class names", async () => {
+    const rows = 90;
+    const labels = Int32Array.from({ length: rows }, (_, i) => i % 3);
+    const panel = (scale: number) => Float32Array.from({ length: 2 * rows }, (_, i) => scale * Math.sin(i));
+    const svg = await embeddingChart(
+      "r step 94: test features",
+      [
+        { method: "PCA", points: panel(1) },
+        { method: "UMAP", points: panel(10) },
+      ],
+      labels,
+      CLASSES,
+    );
+    const meta = await parsed(svg);
+    assert.deepEqual(markItems(svg, "symbol"), [rows, rows]);
+    const all = texts(svg);
+    for (const name of [...CLASSES, "PCA", "UMAP", "PCA 1", "UMAP 2"]) assert.ok(all.includes(name), name);
+    // The legend's swatches take the points' colours, class by class.
+    const fills = [
+      ...svg.matchAll(/<g class="mark-symbol role-legend-symbol[^>]*>\s*<path [^>]*fill="(#[0-9a-f]+)"/g),
+    ];
+    assert.equal(fills.length, CLASSES.length);
+    const png = await sharp(Buffer.from(await svgToPng(svg))).metadata();
+    assert.deepEqual([png.format, png.width, png.height], ["png", meta.width, meta.height]);
+    assert.ok(meta.width! > 2 * 380, `two panels side by side: ${meta.width} px wide`);
+  });
+
+  it("names a label without a class name by its number", async () => {
+    const svg = await embeddingChart(
+      "r",
+      [{ method: "PCA", points: new Float32Array([0, 0, 1, 1]) }],
+      Int32Array.from([0, 7]),
+      ["zero"],
+    );
+    const all = texts(svg);
+    assert.ok(all.includes("zero") && all.includes("7"), `${all}`);
+  });
+});
