@@ -66,6 +66,7 @@ interface ResampleKernel {
     bounds: number,
     weights: number,
     taps: number,
+    flip: boolean,
   ): void;
   vertical(
     src: number,
@@ -87,7 +88,13 @@ const SLACK = 16;
  * The same resample through the wasm SIMD kernel (../wasm/resample.wat): the crop rows it reads,
  * the coefficients and the passes' outputs laid out in wasm memory, one after the other.
  */
-function resizedCropSimd(src: Pixels, box: CropBox, size: number, out: Uint8Array): Uint8Array {
+function resizedCropSimd(
+  src: Pixels,
+  box: CropBox,
+  size: number,
+  out: Uint8Array,
+  flip: boolean,
+): Uint8Array {
   const k = (kernel ??= instantiate<ResampleKernel>(RESAMPLE_WASM));
   const horizontal = coefficients(box.w, size);
   const vertical = coefficients(box.h, size);
@@ -120,8 +127,10 @@ function resizedCropSimd(src: Pixels, box: CropBox, size: number, out: Uint8Arra
     memory.set(src.data.subarray(from, from + box.w * 3), crop + y * box.w * 3);
   }
   let rowsAt = crop;
-  if (box.w !== size) {
-    k.horizontal(crop, box.w * 3, rows, temp, size, hBounds, hWeights, horizontal.taps);
+  // A crop as wide as the view still goes through the horizontal pass to be flipped: its weights
+  // are then exactly 1 and 0, a copy.
+  if (box.w !== size || flip) {
+    k.horizontal(crop, box.w * 3, rows, temp, size, hBounds, hWeights, horizontal.taps, flip);
     rowsAt = temp;
   }
   let resultAt = rowsAt;
@@ -134,8 +143,9 @@ function resizedCropSimd(src: Pixels, box: CropBox, size: number, out: Uint8Arra
 }
 
 /**
- * The box of src, cropped, resized to size x size x 3 as Pillow's resize(BILINEAR): through the
- * wasm SIMD kernel unless `simd` is false (the TypeScript passes, its reference in the tests).
+ * The box of src, cropped, resized to size x size x 3 as Pillow's resize(BILINEAR), then mirrored
+ * left to right if `flip`: through the wasm SIMD kernel unless `simd` is false (the TypeScript
+ * passes, its reference in the tests).
  */
 export function pilResizedCrop(
   src: Pixels,
@@ -143,8 +153,24 @@ export function pilResizedCrop(
   size: number,
   out: Uint8Array = new Uint8Array(size * size * 3),
   simd = true,
+  flip = false,
 ): Uint8Array {
-  if (simd) return resizedCropSimd(src, box, size, out);
+  if (simd) return resizedCropSimd(src, box, size, out, flip);
+  resizedCropPlain(src, box, size, out);
+  if (flip) flipRows(out, size);
+  return out;
+}
+
+/** Mirrors each row of a size x size x 3 image in place. */
+function flipRows(data: Uint8Array, size: number): void {
+  for (let row = 0; row < data.length; row += size * 3) {
+    for (let left = row, right = row + size * 3 - 3; left < right; left += 3, right -= 3) {
+      for (let c = 0; c < 3; c++) [data[left + c], data[right + c]] = [data[right + c]!, data[left + c]!];
+    }
+  }
+}
+
+function resizedCropPlain(src: Pixels, box: CropBox, size: number, out: Uint8Array): Uint8Array {
   const horizontal = coefficients(box.w, size);
   const vertical = coefficients(box.h, size);
   // Only the crop rows the vertical pass reads are resampled horizontally.

@@ -23,9 +23,10 @@ export function augmentRgb(
   out: Uint8Array = new Uint8Array(crop.size * crop.size * 3),
 ): Uint8Array {
   const v = rgbViewParams(src.height, src.width, crop, color, random);
-  const resized = pilResizedCrop(src, v.box, crop.size, v.flip ? undefined : out);
-  if (v.jitter || v.grayscale || v.flip)
-    applyColour(resized, out, v.jitter, v.grayscale, v.flip ? crop.size : 0);
+  // The flip is torchvision's last step, but the colour ops are per pixel (contrast's mean is a
+  // sum) and the blur is mirror-symmetric, so flipping right after the resample is the same image.
+  pilResizedCrop(src, v.box, crop.size, out, true, v.flip);
+  if (v.jitter || v.grayscale) applyColour(out, out, v.jitter, v.grayscale);
   if (v.blurSigma !== undefined) pilGaussianBlur(out, crop.size, crop.size, v.blurSigma);
   return out;
 }

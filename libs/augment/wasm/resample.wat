@@ -7,6 +7,8 @@
 ;;     src[ymin + i][b] * w[y][i], 8 bytes at a time.
 ;; Then (sum + 2^21) >> 22, clamped to 0..255. bounds: xmin, n per output (i32); weights: `taps` i32
 ;; per output. Stores may write up to 7 bytes past a row (overwritten next) or the output (slack).
+;; horizontal with `flip` set stores each row mirrored (output x at outWidth - 1 - x): the
+;; horizontal flip that follows the crop, for free, as the vertical pass works on whole columns.
 ;; Built into ../src/resample-wasm.ts by `node tools/wasm-gen.mjs` (needs wat2wasm, Debian's wabt).
 (module
   (memory (export "memory") 1)
@@ -19,13 +21,18 @@
   (func (export "horizontal")
     (param $src i32) (param $srcStride i32) (param $rows i32)
     (param $dst i32) (param $outWidth i32)
-    (param $bounds i32) (param $weights i32) (param $taps i32)
+    (param $bounds i32) (param $weights i32) (param $taps i32) (param $flip i32)
     (local $row i32) (local $x i32) (local $i i32) (local $n i32)
-    (local $in i32) (local $w i32) (local $out i32) (local $acc v128)
-    (local.set $out (local.get $dst))
+    (local $in i32) (local $w i32) (local $out i32) (local $acc v128) (local $rgb v128)
+    (local $rowBytes i32)
+    (local.set $rowBytes (i32.mul (local.get $outWidth) (i32.const 3)))
     (block $rowsDone
       (loop $nextRow
         (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $rows)))
+        ;; Where output x = 0 of this row goes: its start, or its last pixel when flipping.
+        (local.set $out
+          (i32.add (i32.add (local.get $dst) (i32.mul (local.get $row) (local.get $rowBytes)))
+            (select (i32.sub (local.get $rowBytes) (i32.const 3)) (i32.const 0) (local.get $flip))))
         (local.set $x (i32.const 0))
         (block $xDone
           (loop $nextX
@@ -51,8 +58,16 @@
                 (local.set $w (i32.add (local.get $w) (i32.const 4)))
                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
                 (br $nextTap)))
-            (v128.store32_lane 0 (local.get $out) (call $round (local.get $acc) (local.get $acc)))
-            (local.set $out (i32.add (local.get $out) (i32.const 3)))
+            (local.set $rgb (call $round (local.get $acc) (local.get $acc)))
+            (if (local.get $flip)
+              (then
+                ;; Exactly 3 bytes: a 4th would land on the pixel written just before.
+                (v128.store16_lane 0 (local.get $out) (local.get $rgb))
+                (v128.store8_lane offset=2 2 (local.get $out) (local.get $rgb))
+                (local.set $out (i32.sub (local.get $out) (i32.const 3))))
+              (else
+                (v128.store32_lane 0 (local.get $out) (local.get $rgb))
+                (local.set $out (i32.add (local.get $out) (i32.const 3)))))
             (local.set $x (i32.add (local.get $x) (i32.const 1)))
             (br $nextX)))
         (local.set $row (i32.add (local.get $row) (i32.const 1)))
