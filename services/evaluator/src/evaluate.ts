@@ -469,8 +469,14 @@ async function writeResults(
   const rawLinear = evaluations
     .filter((r) => r.rawPixels?.linear)
     .map((r) => ({ x: r.step, y: 100 * r.rawPixels!.linear!.top1 }));
-  if (rawKnn.length) accuracy.push({ name: "raw pixels kNN", points: rawKnn });
-  if (rawLinear.length) accuracy.push({ name: "raw pixels linear", points: rawLinear });
+  // Named with the newest value: reference lines carry no point labels.
+  const reference = (name: string, points: { x: number; y: number }[]): Series => ({
+    name: `${name} ${points.at(-1)!.y.toFixed(1)}`,
+    points,
+    reference: true,
+  });
+  if (rawKnn.length) accuracy.push(reference("raw pixels kNN", rawKnn));
+  if (rawLinear.length) accuracy.push(reference("raw pixels linear", rawLinear));
   const history = meta?.history ?? [];
   const charts: [string, string][] = [
     [

@@ -10,6 +10,10 @@ function markItems(svg: string, kind: "symbol" | "text" | "line"): number[] {
   const counts: number[] = [];
   const open = new RegExp(`<g class="mark-${kind} role-mark[^"]*"[^>]*>`, "g");
   for (const m of svg.matchAll(open)) {
+    if (m[0].endsWith("/>")) {
+      counts.push(0); // an empty mark: <g .../>
+      continue;
+    }
     const body = svg.slice(m.index + m[0].length, svg.indexOf("</g>", m.index));
     counts.push((body.match(kind === "text" ? /<text /g : /<path /g) ?? []).length);
   }
@@ -42,7 +46,8 @@ describe("lineChart", () => {
     );
     const meta = await parsed(svg);
     assert.deepEqual([meta.width, meta.height], [LINE_CHART_SIZE.width, LINE_CHART_SIZE.height]);
-    assert.deepEqual(markItems(svg, "symbol"), [6], "a point per evaluation and series");
+    // Reference points (none here) and measured points are two marks.
+    assert.deepEqual(markItems(svg, "symbol"), [0, 6], "a point per evaluation and series");
     assert.deepEqual(markItems(svg, "line"), [1, 1], "a line per series");
     const all = texts(svg);
     for (const label of ["61.2", "65.2", "69.2", "70.1", "71.1", "72.1"])
@@ -59,9 +64,35 @@ describe("lineChart", () => {
       [{ name: "kNN top-1 %", points: [{ x: 94, y: 96.5 }] }],
       { yDomain: [0, 100], pointLabels: true },
     );
-    assert.deepEqual(markItems(svg, "symbol"), [1]);
+    assert.deepEqual(markItems(svg, "symbol"), [0, 1]);
     const all = texts(svg);
     for (const tick of ["0", "50", "100", "94", "96.5"]) assert.ok(all.includes(tick), `${tick} in ${all}`);
+  });
+
+  it("draws a reference series dashed, with hollow points, so an equal measured point shows through", async () => {
+    const svg = await lineChart(
+      "r: test accuracy",
+      "step",
+      "top-1 %",
+      [
+        { name: "kNN top-1 %", points: [{ x: 2, y: 100 }] },
+        { name: "raw pixels kNN 99.0", points: [{ x: 2, y: 99 }], reference: true },
+      ],
+      { yDomain: [0, 100], pointLabels: true },
+    );
+    assert.deepEqual(markItems(svg, "symbol"), [1, 1], "a hollow reference point, then the measured one");
+    const [reference, measured] = [
+      ...svg.matchAll(/<g class="mark-symbol role-mark[^>]*>\s*<path ([^>]*)>/g),
+    ].map((m) => m[1]!);
+    // Hollow: no fill of its own (the chart's groups fill nothing); the measured point is filled.
+    assert.doesNotMatch(reference!, /fill="#/);
+    assert.match(measured!, /fill="#/);
+    // The measured point is labelled; the reference's value is in its name, in the legend.
+    assert.deepEqual(
+      texts(svg).filter((t) => /^\d+\.\d$/.test(t)),
+      ["100.0"],
+    );
+    assert.ok(texts(svg).includes("raw pixels kNN 99.0"));
   });
 
   it("draws a long loss curve without points, and says when there is nothing to draw", async () => {

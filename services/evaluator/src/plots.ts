@@ -36,6 +36,12 @@ async function render(spec: TopLevelSpec): Promise<string> {
 export interface Series {
   readonly name: string;
   readonly points: readonly { x: number; y: number }[];
+  /**
+   * A bar to compare against (the raw pixels' scores): a dashed line and hollow points, without
+   * labels (its name can carry its value), so the encoder's labels stay readable beside it and an
+   * encoder's point at the same value shows inside the ring.
+   */
+  readonly reference?: boolean;
 }
 
 export interface LineChartOptions {
@@ -55,7 +61,9 @@ export async function lineChart(
   series: readonly Series[],
   options: LineChartOptions = {},
 ): Promise<string> {
-  const values = series.flatMap((s) => s.points.map((p) => ({ series: s.name, x: p.x, y: p.y })));
+  const values = series.flatMap((s) =>
+    s.points.map((p) => ({ series: s.name, kind: s.reference ? "reference" : "measured", x: p.x, y: p.y })),
+  );
   const x = {
     field: "x",
     type: "quantitative",
@@ -80,16 +88,43 @@ export async function lineChart(
     scale: { domain: series.map((s) => s.name) },
     legend: { orient: "right" },
   } as const;
+  // A call, not a literal, so that `as const` below leaves the transform array mutable, as typed.
+  const only = (k: "measured" | "reference") => [{ filter: { field: "kind", equal: k } }];
   const line = {
-    mark: {
-      type: "line",
-      strokeWidth: 2,
-      ...(options.pointLabels ? { point: { filled: true, size: 60 } } : {}),
+    mark: { type: "line", strokeWidth: 2 },
+    encoding: {
+      x,
+      y,
+      color,
+      strokeDash: {
+        field: "kind",
+        type: "nominal",
+        scale: {
+          domain: ["measured", "reference"],
+          range: [
+            [1, 0],
+            [6, 4],
+          ],
+        },
+        legend: null,
+      },
     },
-    encoding: { x, y, color },
   } as const;
+  const points = (k: "measured" | "reference") =>
+    ({
+      transform: only(k),
+      mark: {
+        type: "point",
+        filled: k === "measured",
+        size: k === "measured" ? 60 : 150,
+        strokeWidth: 2,
+        opacity: 1,
+      },
+      encoding: { x, y, color },
+    }) as const;
   const labels = {
-    mark: { type: "text", dy: -11, fontSize: 11 },
+    transform: only("measured"),
+    mark: { type: "text", dy: -12, fontSize: 11 },
     encoding: {
       x,
       y,
@@ -104,7 +139,7 @@ export async function lineChart(
     padding: 12,
     title: values.length ? { text: title } : { text: title, subtitle: "no data yet" },
     data: { values },
-    layer: options.pointLabels ? [line, labels] : [line],
+    layer: options.pointLabels ? [line, points("reference"), points("measured"), labels] : [line],
     config: CONFIG,
   });
 }
