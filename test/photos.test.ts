@@ -4,7 +4,7 @@
 // its checkpoint over gRPC. Every part a real process on loopback, with an S3 server.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -132,7 +132,9 @@ describe("photos end to end", () => {
     assert.equal(epochEval.knn.samples, 2 * PER_CLASS.test);
     assert.equal(epochEval.knn.perClassTop1.length, CLASSES.length);
 
-    // adco eval RUN: the checkpoint, random init and the raw pixels, each a kNN of the 16 test photos.
+    // adco eval RUN: the checkpoint, random init and the raw pixels, each a kNN of the 16 test photos;
+    // --plots copies the evaluation's plots into a local folder and prints the files' paths.
+    const plotsDir = join(mkdtempSync(join(tmpdir(), "adco-photos-plots-")), "plots");
     const cli = spawnSync(
       process.execPath,
       [
@@ -147,6 +149,8 @@ describe("photos end to end", () => {
         trainer.grpcAddress,
         "--evaluator",
         evaluator.grpcAddress,
+        "--plots",
+        plotsDir,
       ],
       { encoding: "utf8", env: { ...process.env, ...s3Env(s3.settings) } },
     );
@@ -156,6 +160,22 @@ describe("photos end to end", () => {
         cli.stdout,
         new RegExp(`^${row}\\s+kNN \\(k 200\\): top-1 \\d+\\.\\d% \\(16 test images\\)$`, "m"),
       );
+    const stored = `s3://adco-checkpoints/runs/${RUN}/eval/step-0000000002`;
+    assert.match(cli.stdout, new RegExp(`^results: ${stored}/results\\.json$`, "m"));
+    assert.doesNotMatch(cli.stdout, /_S3rver_object/);
+    for (const name of ["loss", "accuracy", "embedding"])
+      for (const ext of ["png", "svg"]) {
+        const path = join(plotsDir, `${name}.${ext}`);
+        assert.ok(cli.stdout.includes(`plot: ${path} (from ${stored}/${name}.${ext})`), cli.stdout);
+        const image = await sharp(readFileSync(path)).metadata();
+        assert.equal(image.format, ext);
+        assert.ok(image.width! >= 700, `${path}: ${image.width} px wide`);
+      }
+    // The embedding names the photos' classes; the accuracy chart has its labelled point.
+    const embedding = readFileSync(join(plotsDir, "embedding.svg"), "utf8");
+    for (const text of [...CLASSES, "PCA", "UMAP"]) assert.ok(embedding.includes(`>${text}</text>`), text);
+    const accuracy = readFileSync(join(plotsDir, "accuracy.svg"), "utf8");
+    assert.match(accuracy, /aria-roledescription="point"/);
 
     // FollowRun: the run's newest checkpoint, scored as it is published.
     const client = new EvaluatorClient(

@@ -187,6 +187,21 @@ describe("adco eval", () => {
   });
 });
 
+describe("adco eval --plots", () => {
+  it("refuses --plots for random weights, which are scored without plots, before any call", () => {
+    const args = ["eval", "--random-init", "resnet-mini", "--train", "x:train", "--test", "x:test"];
+    const result = adco([
+      ...args,
+      "--plots",
+      mkdtempSync(join(tmpdir(), "adco-plots-")),
+      "--evaluator",
+      "127.0.0.1:1",
+    ]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /--plots: only a run's checkpoint is evaluated with plots \(adco eval RUN\)/);
+  });
+});
+
 describe("adco run commands", () => {
   it("reject a run config with an unknown key, naming it and the known ones", () => {
     const dir = mkdtempSync(join(tmpdir(), "adco-config-"));

@@ -12,8 +12,9 @@ import { type Accuracy, EncoderArch } from "@adco/proto/common";
 import { EvaluateRequest } from "@adco/proto/evaluator";
 import { RunConfig, RunState } from "@adco/proto/trainer";
 import { unaryCall } from "@adco/service-kit";
-import { ObjectStore } from "@adco/storage";
+import { evaluationPrefix, ObjectStore } from "@adco/storage";
 import { importDataset } from "./import.js";
+import { exportPlots, s3Address } from "./plots.js";
 import { roundTo, writeResults } from "./results.js";
 import {
   evaluate,
@@ -92,6 +93,12 @@ try {
   const checkpoint = summary.run.latestCheckpoint!;
   const trained = await evaluate(evaluator, evalOf({ checkpoint, writeResults: true }));
   console.log(`[${elapsed()}] checkpoint evaluated`);
+  // The plots as local files to open (the S3 server's data directory is no place to look for them).
+  const plots = await exportPlots(store, trained.plots, join(directory, "plots"));
+  const evaluationFolder = s3Address({
+    bucket: checkpoint.manifest!.bucket,
+    key: evaluationPrefix(run.runId, checkpoint.step),
+  });
 
   const raw = trained.rawPixels ?? baseline.rawPixels;
   console.log(`
@@ -107,12 +114,12 @@ Report
                    ${formatVersus("random init", trained, baseline) ?? "vs random init: not scored"}
                    ${formatVersus("raw pixels", trained, raw) ?? "vs raw pixels: not scored"}
   per class (linear, AdCo): ${formatPerClass(trained.linear!, trained.classNames)}
-  checkpoint       s3://${checkpoint.manifest?.bucket}/${checkpoint.manifest?.key}
-  plots            ${trained.plots
-    .filter((p) => p.key.endsWith(".png"))
-    .map((p) => p.key.split("/").pop())
-    .join(", ")} in s3://${trained.plots[0]?.bucket}/${trained.plots[0]?.key.replace(/[^/]+$/, "")}
-                   (on disk under ${directory}/s3)
+  checkpoint       ${s3Address(checkpoint.manifest!)}
+  plots            ${plots
+    .filter((p) => p.path.endsWith(".png"))
+    .map((p) => p.path)
+    .join("\n                   ")}
+                   (.svg beside them; stored under ${evaluationFolder})
   logs             ${system.logDirectory}
   total time       ${elapsed()}`);
   const top1 = (a?: { top1: number }) => (a ? roundTo(a.top1, 4) : null);

@@ -35,6 +35,7 @@ import {
   trainerAt,
   watchRun,
 } from "./runs.js";
+import { exportPlots, s3Address } from "./plots.js";
 import { DEFAULT_PORTS, startLocalSystem } from "./system.js";
 import { startSystemDashboard } from "./ui/local.js";
 import { DEFAULT_DASHBOARD_PORT, startDashboard } from "./ui/server.js";
@@ -48,8 +49,8 @@ Usage:
   adco watch RUN                                   follow a run's progress until it ends
   adco stop RUN                                    stop a run after its current step (a checkpoint is written)
   adco runs                                        list runs
-  adco eval RUN [--step N]                         kNN and linear probe of a run's checkpoint (latest by default),
-                                                   beside random init and the raw pixels
+  adco eval RUN [--step N] [--plots DIR]          kNN and linear probe of a run's checkpoint (latest by default),
+                                                   beside random init and the raw pixels; --plots saves its plots in DIR
   adco eval --random-init resnet-mini              the same for random weights, beside the raw pixels
   adco export RUN [--step N] --out DIR             the query encoder as a tfjs LayersModel (model.json + shards)
   adco dataset import --format idx|cifar10|cifar100|imagefolder --name NAME DIR   store a local data set
@@ -67,6 +68,7 @@ Train options (unset ones take the preset's value):
 Eval options:
   --train NAME --test NAME   labelled splits (default: the run's dataset, splits train and test)
   --no-linear / --no-knn     skip one of the two classifiers
+  --plots DIR                copy the evaluation's plots (loss, accuracy, embedding; .png and .svg) into DIR
 
 Other options:
   --trainer HOST:PORT     trainer address (default $ADCO_TRAINER_ADDRESS or 127.0.0.1:${DEFAULT_PORTS.trainer})
@@ -167,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
       "random-init": { type: "string" },
       "no-linear": { type: "boolean" },
       "no-knn": { type: "boolean" },
+      plots: { type: "string" },
       trainer: { type: "string" },
       evaluator: { type: "string" },
       port: { type: "string" },
@@ -335,6 +338,8 @@ async function main(argv: string[]): Promise<number> {
     case "eval": {
       const trainer = () => trainerAt(trainerAddress, trainerCredentials());
       const { request, randomInit } = await evalRequest(values, command, trainerAddress, trainer, config);
+      if (values.plots !== undefined && !request.writeResults)
+        throw new UsageError("--plots: only a run's checkpoint is evaluated with plots (adco eval RUN)");
       const evaluator = evaluatorAt(evaluatorAddress, evaluatorCredentials());
       return withService(evaluator, evaluatorAddress, "evaluator", async (client) => {
         const progress = (what: string) => (event: EvaluateEvent) => {
@@ -368,8 +373,14 @@ async function main(argv: string[]): Promise<number> {
           if (versus) console.log(versus);
         const best = result.linear ?? result.knn;
         if (best) console.log(`per class: ${formatPerClass(best, result.classNames)}`);
-        for (const plot of result.plots) console.log(`plot: ${plot.bucket}/${plot.key}`);
-        if (result.results) console.log(`results: ${result.results.bucket}/${result.results.key}`);
+        if (result.results) console.log(`results: ${s3Address(result.results)}`);
+        if (values.plots === undefined) {
+          for (const plot of result.plots) console.log(`plot: ${s3Address(plot)}`);
+          if (result.plots.length > 0) console.log("(--plots DIR saves them as local files)");
+        } else {
+          for (const { ref, path } of await exportPlots(store(), result.plots, values.plots))
+            console.log(`plot: ${path} (from ${s3Address(ref)})`);
+        }
         return 0;
       });
     }
