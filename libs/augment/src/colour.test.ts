@@ -34,6 +34,20 @@ describe("colour ops", () => {
     }
   });
 
+  it("shift hue the same in the wasm kernel as in TypeScript for every 24-bit colour", () => {
+    const src = new Uint8Array(3 << 24);
+    for (let i = 0; i < 1 << 24; i++) src.set([i >> 16, (i >> 8) & 255, i & 255], 3 * i);
+    const simd = new Uint8Array(src.length);
+    const plain = new Uint8Array(src.length);
+    for (const shift of [0, 77, -56]) {
+      applyColour(src, simd, [{ kind: "hue", factor: shift / 255 }], false, 0, true);
+      applyColour(src, plain, [{ kind: "hue", factor: shift / 255 }], false, 0, false);
+      // One assertion over 50 MB: deepEqual's report of a difference would be unreadable.
+      const first = simd.findIndex((x, i) => x !== plain[i]);
+      assert.equal(first, -1, `shift ${shift}: first difference at pixel ${Math.floor(first / 3)}`);
+    }
+  });
+
   it("run every order of the four jitters, grayscale and flip with the same bytes as TypeScript", () => {
     const random = new ViewRandom(10);
     // 37 x 27 pixels: neither the pixels a multiple of 4 nor the bytes of 16, so every kernel's

@@ -206,7 +206,7 @@ interface ColourKernel {
 }
 let colourKernel: ColourKernel | undefined;
 /** Where ../wasm/colour.wat expects each hue table, and where the pixels go after them. */
-const COLOUR_AT = { hue: 0, sat: 196608, sector: 262144, fs: 262400, data: 524544 };
+const COLOUR_AT = { hue: 0, sat: 196608, fs: 262400, data: 524544 };
 /** Bytes after the pixels that the 16-byte and 4-pixel steps may read and write. */
 const SLACK = 16;
 
@@ -217,7 +217,6 @@ function kernel(): ColourKernel {
   const t = tables();
   memory.set(t.hue, COLOUR_AT.hue);
   memory.set(t.sat, COLOUR_AT.sat);
-  memory.set(t.sector, COLOUR_AT.sector);
   memory.set(new Uint8Array(t.fs.buffer, t.fs.byteOffset, t.fs.byteLength), COLOUR_AT.fs);
   return (colourKernel = k);
 }

@@ -8,14 +8,13 @@
 ;;   saturation  each channel blended with its pixel's L (ImageEnhance.Color), 4 pixels at a time.
 ;;   grayscale   L into all three channels, 4 pixels at a time.
 ;;   hue         Pillow's rgb2hsv, the hue byte shifted with uint8 wrap-around, Pillow's hsv2rgb,
-;;               a pixel at a time over tables the caller writes once (colour.ts builds them with
+;;               4 pixels at a time over tables the caller writes once (colour.ts builds them with
 ;;               Pillow's float32 and double steps):
 ;;     hue    [which max (0 r, 1 g, 2 b)][distance of the 1st other channel][of the 2nd], u8, at 0
 ;;     sat    [max - min][max], u8, at 196608
-;;     sector [hue], u8 (hsv2rgb's i % 6), at 262144
 ;;     fs     [hue][sat], f32 (hsv2rgb's f * s), at 262400
 ;;   What is left per pixel is hsv2rgb's three roundings, in doubles as Pillow's C (halves up).
-;; blend, saturation and grayscale may read and write up to 15 bytes past the image: the caller
+;; blend, saturation, grayscale and hue may read and write up to 15 bytes past the image: the caller
 ;; leaves 16 bytes of slack after it.
 ;; Built into ../src/colour-wasm.ts by `node tools/wasm-gen.mjs` (needs wat2wasm, Debian's wabt).
 (module
@@ -175,96 +174,136 @@
 
   ;; floor(v x / 255 + 0.5), with x / 255 as a product by 1 / 255: equal over every v, s and f * s
   ;; that can occur (checked exhaustively, 33.6M cases), and a division costs several products.
-  (func $round (param $v f64) (param $x f64) (result i32)
-    (i32.trunc_f64_s
-      (f64.floor (f64.add (f64.mul (f64.mul (local.get $v) (local.get $x)) (f64.const 0.00392156862745098)) (f64.const 0.5)))))
+  ;; 4 pixels at a time: the branches of the scalar code (which channel is largest, grey, zero
+  ;; saturation, hsv2rgb's sector) become lane masks, the table reads one lane at a time, and
+  ;; hsv2rgb's roundings run in f64x2, two pixels a vector, as the doubles of Pillow's C (each
+  ;; floored value plus 2^52 holds the integer in its low 32 bits, cheaper than a conversion). A grey
+  ;; pixel reads saturation 0 (sat[0][v] is 0) and so keeps its (v, v, v).
   (func (export "hue") (param $data i32) (param $pixels i32) (param $shift i32)
-    (local $p i32) (local $end i32) (local $r i32) (local $g i32) (local $b i32)
-    (local $maxc i32) (local $minc i32) (local $index i32) (local $us i32) (local $h i32)
-    (local $fs f64) (local $v f64) (local $pp i32) (local $q i32) (local $t i32)
+    (local $p i32) (local $end i32) (local $v v128) (local $r v128) (local $g v128) (local $b v128)
+    (local $maxc v128) (local $isR v128) (local $isB v128) (local $index v128) (local $satIndex v128)
+    (local $hueByte v128) (local $us v128) (local $h v128) (local $fsIndex v128) (local $fs v128)
+    (local $sector v128) (local $vd v128) (local $usd v128) (local $fsd v128) (local $a v128)
+    (local $pLo v128) (local $qLo v128) (local $tLo v128) (local $pp v128) (local $q v128) (local $t v128)
+    (local $m0 v128) (local $m1 v128) (local $m2 v128) (local $m3 v128) (local $m4 v128) (local $m5 v128)
+    (local $grey v128) (local $outR v128) (local $outG v128) (local $outB v128)
     (local.set $p (local.get $data))
     (local.set $end (i32.add (local.get $data) (i32.mul (local.get $pixels) (i32.const 3))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-        (local.set $r (i32.load8_u (local.get $p)))
-        (local.set $g (i32.load8_u offset=1 (local.get $p)))
-        (local.set $b (i32.load8_u offset=2 (local.get $p)))
-        (if (i32.and (i32.ge_u (local.get $r) (local.get $g)) (i32.ge_u (local.get $r) (local.get $b)))
-          (then
-            (local.set $maxc (local.get $r))
-            (local.set $index (i32.or (i32.shl (i32.sub (local.get $r) (local.get $g)) (i32.const 8)) (i32.sub (local.get $r) (local.get $b)))))
-          (else
-            (if (i32.ge_u (local.get $g) (local.get $b))
-              (then
-                (local.set $maxc (local.get $g))
-                (local.set $index
-                  (i32.or (i32.const 65536)
-                    (i32.or (i32.shl (i32.sub (local.get $g) (local.get $r)) (i32.const 8)) (i32.sub (local.get $g) (local.get $b))))))
-              (else
-                (local.set $maxc (local.get $b))
-                (local.set $index
-                  (i32.or (i32.const 131072)
-                    (i32.or (i32.shl (i32.sub (local.get $b) (local.get $r)) (i32.const 8)) (i32.sub (local.get $b) (local.get $g)))))))))
-        (local.set $minc
-          (select (local.get $r) (local.get $g) (i32.lt_u (local.get $r) (local.get $g))))
-        (local.set $minc
-          (select (local.get $minc) (local.get $b) (i32.lt_u (local.get $minc) (local.get $b))))
-        ;; Grey pixels keep their value whatever the shift.
-        (if (i32.ne (local.get $maxc) (local.get $minc))
-          (then
-            (local.set $us
-              (i32.load8_u offset=196608
-                (i32.or (i32.shl (i32.sub (local.get $maxc) (local.get $minc)) (i32.const 8)) (local.get $maxc))))
-            (if (i32.eqz (local.get $us))
-              (then
-                (i32.store8 (local.get $p) (local.get $maxc))
-                (i32.store8 offset=1 (local.get $p) (local.get $maxc))
-                (i32.store8 offset=2 (local.get $p) (local.get $maxc)))
-              (else
-                (local.set $h
-                  (i32.and (i32.add (i32.load8_u (local.get $index)) (local.get $shift)) (i32.const 255)))
-                (local.set $fs
-                  (f64.promote_f32
-                    (f32.load offset=262400
-                      (i32.shl (i32.or (i32.shl (local.get $h) (i32.const 8)) (local.get $us)) (i32.const 2)))))
-                (local.set $v (f64.convert_i32_u (local.get $maxc)))
-                (local.set $pp (call $round (local.get $v) (f64.sub (f64.const 255) (f64.convert_i32_u (local.get $us)))))
-                (local.set $q (call $round (local.get $v) (f64.sub (f64.const 255) (local.get $fs))))
-                (local.set $t
-                  (call $round (local.get $v)
-                    (f64.add (f64.sub (f64.const 255) (f64.convert_i32_u (local.get $us))) (local.get $fs))))
-                ;; (r, g, b) by sector: v t p | q v p | p v t | p q v | t p v | v p q
-                (block $written
-                  (block $s5
-                    (block $s4
-                      (block $s3
-                        (block $s2
-                          (block $s1
-                            (block $s0
-                              (br_table $s0 $s1 $s2 $s3 $s4 $s5 (i32.load8_u offset=262144 (local.get $h))))
-                            (i32.store8 (local.get $p) (local.get $maxc))
-                            (i32.store8 offset=1 (local.get $p) (local.get $t))
-                            (i32.store8 offset=2 (local.get $p) (local.get $pp))
-                            (br $written))
-                          (i32.store8 (local.get $p) (local.get $q))
-                          (i32.store8 offset=1 (local.get $p) (local.get $maxc))
-                          (i32.store8 offset=2 (local.get $p) (local.get $pp))
-                          (br $written))
-                        (i32.store8 (local.get $p) (local.get $pp))
-                        (i32.store8 offset=1 (local.get $p) (local.get $maxc))
-                        (i32.store8 offset=2 (local.get $p) (local.get $t))
-                        (br $written))
-                      (i32.store8 (local.get $p) (local.get $pp))
-                      (i32.store8 offset=1 (local.get $p) (local.get $q))
-                      (i32.store8 offset=2 (local.get $p) (local.get $maxc))
-                      (br $written))
-                    (i32.store8 (local.get $p) (local.get $t))
-                    (i32.store8 offset=1 (local.get $p) (local.get $pp))
-                    (i32.store8 offset=2 (local.get $p) (local.get $maxc))
-                    (br $written))
-                  (i32.store8 (local.get $p) (local.get $maxc))
-                  (i32.store8 offset=1 (local.get $p) (local.get $pp))
-                  (i32.store8 offset=2 (local.get $p) (local.get $q)))))))
-        (local.set $p (i32.add (local.get $p) (i32.const 3)))
+        (local.set $v (v128.load (local.get $p)))
+        (local.set $r (i8x16.swizzle (local.get $v) (v128.const i8x16 0 16 16 16 3 16 16 16 6 16 16 16 9 16 16 16)))
+        (local.set $g (i8x16.swizzle (local.get $v) (v128.const i8x16 1 16 16 16 4 16 16 16 7 16 16 16 10 16 16 16)))
+        (local.set $b (i8x16.swizzle (local.get $v) (v128.const i8x16 2 16 16 16 5 16 16 16 8 16 16 16 11 16 16 16)))
+        ;; Largest channel as the scalar code picks it: red if r >= g and r >= b, else green if
+        ;; g >= b, else blue; the hue table's index is which << 16 | da << 8 | db, the two others'
+        ;; distances below the max in channel order.
+        ;; (Channels are below 256: signed compares, which SSE has, do.)
+        (local.set $isR (v128.not (v128.or (i32x4.gt_s (local.get $g) (local.get $r)) (i32x4.gt_s (local.get $b) (local.get $r)))))
+        (local.set $isB (v128.andnot (i32x4.gt_s (local.get $b) (local.get $g)) (local.get $isR)))
+        (local.set $maxc (i32x4.max_s (local.get $r) (i32x4.max_s (local.get $g) (local.get $b))))
+        (local.set $index
+          (v128.or
+            (v128.andnot
+              (v128.bitselect (i32x4.splat (i32.const 131072)) (i32x4.splat (i32.const 65536)) (local.get $isB))
+              (local.get $isR))
+            (v128.or
+              (i32x4.shl
+                (i32x4.sub (local.get $maxc) (v128.bitselect (local.get $g) (local.get $r) (local.get $isR)))
+                (i32.const 8))
+              (i32x4.sub (local.get $maxc) (v128.bitselect (local.get $g) (local.get $b) (local.get $isB))))))
+        (local.set $satIndex
+          (v128.or
+            (i32x4.shl
+              (i32x4.sub (local.get $maxc) (i32x4.min_s (local.get $r) (i32x4.min_s (local.get $g) (local.get $b))))
+              (i32.const 8))
+            (local.get $maxc)))
+        (local.set $hueByte (i32x4.replace_lane 0 (local.get $hueByte) (i32.load8_u (i32x4.extract_lane 0 (local.get $index)))))
+        (local.set $hueByte (i32x4.replace_lane 1 (local.get $hueByte) (i32.load8_u (i32x4.extract_lane 1 (local.get $index)))))
+        (local.set $hueByte (i32x4.replace_lane 2 (local.get $hueByte) (i32.load8_u (i32x4.extract_lane 2 (local.get $index)))))
+        (local.set $hueByte (i32x4.replace_lane 3 (local.get $hueByte) (i32.load8_u (i32x4.extract_lane 3 (local.get $index)))))
+        (local.set $us (i32x4.replace_lane 0 (local.get $us) (i32.load8_u offset=196608 (i32x4.extract_lane 0 (local.get $satIndex)))))
+        (local.set $us (i32x4.replace_lane 1 (local.get $us) (i32.load8_u offset=196608 (i32x4.extract_lane 1 (local.get $satIndex)))))
+        (local.set $us (i32x4.replace_lane 2 (local.get $us) (i32.load8_u offset=196608 (i32x4.extract_lane 2 (local.get $satIndex)))))
+        (local.set $us (i32x4.replace_lane 3 (local.get $us) (i32.load8_u offset=196608 (i32x4.extract_lane 3 (local.get $satIndex)))))
+        ;; numpy's uint8 addition wraps around.
+        (local.set $h
+          (v128.and (i32x4.add (local.get $hueByte) (i32x4.splat (local.get $shift))) (i32x4.splat (i32.const 255))))
+        (local.set $fsIndex (i32x4.shl (v128.or (i32x4.shl (local.get $h) (i32.const 8)) (local.get $us)) (i32.const 2)))
+        (local.set $fs (f32x4.replace_lane 0 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 0 (local.get $fsIndex)))))
+        (local.set $fs (f32x4.replace_lane 1 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 1 (local.get $fsIndex)))))
+        (local.set $fs (f32x4.replace_lane 2 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 2 (local.get $fsIndex)))))
+        (local.set $fs (f32x4.replace_lane 3 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 3 (local.get $fsIndex)))))
+        ;; hsv2rgb's sector floor(h * 6 / 255) % 6: the count of the thresholds ceil(255 k / 6) that h
+        ;; reaches (each compare is -1 where true), and 0 again at h = 255.
+        (local.set $sector
+          (v128.andnot
+            (i32x4.neg
+              (i32x4.add
+                (i32x4.add
+                  (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 42)))
+                  (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 84))))
+                (i32x4.add
+                  (i32x4.add
+                    (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 127)))
+                    (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 169))))
+                  (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 212))))))
+            (i32x4.eq (local.get $h) (i32x4.splat (i32.const 255)))))
+        ;; hsv2rgb's p, q, t of the low two pixels, in doubles.
+        (local.set $vd (f64x2.convert_low_i32x4_s (local.get $maxc)))
+        (local.set $usd (f64x2.convert_low_i32x4_s (local.get $us)))
+        (local.set $fsd (f64x2.promote_low_f32x4 (local.get $fs)))
+        (local.set $a (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $usd)))
+        (local.set $pLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (local.get $a)) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
+        (local.set $qLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
+        (local.set $tLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.add (local.get $a) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
+        ;; hsv2rgb's p, q, t of the high two pixels, in doubles.
+        (local.set $vd (f64x2.convert_low_i32x4_s (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $maxc) (local.get $maxc))))
+        (local.set $usd (f64x2.convert_low_i32x4_s (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $us) (local.get $us))))
+        (local.set $fsd (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $fs) (local.get $fs))))
+        (local.set $a (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $usd)))
+        (local.set $pp
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $pLo)
+            (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (local.get $a)) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
+        (local.set $q
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $qLo)
+            (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
+        (local.set $t
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $tLo)
+            (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.add (local.get $a) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
+        ;; (r, g, b) by sector: v t p | q v p | p v t | p q v | t p v | v p q
+        (local.set $m0 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 0))))
+        (local.set $m1 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 1))))
+        (local.set $m2 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 2))))
+        (local.set $m3 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 3))))
+        (local.set $m4 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 4))))
+        (local.set $m5 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 5))))
+        (local.set $outR
+          (v128.bitselect (local.get $maxc)
+            (v128.bitselect (local.get $q) (v128.bitselect (local.get $t) (local.get $pp) (local.get $m4)) (local.get $m1))
+            (v128.or (local.get $m0) (local.get $m5))))
+        (local.set $outG
+          (v128.bitselect (local.get $maxc)
+            (v128.bitselect (local.get $t) (v128.bitselect (local.get $q) (local.get $pp) (local.get $m3)) (local.get $m0))
+            (v128.or (local.get $m1) (local.get $m2))))
+        (local.set $outB
+          (v128.bitselect (local.get $maxc)
+            (v128.bitselect (local.get $t) (v128.bitselect (local.get $q) (local.get $pp) (local.get $m5)) (local.get $m2))
+            (v128.or (local.get $m3) (local.get $m4))))
+        ;; Saturation byte 0 (grey pixels included): (v, v, v).
+        (local.set $grey (i32x4.eq (local.get $us) (i32x4.splat (i32.const 0))))
+        (local.set $outR (v128.bitselect (local.get $maxc) (local.get $outR) (local.get $grey)))
+        (local.set $outG (v128.bitselect (local.get $maxc) (local.get $outG) (local.get $grey)))
+        (local.set $outB (v128.bitselect (local.get $maxc) (local.get $outB) (local.get $grey)))
+        (local.set $v
+          (i8x16.swizzle
+            (i8x16.narrow_i16x8_u
+              (i16x8.narrow_i32x4_s (local.get $outR) (local.get $outG))
+              (i16x8.narrow_i32x4_s (local.get $outB) (local.get $outB)))
+            (v128.const i8x16 0 4 8 1 5 9 2 6 10 3 7 11 12 13 14 15)))
+        (v128.store64_lane 0 (local.get $p) (local.get $v))
+        (v128.store32_lane offset=8 2 (local.get $p) (local.get $v))
+        (local.set $p (i32.add (local.get $p) (i32.const 12)))
         (br $next)))))
+
