@@ -133,12 +133,17 @@ function blurSimd(
   const first = PAD * stride; // the first interior row
   for (let y = 0; y < height; y++)
     memory.set(data.subarray(y * width * 3, (y + 1) * width * 3), first + y * stride + PAD * 3);
+  // Byte by byte: a copyWithin call per 3 bytes cost more than the pass it pads.
   const padRows = (base: number) => {
     for (let y = 0; y < height; y++) {
       const row = base + first + y * stride;
+      const left = row + PAD * 3;
+      const right = row + (PAD + width - 1) * 3;
       for (let i = 0; i < PAD; i++) {
-        memory.copyWithin(row + i * 3, row + PAD * 3, row + PAD * 3 + 3);
-        memory.copyWithin(row + (PAD + width + i) * 3, row + (PAD + width - 1) * 3, row + (PAD + width) * 3);
+        for (let c = 0; c < 3; c++) {
+          memory[row + i * 3 + c] = memory[left + c]!;
+          memory[right + 3 + i * 3 + c] = memory[right + c]!;
+        }
       }
     }
   };
