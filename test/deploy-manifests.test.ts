@@ -2,7 +2,9 @@
 // schemas, the manifests agree with the code (ports, probes, env names, config values, the run
 // config), every pod follows the policy, and the NetworkPolicies open exactly the edges the system uses.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { adversaryBankConfig } from "@adco/adversary-bank";
 import { dataWorkerConfig } from "@adco/data-worker";
@@ -13,6 +15,7 @@ import { DataWorkerService } from "@adco/proto/data_worker";
 import { EvaluatorService } from "@adco/proto/evaluator";
 import { TrainerService } from "@adco/proto/trainer";
 import { type ConfigSpec, envName, loadConfig } from "@adco/service-kit";
+import { storageConfig } from "@adco/storage";
 import { checkRunConfig, trainerConfig } from "@adco/trainer";
 import {
   allowed,
@@ -27,6 +30,7 @@ import {
   unknownFields,
   WORKLOAD_KINDS,
 } from "./lib/manifests.js";
+import { ROOT } from "./lib/service-process.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are open-ended JSON */
 
@@ -39,6 +43,17 @@ const SERVICES = {
 type ServiceName = keyof typeof SERVICES;
 
 const SECRET = "adco-s3-credentials";
+const DASHBOARD = "adco-dashboard";
+
+/** The ADCO_ variables the CLI reads (its sources, as test/readme.test.ts finds them) and the storage keys. */
+function cliVariables(): Set<string> {
+  const dir = join(ROOT, "libs/cli/src");
+  const names = new Set(Object.keys(storageConfig).map(envName));
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")))
+    for (const m of readFileSync(join(dir, file), "utf8").matchAll(/\benv\.(ADCO_[A-Z0-9_]+)/g))
+      names.add(m[1]!);
+  return names;
+}
 const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, render(o)])) as Record<
   (typeof OVERLAYS)[number],
   K8sObject[]
@@ -393,11 +408,79 @@ for (const overlay of OVERLAYS) {
       assert.ok(hpa.spec.minReplicas <= hpa.spec.maxReplicas);
     });
 
+    it("the dashboard: adco ui on the pod's address behind a ClusterIP Service, with the CLI's credentials", () => {
+      const deployment = find(objects, "Deployment", DASHBOARD);
+      const template = podTemplates(objects).find((t) => t.owner === deployment)!;
+      assert.equal(template.spec.containers.length, 1);
+      const container = template.spec.containers[0];
+      assert.match(container.image, /^adco-dashboard:/);
+      assert.match(
+        readFileSync(join(ROOT, "deploy/docker/Dockerfile"), "utf8"),
+        /^FROM \S+ AS dashboard$/m,
+        "the Dockerfile builds the dashboard image",
+      );
+      // The command: adco ui, listening on every address of the pod, on the port it declares.
+      const args: string[] = container.args;
+      const flag = (name: string) => args[args.indexOf(name) + 1];
+      assert.equal(args[0], "ui");
+      assert.equal(flag("--host"), "0.0.0.0", "bound to the pod's address, not loopback");
+      const http = container.ports.find((p: any) => p.name === "http");
+      assert.equal(http?.containerPort, Number(flag("--port")));
+      for (const probe of ["livenessProbe", "readinessProbe"])
+        assert.deepEqual(container[probe]?.httpGet, { path: "/", port: "http" }, `${probe}: the page`);
+      const service = find(objects, "Service", DASHBOARD);
+      assert.equal(service.spec.type ?? "ClusterIP", "ClusterIP", "reached by port-forward, not exposed");
+      assert.ok(selects({ matchLabels: service.spec.selector }, template.labels), "the Service selects it");
+      assert.equal(service.spec.ports[0].targetPort, "http");
+      assert.equal(template.labels["adco.dev/client"], "true", "the NetworkPolicies' client label");
+      assert.equal(template.spec.enableServiceLinks, false);
+
+      // Its environment: only variables the CLI reads, pointing at the services' Services.
+      const env = containerEnv(objects, container);
+      const known = cliVariables();
+      for (const key of Object.keys(env)) assert.ok(known.has(key), `${key} is not read by the CLI`);
+      const trainerService = find(objects, "Service", "trainer").metadata.name;
+      const evaluatorService = find(objects, "Service", "evaluator").metadata.name;
+      assert.equal(env.ADCO_TRAINER_ADDRESS, `${trainerService}:${trainerConfig.grpcPort.default!}`);
+      assert.equal(env.ADCO_EVALUATOR_ADDRESS, `${evaluatorService}:${evaluatorConfig.grpcPort.default!}`);
+      const storage = loadConfig(storageConfig, { env, ignoreUnknownEnv: true });
+      assert.equal(storage.s3Endpoint, find(objects, "ConfigMap", "adco-storage").data.ADCO_S3_ENDPOINT);
+      assert.equal(env.ADCO_S3_ACCESS_KEY, `<secret ${SECRET}/accessKey>`);
+      assert.equal(env.ADCO_S3_SECRET_KEY, `<secret ${SECRET}/secretKey>`);
+
+      // TLS as the CLI does it, with a certificate of its own: CA, certificate and key from the
+      // Secret of a client Certificate of the CA Issuer, whose name is no service's identity.
+      assert.equal(env.ADCO_TLS_MODE, undefined, "mutual TLS, never plaintext");
+      const files = [env.ADCO_TLS_CA_FILE, env.ADCO_CLIENT_CERT_FILE, env.ADCO_CLIENT_KEY_FILE];
+      const volumes = files.map((f) => secretVolumeOf(template, container, f ?? ""));
+      assert.ok(volumes[0], "ADCO_TLS_CA_FILE is in a mounted Secret");
+      assert.ok(
+        volumes.every((v) => v === volumes[0]),
+        "CA, certificate and key come from one Secret",
+      );
+      assert.deepEqual(
+        files.map((f) => f!.split("/").pop()),
+        ["ca.crt", "tls.crt", "tls.key"],
+      );
+      const certificate = objects.find((o) => o.kind === "Certificate" && o.spec.secretName === volumes[0]);
+      assert.ok(certificate, `a Certificate writes the Secret ${volumes[0]}`);
+      assert.ok(certificate.spec.usages.includes("client auth"));
+      assert.ok(!certificate.spec.usages.includes("server auth"), "a client, not a server");
+      assert.ok(!(certificate.spec.commonName in SERVICES), "no service's identity");
+      assert.equal(certificate.spec.privateKey.rotationPolicy, "Always");
+      const issuer = find(objects, "Issuer", certificate.spec.issuerRef.name);
+      assert.ok(issuer.spec.ca, "issued by the CA Issuer the services' certificates come from");
+      // The operators' token, for the buttons' control calls.
+      assert.equal(secretVolumeOf(template, container, env.ADCO_AUTH_TOKEN_FILE ?? ""), "adco-auth-token");
+    });
+
     it("network: each pod reaches only what it needs", () => {
       const policies = objects.filter((o) => o.kind === "NetworkPolicy");
       const s3 = 9000;
       const port = (name: ServiceName) => SERVICES[name].spec.grpcPort.default!;
       const client = pod("cli", { "adco.dev/client": "true" });
+      const dashboard = pod(DASHBOARD, { "adco.dev/client": "true" });
+      const dashboardPort = 8080;
       const dns = {
         labels: { "k8s-app": "kube-dns" },
         namespaceLabels: { "kubernetes.io/metadata.name": "kube-system" },
@@ -419,6 +502,10 @@ for (const overlay of OVERLAYS) {
         ["client -> trainer", client, pod("trainer"), port("trainer")],
         ["client -> evaluator", client, pod("evaluator"), port("evaluator")],
         ["client -> minio (dataset import)", client, pod("minio"), s3],
+        ["dashboard -> trainer", dashboard, pod("trainer"), port("trainer")],
+        ["dashboard -> evaluator", dashboard, pod("evaluator"), port("evaluator")],
+        ["dashboard -> minio (the evaluations' plots)", dashboard, pod("minio"), s3],
+        ["dashboard -> DNS", dashboard, dns, 53],
         ...(["data-worker", "trainer", "adversary-bank", "evaluator", "minio-buckets"] as const).map(
           (n) =>
             [`${n} -> minio`, pod(n), pod("minio"), s3] as [
@@ -457,6 +544,10 @@ for (const overlay of OVERLAYS) {
           443,
         ],
         ["minio -> trainer", pod("minio"), pod("trainer"), port("trainer")],
+        // It has no login: only a port-forward (not subject to the policies) reaches it.
+        ["an unlabelled pod -> dashboard", pod("something"), dashboard, dashboardPort],
+        ["a client pod -> dashboard", client, dashboard, dashboardPort],
+        ["trainer -> dashboard", pod("trainer"), dashboard, dashboardPort],
       ];
       for (const [what, from, to, p] of closed)
         assert.ok(!allowed(policies, from, to, p), `${what} is denied`);

@@ -65,7 +65,7 @@ const stage = (name: string) => {
 const resolveBase = (base: string) =>
   base.replace(/\$\{(\w+)\}/g, (_, k: string) => dockerfile.args.get(k) ?? "");
 const all = (s: Stage, op: string) => s.instructions.filter((i) => i.op === op);
-const RUNTIME_STAGES = ["runtime", "trainer-gpu"];
+const RUNTIME_STAGES = ["runtime", "trainer-gpu", "dashboard"];
 
 describe("deploy/docker/Dockerfile", () => {
   it("is multi-stage, every base image pinned to a version (no latest)", () => {
@@ -98,6 +98,14 @@ describe("deploy/docker/Dockerfile", () => {
       const main = JSON.parse(readFileSync(join(ROOT, "services", service, "package.json"), "utf8")).bin;
       assert.equal(Object.values(main)[0], "./dist/main.js", `${service}'s entry point is dist/main.js`);
     }
+    // The dashboard runs the CLI: its build (SERVICE=cli) and its entry point in libs/cli.
+    const cli = JSON.parse(readFileSync(join(ROOT, "libs/cli/package.json"), "utf8"));
+    assert.equal(cli.name, "@adco/cli", "the build stage's @adco/${SERVICE} is the CLI for SERVICE=cli");
+    assert.equal(cli.bin.adco, "./dist/main.js");
+    assert.equal(all(stage("dashboard"), "WORKDIR").at(-1)?.args, "/app/libs/cli");
+    assert.ok(
+      all(stage("dashboard"), "COPY").some((c) => /--from=cpu-deps \/src\/node_modules/.test(c.args)),
+    );
   });
 
   it("sets only ADCO_* variables that every service reads, and no secret", () => {
