@@ -81,7 +81,7 @@ interface ResampleKernel {
 }
 let kernel: ResampleKernel | undefined;
 
-/** Bytes after each buffer in wasm memory: the kernels read and write up to 8 past a row. */
+/** Bytes after each buffer in wasm memory: the kernels read and write up to 15 past a row. */
 const SLACK = 16;
 
 /**
