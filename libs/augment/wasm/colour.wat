@@ -20,13 +20,8 @@
 (module
   (memory (export "memory") 1)
 
-  ;; trunc(pivot + alpha * (x - pivot)) per f32 lane, saturated to i32; the narrowings after clamp
-  ;; to 0..255 (negative sums truncate to 0 or below, which clamps to 0).
-  (func $mix (param $x v128) (param $pivot v128) (param $alpha v128) (result v128)
-    (i32x4.trunc_sat_f32x4_s
-      (f32x4.add (local.get $pivot)
-        (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (local.get $x)) (local.get $pivot))))))
-
+  ;; Each blend is trunc(pivot + alpha * (x - pivot)) in f32 lanes, saturated to i32; the narrowings
+  ;; after clamp to 0..255 (negative sums truncate to 0 or below, which clamps to 0).
   (func (export "blend") (param $data i32) (param $bytes i32) (param $pivot f32) (param $factor f32)
     (local $p i32) (local $end i32) (local $v v128) (local $lo v128) (local $hi v128)
     (local $pv v128) (local $alpha v128)
@@ -43,47 +38,19 @@
         (v128.store (local.get $p)
           (i8x16.narrow_i16x8_u
             (i16x8.narrow_i32x4_s
-              (i32x4.trunc_sat_f32x4_s
-                (f32x4.add (local.get $pv)
-                  (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_u (local.get $lo))) (local.get $pv)))))
-              (i32x4.trunc_sat_f32x4_s
-                (f32x4.add (local.get $pv)
-                  (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_u (local.get $lo))) (local.get $pv))))))
+              (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $pv) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_u (local.get $lo))) (local.get $pv)))))
+              (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $pv) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_u (local.get $lo))) (local.get $pv))))))
             (i16x8.narrow_i32x4_s
-              (i32x4.trunc_sat_f32x4_s
-                (f32x4.add (local.get $pv)
-                  (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_u (local.get $hi))) (local.get $pv)))))
-              (i32x4.trunc_sat_f32x4_s
-                (f32x4.add (local.get $pv)
-                  (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_u (local.get $hi))) (local.get $pv))))))))
+              (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $pv) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_u (local.get $hi))) (local.get $pv)))))
+              (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $pv) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_u (local.get $hi))) (local.get $pv))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $next))))
 
-  ;; Channel c of the 4 pixels in the first 12 bytes of v, one per i32 lane.
-  (func $red (param $v v128) (result v128)
-    (i8x16.swizzle (local.get $v) (v128.const i8x16 0 16 16 16 3 16 16 16 6 16 16 16 9 16 16 16)))
-  (func $green (param $v v128) (result v128)
-    (i8x16.swizzle (local.get $v) (v128.const i8x16 1 16 16 16 4 16 16 16 7 16 16 16 10 16 16 16)))
-  (func $blue (param $v v128) (result v128)
-    (i8x16.swizzle (local.get $v) (v128.const i8x16 2 16 16 16 5 16 16 16 8 16 16 16 11 16 16 16)))
-  (func $luma (param $r v128) (param $g v128) (param $b v128) (result v128)
-    (i32x4.shr_u
-      (i32x4.add
-        (i32x4.add
-          (i32x4.mul (local.get $r) (i32x4.splat (i32.const 19595)))
-          (i32x4.mul (local.get $g) (i32x4.splat (i32.const 38470))))
-        (i32x4.add
-          (i32x4.mul (local.get $b) (i32x4.splat (i32.const 7471)))
-          (i32x4.splat (i32.const 32768))))
-      (i32.const 16)))
-  ;; 12 bytes of v at p: the next group's input starts right after them.
-  (func $store12 (param $p i32) (param $v v128)
-    (v128.store64_lane 0 (local.get $p) (local.get $v))
-    (v128.store32_lane offset=8 2 (local.get $p) (local.get $v)))
+  ;; (Every step is written out: V8 does not inline calls, and a call per step measured slower.)
 
   ;; Each lane of the i32x4 sum holds at most pixels / 4 lumas of 255: exact below 33M pixels.
   (func (export "luma_sum") (param $data i32) (param $pixels i32) (result f64)
-    (local $p i32) (local $end i32) (local $groups i32) (local $v v128) (local $sum v128)
+    (local $p i32) (local $end i32) (local $v v128) (local $sum v128)
     (local $tail i32)
     (local.set $p (local.get $data))
     (local.set $end
@@ -94,7 +61,11 @@
         (local.set $v (v128.load (local.get $p)))
         (local.set $sum
           (i32x4.add (local.get $sum)
-            (call $luma (call $red (local.get $v)) (call $green (local.get $v)) (call $blue (local.get $v)))))
+            (i32x4.shr_u
+              (i32x4.add
+                (i32x4.add (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 0 16 16 16 3 16 16 16 6 16 16 16 9 16 16 16)) (i32x4.splat (i32.const 19595))) (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 1 16 16 16 4 16 16 16 7 16 16 16 10 16 16 16)) (i32x4.splat (i32.const 38470))))
+                (i32x4.add (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 2 16 16 16 5 16 16 16 8 16 16 16 11 16 16 16)) (i32x4.splat (i32.const 7471))) (i32x4.splat (i32.const 32768))))
+              (i32.const 16))))
         (local.set $p (i32.add (local.get $p) (i32.const 12)))
         (br $next)))
     ;; The last pixels, fewer than 4, one at a time.
@@ -135,21 +106,28 @@
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
         (local.set $v (v128.load (local.get $p)))
-        (local.set $r (call $red (local.get $v)))
-        (local.set $g (call $green (local.get $v)))
-        (local.set $b (call $blue (local.get $v)))
-        (local.set $l (f32x4.convert_i32x4_s (call $luma (local.get $r) (local.get $g) (local.get $b))))
+        (local.set $r (i8x16.swizzle (local.get $v) (v128.const i8x16 0 16 16 16 3 16 16 16 6 16 16 16 9 16 16 16)))
+        (local.set $g (i8x16.swizzle (local.get $v) (v128.const i8x16 1 16 16 16 4 16 16 16 7 16 16 16 10 16 16 16)))
+        (local.set $b (i8x16.swizzle (local.get $v) (v128.const i8x16 2 16 16 16 5 16 16 16 8 16 16 16 11 16 16 16)))
+        (local.set $l (f32x4.convert_i32x4_s (i32x4.shr_u
+              (i32x4.add
+                (i32x4.add (i32x4.mul (local.get $r) (i32x4.splat (i32.const 19595))) (i32x4.mul (local.get $g) (i32x4.splat (i32.const 38470))))
+                (i32x4.add (i32x4.mul (local.get $b) (i32x4.splat (i32.const 7471))) (i32x4.splat (i32.const 32768))))
+              (i32.const 16))))
         ;; r0 r1 r2 r3 g0 g1 g2 g3 b0 b1 b2 b3 (b again), then back to r0 g0 b0 r1 g1 b1 ...
-        (call $store12 (local.get $p)
+        (local.set $v
           (i8x16.swizzle
             (i8x16.narrow_i16x8_u
               (i16x8.narrow_i32x4_s
-                (call $mix (local.get $r) (local.get $l) (local.get $alpha))
-                (call $mix (local.get $g) (local.get $l) (local.get $alpha)))
+                (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $l) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (local.get $r)) (local.get $l)))))
+                (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $l) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (local.get $g)) (local.get $l))))))
               (i16x8.narrow_i32x4_s
-                (call $mix (local.get $b) (local.get $l) (local.get $alpha))
-                (call $mix (local.get $b) (local.get $l) (local.get $alpha))))
+                (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $l) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (local.get $b)) (local.get $l)))))
+                (i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $l) (f32x4.mul (local.get $alpha) (f32x4.sub (f32x4.convert_i32x4_s (local.get $b)) (local.get $l)))))))
             (v128.const i8x16 0 4 8 1 5 9 2 6 10 3 7 11 12 13 14 15)))
+        ;; 12 bytes: the next group's input starts right after them.
+        (v128.store64_lane 0 (local.get $p) (local.get $v))
+        (v128.store32_lane offset=8 2 (local.get $p) (local.get $v))
         (local.set $p (i32.add (local.get $p) (i32.const 12)))
         (br $next))))
 
@@ -164,11 +142,18 @@
         (local.set $l
           (i8x16.narrow_i16x8_u
             (i16x8.narrow_i32x4_s
-              (call $luma (call $red (local.get $v)) (call $green (local.get $v)) (call $blue (local.get $v)))
+              (i32x4.shr_u
+              (i32x4.add
+                (i32x4.add (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 0 16 16 16 3 16 16 16 6 16 16 16 9 16 16 16)) (i32x4.splat (i32.const 19595))) (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 1 16 16 16 4 16 16 16 7 16 16 16 10 16 16 16)) (i32x4.splat (i32.const 38470))))
+                (i32x4.add (i32x4.mul (i8x16.swizzle (local.get $v) (v128.const i8x16 2 16 16 16 5 16 16 16 8 16 16 16 11 16 16 16)) (i32x4.splat (i32.const 7471))) (i32x4.splat (i32.const 32768))))
+              (i32.const 16))
               (v128.const i32x4 0 0 0 0))
             (v128.const i32x4 0 0 0 0)))
-        (call $store12 (local.get $p)
+        (local.set $v
           (i8x16.swizzle (local.get $l) (v128.const i8x16 0 0 0 1 1 1 2 2 2 3 3 3 4 4 4 4)))
+        ;; 12 bytes: the next group's input starts right after them.
+        (v128.store64_lane 0 (local.get $p) (local.get $v))
+        (v128.store32_lane offset=8 2 (local.get $p) (local.get $v))
         (local.set $p (i32.add (local.get $p) (i32.const 12)))
         (br $next))))
 
