@@ -493,8 +493,8 @@ async function writeResults(
       }),
     ],
   ];
-  const n = Math.min(EMBEDDING_POINTS, testFeatures.rows);
-  const rows = await testFeatures.read(0, n);
+  const { rows, labels: sampleLabels } = await testFeatures.evenRows(EMBEDDING_POINTS);
+  const n = sampleLabels.length;
   const sample = tf.tensor2d(rows, [n, testFeatures.dim]);
   const pca = await pca2(sample).finally(() => sample.dispose());
   const umapStarted = performance.now();
@@ -517,7 +517,7 @@ async function writeResults(
         { method: "PCA", points: pca },
         { method: "UMAP", points: umap },
       ],
-      testFeatures.labels.subarray(0, n),
+      sampleLabels,
       classNames,
     ),
   ]);

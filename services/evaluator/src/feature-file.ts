@@ -66,6 +66,24 @@ export class FeatureFile implements FeatureBlocks {
     return out;
   }
 
+  /**
+   * At most `max` rows spread evenly over the file, with their labels (the embedding plot's sample):
+   * a split stored class by class, as an imported ImageFolder is, shows every class, not the few of
+   * its first rows.
+   */
+  async evenRows(max: number): Promise<{ rows: Float32Array; labels: Int32Array }> {
+    if (this.written <= max)
+      return { rows: await this.read(0, this.written), labels: this.labels.slice(0, this.written) };
+    const rows = new Float32Array(max * this.width);
+    const labels = new Int32Array(max);
+    for (let i = 0; i < max; i++) {
+      const row = Math.floor((i * this.written) / max);
+      rows.set(await this.read(row, 1), i * this.width);
+      labels[i] = this.labels[row]!;
+    }
+    return { rows, labels };
+  }
+
   async *blocks(rows: number): AsyncGenerator<FeatureBlock> {
     for (let start = 0; start < this.written; start += rows) {
       const count = Math.min(rows, this.written - start);
