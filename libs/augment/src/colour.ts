@@ -3,10 +3,10 @@
 // L = (19595 R + 38470 G + 7471 B + 2^15) >> 16, hue shifted in Pillow's 8-bit HSV). Each op clips
 // before the next, so the ops cannot be folded into one 3x4 matrix without leaving torchvision: a
 // YIQ rotation for hue (DALI's) measured 10-25 grey levels from Pillow's HSV shift on saturated
-// colours. What can be shared is shared: all the ops of a view run per pixel in at most two passes,
-// split at the one op that needs a whole-image statistic (contrast's mean luma). They run in one wasm
-// kernel module (../wasm/colour.wat), the view copied into its memory once and out once; the
-// TypeScript ops below are its reference in the tests.
+// colours. The ops run in one wasm SIMD module (../wasm/colour.wat), one pass each over the view,
+// which is copied into the module's memory once and out once and stays in cache between the passes
+// (contrast adds one pass for its mean luma); the TypeScript ops below are its reference in the
+// tests.
 import { COLOUR_WASM } from "./colour-wasm.js";
 import type { ColourOp } from "./rgb.js";
 import { instantiate, memoryOf, type WasmMemory } from "./wasm.js";

@@ -1,8 +1,7 @@
 // One MoCo v2 / AdCo view of a decoded photo, op for op as torchvision 0.14 makes it from a PIL
 // image (libs/augment/fixtures/torchvision): RandomResizedCrop, ColorJitter in its random order,
 // RandomGrayscale, PIL's GaussianBlur, horizontal flip. All of it runs on this thread, on the small
-// output view: resample, blur, saturation and hue in wasm kernels, the rest in TypeScript; sharp
-// (libvips) only decodes. A sharp call per view cost 8.5-10 ms of CPU, most of it
+// output view, in wasm SIMD kernels (../wasm); sharp (libvips) only decodes. A sharp call per view cost 8.5-10 ms of CPU, most of it
 // in float LCh conversions for modulate() and in fixed per-call costs, and its resize and blur are
 // not torchvision's (`npm run -s bench:data` measures each op).
 import { applyColour } from "./colour.js";
