@@ -169,9 +169,8 @@
     (local $maxc v128) (local $isR v128) (local $isB v128) (local $index v128) (local $satIndex v128)
     (local $hueByte v128) (local $us v128) (local $h v128) (local $fsIndex v128) (local $fs v128)
     (local $sector v128) (local $vd v128) (local $usd v128) (local $fsd v128) (local $a v128)
-    (local $pLo v128) (local $qLo v128) (local $tLo v128) (local $pp v128) (local $q v128) (local $t v128)
-    (local $m0 v128) (local $m1 v128) (local $m2 v128) (local $m3 v128) (local $m4 v128) (local $m5 v128)
-    (local $grey v128) (local $outR v128) (local $outG v128) (local $outB v128)
+    (local $qLo v128) (local $tLo v128) (local $pp v128) (local $q v128) (local $t v128)
+    (local $vpqt v128) (local $pick v128)
     (local.set $p (local.get $data))
     (local.set $end (i32.add (local.get $data) (i32.mul (local.get $pixels) (i32.const 3))))
     (block $done
@@ -215,6 +214,7 @@
         ;; numpy's uint8 addition wraps around.
         (local.set $h
           (v128.and (i32x4.add (local.get $hueByte) (i32x4.splat (local.get $shift))) (i32x4.splat (i32.const 255))))
+
         (local.set $fsIndex (i32x4.shl (v128.or (i32x4.shl (local.get $h) (i32.const 8)) (local.get $us)) (i32.const 2)))
         (local.set $fs (f32x4.replace_lane 0 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 0 (local.get $fsIndex)))))
         (local.set $fs (f32x4.replace_lane 1 (local.get $fs) (f32.load offset=262400 (i32x4.extract_lane 1 (local.get $fsIndex)))))
@@ -235,58 +235,59 @@
                     (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 169))))
                   (i32x4.gt_s (local.get $h) (i32x4.splat (i32.const 212))))))
             (i32x4.eq (local.get $h) (i32x4.splat (i32.const 255)))))
-        ;; hsv2rgb's p, q, t of the low two pixels, in doubles.
+        ;; hsv2rgb's q and t of the low two pixels, in doubles.
         (local.set $vd (f64x2.convert_low_i32x4_s (local.get $maxc)))
         (local.set $usd (f64x2.convert_low_i32x4_s (local.get $us)))
         (local.set $fsd (f64x2.promote_low_f32x4 (local.get $fs)))
         (local.set $a (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $usd)))
-        (local.set $pLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (local.get $a)) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
         (local.set $qLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
         (local.set $tLo (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.add (local.get $a) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52))))
-        ;; hsv2rgb's p, q, t of the high two pixels, in doubles.
+        ;; hsv2rgb's q and t of the high two pixels, in doubles.
         (local.set $vd (f64x2.convert_low_i32x4_s (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $maxc) (local.get $maxc))))
         (local.set $usd (f64x2.convert_low_i32x4_s (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $us) (local.get $us))))
         (local.set $fsd (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $fs) (local.get $fs))))
         (local.set $a (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $usd)))
-        (local.set $pp
-          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $pLo)
-            (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (local.get $a)) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
         (local.set $q
           (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $qLo)
             (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.sub (f64x2.splat (f64.const 255)) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
         (local.set $t
           (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $tLo)
             (f64x2.add (f64x2.floor (f64x2.add (f64x2.mul (f64x2.mul (local.get $vd) (f64x2.add (local.get $a) (local.get $fsd))) (f64x2.splat (f64.const 0.00392156862745098))) (f64x2.splat (f64.const 0.5)))) (f64x2.splat (f64.const 0x1p52)))))
-        ;; (r, g, b) by sector: v t p | q v p | p v t | p q v | t p v | v p q
-        (local.set $m0 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 0))))
-        (local.set $m1 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 1))))
-        (local.set $m2 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 2))))
-        (local.set $m3 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 3))))
-        (local.set $m4 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 4))))
-        (local.set $m5 (i32x4.eq (local.get $sector) (i32x4.splat (i32.const 5))))
-        (local.set $outR
-          (v128.bitselect (local.get $maxc)
-            (v128.bitselect (local.get $q) (v128.bitselect (local.get $t) (local.get $pp) (local.get $m4)) (local.get $m1))
-            (v128.or (local.get $m0) (local.get $m5))))
-        (local.set $outG
-          (v128.bitselect (local.get $maxc)
-            (v128.bitselect (local.get $t) (v128.bitselect (local.get $q) (local.get $pp) (local.get $m3)) (local.get $m0))
-            (v128.or (local.get $m1) (local.get $m2))))
-        (local.set $outB
-          (v128.bitselect (local.get $maxc)
-            (v128.bitselect (local.get $t) (v128.bitselect (local.get $q) (local.get $pp) (local.get $m5)) (local.get $m2))
-            (v128.or (local.get $m3) (local.get $m4))))
-        ;; Saturation byte 0 (grey pixels included): (v, v, v).
-        (local.set $grey (i32x4.eq (local.get $us) (i32x4.splat (i32.const 0))))
-        (local.set $outR (v128.bitselect (local.get $maxc) (local.get $outR) (local.get $grey)))
-        (local.set $outG (v128.bitselect (local.get $maxc) (local.get $outG) (local.get $grey)))
-        (local.set $outB (v128.bitselect (local.get $maxc) (local.get $outB) (local.get $grey)))
+        ;; p = round(v (255 - s) / 255) from integers: with N = v (255 - s), Pillow's double rounding is
+        ;; floor((N + 127) / 255) (N / 255 is never a half), and that division is a product by
+        ;; 32897 and a shift right by 23 for every N + 127 below 2^16 (both checked for every v, s).
+        (local.set $pp
+          (i32x4.shr_u
+            (i32x4.mul
+              (i32x4.add
+                (i32x4.mul (local.get $maxc) (i32x4.sub (i32x4.splat (i32.const 255)) (local.get $us)))
+                (i32x4.splat (i32.const 127)))
+              (i32x4.splat (i32.const 32897)))
+            (i32.const 23)))
+        ;; (r, g, b) by sector: v t p | q v p | p v t | p q v | t p v | v p q, and (v, v, v) at
+        ;; saturation byte 0 (grey pixels included). Each pixel's v, p, q, t go into the 4 bytes of
+        ;; its lane; each output byte then picks one of them by a swizzle whose indices come from
+        ;; tables indexed by sector + 6 x channel (0 v, 1 p, 2 q, 3 t; 16 and 17 from the second).
+        (local.set $vpqt
+          (v128.or
+            (v128.or (local.get $maxc) (i32x4.shl (local.get $pp) (i32.const 8)))
+            (v128.or (i32x4.shl (local.get $q) (i32.const 16)) (i32x4.shl (local.get $t) (i32.const 24)))))
+        (local.set $pick
+          (i8x16.add
+            (i8x16.swizzle (local.get $sector) (v128.const i8x16 0 0 0 4 4 4 8 8 8 12 12 12 12 12 12 12))
+            (v128.const i8x16 0 6 12 0 6 12 0 6 12 0 6 12 0 0 0 0)))
+        (local.set $pick
+          (v128.or
+            (i8x16.swizzle (v128.const i8x16 0 2 1 1 3 0 3 0 0 2 1 1 1 1 3 0) (local.get $pick))
+            (i8x16.swizzle (v128.const i8x16 0 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0)
+              (i8x16.sub (local.get $pick) (i8x16.splat (i32.const 16))))))
+        (local.set $pick
+          (v128.andnot (local.get $pick)
+            (i8x16.swizzle (i32x4.eq (local.get $us) (i32x4.splat (i32.const 0)))
+              (v128.const i8x16 0 0 0 4 4 4 8 8 8 12 12 12 12 12 12 12))))
         (local.set $v
-          (i8x16.swizzle
-            (i8x16.narrow_i16x8_u
-              (i16x8.narrow_i32x4_s (local.get $outR) (local.get $outG))
-              (i16x8.narrow_i32x4_s (local.get $outB) (local.get $outB)))
-            (v128.const i8x16 0 4 8 1 5 9 2 6 10 3 7 11 12 13 14 15)))
+          (i8x16.swizzle (local.get $vpqt)
+            (i8x16.add (local.get $pick) (v128.const i8x16 0 0 0 4 4 4 8 8 8 12 12 12 12 12 12 12))))
         (v128.store64_lane 0 (local.get $p) (local.get $v))
         (v128.store32_lane offset=8 2 (local.get $p) (local.get $v))
         (local.set $p (i32.add (local.get $p) (i32.const 12)))
