@@ -3,7 +3,8 @@
 // seed 0 here starts from state 0.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { cropBox, MOCO_V2_COLOR, MOCO_V2_CROP, rgbViewParams } from "./rgb.js";
+import { ADCO_MULTI_CROP, cropBox, MOCO_V2_COLOR, MOCO_V2_CROP, rgbViewParams } from "./rgb.js";
+import { augmentRgb } from "./rgb-view.js";
 import { ViewRandom, viewSeed } from "./seed.js";
 import { twoViewBatch } from "./small-gray.js";
 
@@ -74,5 +75,31 @@ describe("view seeds and draws (pinned)", () => {
       ),
       grayscale: false,
     });
+  });
+
+  it("makes the same RGB views, byte for byte", () => {
+    // Pinned from the TypeScript ops before the wasm kernels replaced them: eight samples that
+    // cover flips, blurs, jitter orders and a grayscale view (96, sample 4), at 224 and 96.
+    const [width, height] = [300, 256];
+    const data = Uint8Array.from(
+      { length: width * height * 3 },
+      (_, i) => (i * 37 + (i >> 7) * 11 + ((i * i) >> 13)) & 255,
+    );
+    const fnv8 = (a: Uint8Array) => {
+      let h = 0x811c9dc5;
+      for (const b of a) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+      return h;
+    };
+    const hashes = [MOCO_V2_CROP, ADCO_MULTI_CROP[4]!].map((crop) =>
+      Array.from({ length: 8 }, (_, sample) =>
+        fnv8(
+          augmentRgb({ data, width, height }, crop, MOCO_V2_COLOR, new ViewRandom(viewSeed(5, 1, sample, 0))),
+        ),
+      ),
+    );
+    assert.deepEqual(hashes, [
+      [2720529651, 957393736, 3185753918, 1456444211, 1880602606, 359395055, 995045181, 55524966],
+      [1932475505, 2160960408, 3782057880, 1807137044, 3838374951, 3592198391, 818292823, 3819878675],
+    ]);
   });
 });
