@@ -4,7 +4,7 @@ import * as tfjs from "@tensorflow/tfjs";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./backend.js";
 import { CoreInputError } from "./checks.js";
-import { Encoder, encoderSpec, groupBatchNorm } from "./encoder.js";
+import { Encoder, encoderSpec, gridWindow, groupBatchNorm } from "./encoder.js";
 import { artifactsFromFiles, artifactsToFiles, encoderArtifacts, encoderFromArtifacts } from "./export.js";
 
 before(async () => {
@@ -86,6 +86,33 @@ describe("encoders", () => {
         assert.ok(maxAbsDiff(custom[i]!, expected[i]!) < 1e-4 * scale, `${name}`);
       });
     });
+  });
+
+  it("pools a map to a grid with PyTorch's adaptive windows", () => {
+    // AdaptiveAvgPool2d(2) on 7x7 averages rows/columns 0-3 and 3-6; (3) on 7x7: 0-2, 2-4, 4-6.
+    assert.deepEqual(gridWindow(7, 7, 2), { size: 4, stride: 3 });
+    assert.deepEqual(gridWindow(7, 7, 3), { size: 3, stride: 2 });
+    assert.deepEqual(gridWindow(8, 8, 2), { size: 4, stride: 4 });
+    assert.deepEqual(gridWindow(7, 7, 7), { size: 1, stride: 1 });
+    assert.throws(() => gridWindow(5, 5, 3), /does not pool evenly/);
+    assert.throws(() => gridWindow(4, 4, 7), /does not pool evenly/);
+  });
+
+  it("resnet-mini's features are its whole last map, the head reads the map's global mean", () => {
+    const encoder = new Encoder(encoderSpec("resnet-mini"), 9);
+    assert.equal(encoder.spec.featureDim, 7 * 7 * 64);
+    tf.tidy(() => {
+      const images = tf.randomUniform([3, 28, 28, 1], 0, 1, "float32", 8) as tf.Tensor4D;
+      const [map, features, pooled] = encoder.run(images, ["stage3_block1_out", "features", "pooled"], {
+        training: false,
+      }) as [tf.Tensor4D, tf.Tensor2D, tf.Tensor2D];
+      assert.deepEqual(map.shape, [3, 7, 7, 64]);
+      // (row, column, channel) order, as the exported model's Flatten.
+      assert.ok(maxAbsDiff(features, tf.reshape(map, [3, -1])) === 0);
+      assert.ok(maxAbsDiff(pooled, tf.mean(map, [1, 2])) < 1e-6);
+      assert.deepEqual(encoder.features(images).shape, [3, 3136]);
+    });
+    encoder.dispose();
   });
 
   it("rejects images with the wrong channel count and groups that do not divide the batch", () => {

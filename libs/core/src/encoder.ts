@@ -18,6 +18,7 @@ export type EncoderNode =
   | { kind: "add"; name: string; inputs: [string, string] }
   | { kind: "maxpool"; name: string; input: string; size: number; stride: number }
   | { kind: "gap"; name: string; input: string }
+  | { kind: "gridpool"; name: string; input: string; grid: number }
   | { kind: "dense"; name: string; input: string; units: number };
 
 export interface EncoderSpec {
@@ -41,6 +42,12 @@ interface ResnetLayout {
   widths: number[];
   blocks: number[];
   bottleneck: boolean;
+  /**
+   * The backbone feature: 1 = global average pooling (the paper's); g > 1 = average pooling to a
+   * g x g grid, flattened (PyTorch's AdaptiveAvgPool2d(g)), which keeps the coarse layout. The
+   * projection head always reads the global average, so training is the same either way.
+   */
+  featureGrid: number;
 }
 
 const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, number, number] }> = {
@@ -55,6 +62,12 @@ const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, 
       widths: [16, 32, 64],
       blocks: [1, 1, 1],
       bottleneck: false,
+      // The features are the whole last map (7x7x64, flattened): a 28x28 garment's layout
+      // (sleeves, collar, heel) is much of what tells its class apart, and global pooling throws it
+      // away. On the bundled subset, after 12 epochs, the same trained network scores kNN 70.9 /
+      // linear 79.9 on its 64 global means, 76.1 / 83.4 on a 3x3 grid and 78.1 / 85.1 on the whole
+      // map, against 76.4 / 80.5 for the raw pixels (docs/experiments.md, "Small data").
+      featureGrid: 7,
     },
   },
   // ResNet-18 with the CIFAR stem (3x3, stride 1, no max-pool).
@@ -68,6 +81,7 @@ const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, 
       widths: [64, 128, 256, 512],
       blocks: [2, 2, 2, 2],
       bottleneck: false,
+      featureGrid: 1,
     },
   },
   // ResNet-50 (v1.5: the stride sits on the 3x3 conv of a bottleneck), as in the paper.
@@ -81,6 +95,7 @@ const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, 
       widths: [64, 128, 256, 512],
       blocks: [3, 4, 6, 3],
       bottleneck: true,
+      featureGrid: 1,
     },
   },
 };
@@ -134,8 +149,11 @@ export function encoderSpec(arch: EncoderArch, projectionDim = 128): EncoderSpec
       channels = out;
     }
   });
-  nodes.push({ kind: "gap", name: "features", input: last });
-  nodes.push({ kind: "dense", name: "head_hidden", input: "features", units: channels });
+  const grid = layout.featureGrid;
+  const pooled = grid === 1 ? "features" : "pooled";
+  nodes.push({ kind: "gap", name: pooled, input: last });
+  if (grid > 1) nodes.push({ kind: "gridpool", name: "features", input: last, grid });
+  nodes.push({ kind: "dense", name: "head_hidden", input: pooled, units: channels });
   nodes.push({ kind: "relu", name: "head_relu", input: "head_hidden" });
   nodes.push({ kind: "dense", name: "projection", input: "head_relu", units: projectionDim });
   return {
@@ -144,7 +162,7 @@ export function encoderSpec(arch: EncoderArch, projectionDim = 128): EncoderSpec
     nodes,
     features: "features",
     projection: "projection",
-    featureDim: channels,
+    featureDim: grid * grid * channels,
     projectionDim,
   };
 }
@@ -165,6 +183,26 @@ export interface ForwardOptions {
   readonly bnGroups?: number;
   /** Collects each BN layer's batch mean and variance (kept tensors) to update running statistics. */
   readonly batchStats?: Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>;
+}
+
+/**
+ * The pooling window that averages an height x width map into a grid x grid one with the windows of
+ * PyTorch's AdaptiveAvgPool2d (from floor(i·n/g) to ceil((i+1)·n/g)), where those windows are one
+ * size and evenly spaced, as they are for every map of n ≥ g with (n - size) divisible by g - 1.
+ */
+export function gridWindow(height: number, width: number, grid: number): { size: number; stride: number } {
+  if (height !== width)
+    throw new CoreInputError("images", `grid pooling needs a square map, got ${height}x${width}`);
+  const size = Math.ceil(height / grid);
+  const stride = grid === 1 ? 1 : (height - size) / (grid - 1);
+  const even = Array.from({ length: grid }, (_, i) => i).every(
+    (i) =>
+      Math.floor((i * height) / grid) === i * stride &&
+      Math.ceil(((i + 1) * height) / grid) === i * stride + size,
+  );
+  if (height < grid || !Number.isInteger(stride) || !even)
+    throw new CoreInputError("images", `a ${height}x${width} map does not pool evenly to ${grid}x${grid}`);
+  return { size, stride };
 }
 
 /** Trainable parameters and BatchNorm running statistics of one encoder, as tfjs variables. */
@@ -280,6 +318,13 @@ export class Encoder {
         case "gap":
           out = tf.mean(get(node.input), [1, 2]);
           break;
+        case "gridpool": {
+          const x = get(node.input) as tf.Tensor4D;
+          const { size, stride } = gridWindow(x.shape[1], x.shape[2], node.grid);
+          const pooled = tf.avgPool(x, size, stride, "valid");
+          out = tf.reshape(pooled, [x.shape[0], -1]);
+          break;
+        }
         case "dense":
           out = tf.add(
             tf.matMul(get(node.input) as tf.Tensor2D, this.param(`${node.name}/kernel`) as tf.Tensor2D),
@@ -339,15 +384,18 @@ export class Encoder {
     return l2Normalize(projection as tf.Tensor2D);
   }
 
-  /** Backbone features (N x featureDim), BatchNorm in inference mode, in batches. */
-  features(images: tf.Tensor4D, batchSize = 256): tf.Tensor2D {
+  /**
+   * Backbone features (N x featureDim), BatchNorm in inference mode, in batches; `node` names
+   * another 2-D node to read instead (the head's input, "pooled", where features are a grid).
+   */
+  features(images: tf.Tensor4D, batchSize = 256, node = this.spec.features): tf.Tensor2D {
     const parts: tf.Tensor2D[] = [];
     for (let start = 0; start < images.shape[0]; start += batchSize) {
       const size = Math.min(batchSize, images.shape[0] - start);
       parts.push(
         tf.tidy(() => {
           const batch = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-          return this.run(batch, [this.spec.features], { training: false })[0] as tf.Tensor2D;
+          return this.run(batch, [node], { training: false })[0] as tf.Tensor2D;
         }),
       );
     }

@@ -4,7 +4,7 @@
 import * as tfjs from "@tensorflow/tfjs";
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
-import { Encoder, type EncoderArch, ENCODER_ARCHS, encoderSpec } from "./encoder.js";
+import { Encoder, type EncoderArch, ENCODER_ARCHS, encoderSpec, gridWindow } from "./encoder.js";
 
 /** Metadata stored in model.json (userDefinedMetadata.adco) to rebuild the Encoder. */
 export interface EncoderMetadata {
@@ -75,6 +75,15 @@ export function toLayersModel(encoder: Encoder, withHead = false): tfjs.LayersMo
           .globalAveragePooling2d({ name: node.name })
           .apply(get(node.input)) as tfjs.SymbolicTensor;
         break;
+      case "gridpool": {
+        const [, height, width] = get(node.input).shape as number[];
+        const { size, stride } = gridWindow(height!, width!, node.grid);
+        const pooled = tfjs.layers
+          .averagePooling2d({ name: `${node.name}_pool`, poolSize: size, strides: stride, padding: "valid" })
+          .apply(get(node.input)) as tfjs.SymbolicTensor;
+        out = tfjs.layers.flatten({ name: node.name }).apply(pooled) as tfjs.SymbolicTensor;
+        break;
+      }
       case "dense":
         out = tfjs.layers
           .dense({ name: node.name, units: node.units })

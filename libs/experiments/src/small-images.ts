@@ -28,8 +28,10 @@ export interface SmallImageExperiment {
   readonly augment?: SmallGrayOptions;
   /** Score the random-init encoder first (default true; false reports NaN and saves the time). */
   readonly randomInitKnn?: boolean;
-  /** Called with the trained query encoder before it is disposed (further evaluation). */
-  readonly onTrained?: (query: Encoder) => void;
+  /** The node kNN scores (default the encoder's features; see Encoder.features). */
+  readonly features?: string;
+  /** Called with the trained query and momentum (key) encoders before they are disposed. */
+  readonly onTrained?: (query: Encoder, key: Encoder) => void;
 }
 
 export interface ExperimentResult {
@@ -59,11 +61,17 @@ export function evaluationImages(set: LabelledImages): tf.Tensor4D {
   return tf.tensor4d(out, [set.count, set.height, set.width, 1]);
 }
 
-export function knnAccuracy(encoder: Encoder, train: LabelledImages, test: LabelledImages, classes: number) {
+export function knnAccuracy(
+  encoder: Encoder,
+  train: LabelledImages,
+  test: LabelledImages,
+  classes: number,
+  node = encoder.spec.features,
+) {
   const trainImages = evaluationImages(train);
   const testImages = evaluationImages(test);
-  const trainFeatures = encoder.features(trainImages);
-  const testFeatures = encoder.features(testImages);
+  const trainFeatures = encoder.features(trainImages, 256, node);
+  const testFeatures = encoder.features(testImages, 256, node);
   try {
     return knnClassify(
       trainFeatures,
@@ -84,7 +92,9 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
   const trainer = new Pretrainer(e.config);
   try {
     const knnRandomInit =
-      e.randomInitKnn === false ? NaN : knnAccuracy(trainer.query, e.train, e.test, e.classes).top1;
+      e.randomInitKnn === false
+        ? NaN
+        : knnAccuracy(trainer.query, e.train, e.test, e.classes, e.features).top1;
     const augment = e.augment ?? SMALL_GRAY_DEFAULTS;
     const batchSize = e.config.batchSize;
     const stepsPerEpoch = Math.floor(e.train.count / batchSize);
@@ -120,8 +130,8 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
         e.onStep?.(p);
       },
     });
-    const trained = knnAccuracy(trainer.query, e.train, e.test, e.classes);
-    e.onTrained?.(trainer.query);
+    const trained = knnAccuracy(trainer.query, e.train, e.test, e.classes, e.features);
+    e.onTrained?.(trainer.query, trainer.key);
     return {
       method: e.config.method,
       steps: run.steps,
