@@ -30,18 +30,21 @@ interface Entry {
   epochs: number;
   trainSeconds: number;
   config: object;
+  seeds: number[];
+  knnBySeed: number[];
+  knnSpread: number;
 }
 
 describe("experiment:small-data --smoke", () => {
   it("scores each variant and the raw pixels, and resumes", { timeout: 360_000 }, () => {
     const published = join(RESULTS_DIRECTORY, "experiment-small-data.json");
     const before = existsSync(published) ? statSync(published).mtimeMs : undefined;
-    const args = ["--smoke", "--dir", join(scratch, "work")];
+    const args = ["--smoke", "--seeds", "0,1", "--dir", join(scratch, "work")];
     const first = npmRun(args);
     assert.equal(first.status, 0, first.detail);
     assert.match(first.stdout, /^raw pixels: kNN [\d.]+%, linear [\d.]+%$/m, first.detail);
-    assert.match(first.stdout, /^preset-e4: kNN [\d.]+% /m, first.detail);
-    assert.match(first.stdout, /^moco-e10: kNN [\d.]+% /m, first.detail);
+    for (const label of ["preset-e4 seed 0", "preset-e4 seed 1", "moco-e10 seed 0", "moco-e10 seed 1"])
+      assert.match(first.stdout, new RegExp(`^${label}: kNN [\\d.]+% `, "m"), first.detail);
 
     const file = JSON.parse(
       readFileSync(join(scratch, "results", "experiment-small-data.json"), "utf8"),
@@ -59,12 +62,17 @@ describe("experiment:small-data --smoke", () => {
       assert.ok(v.knn >= 0 && v.knn <= 100 && v.linear >= 0 && v.linear <= 100);
       assert.equal(v.epochs, 1);
       assert.ok(v.trainSeconds >= 0);
+      assert.deepEqual(v.seeds, [0, 1]);
+      assert.equal(v.knnBySeed.length, 2);
+      // The mean of the seeds' scores, and their spread.
+      assert.ok(Math.abs(v.knn - (v.knnBySeed[0]! + v.knnBySeed[1]!) / 2) <= 0.051);
+      assert.ok(Math.abs(v.knnSpread - Math.abs(v.knnBySeed[0]! - v.knnBySeed[1]!)) <= 0.11);
     }
 
     const second = npmRun(args);
     assert.equal(second.status, 0, second.detail);
-    assert.match(second.stdout, /^preset-e4: done /m, second.detail);
-    assert.match(second.stdout, /^moco-e10: done /m, second.detail);
+    assert.match(second.stdout, /^preset-e4 seed 1: done /m, second.detail);
+    assert.match(second.stdout, /^moco-e10 seed 0: done /m, second.detail);
     assert.doesNotMatch(second.stdout, /step \d+\/\d+/, second.detail);
     assert.equal(existsSync(published) ? statSync(published).mtimeMs : undefined, before);
   });

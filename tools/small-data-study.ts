@@ -2,9 +2,9 @@
 // subset (6,000 train / 1,000 test) for a list of named variants of the `fashion-mnist` preset, and
 // scores each with the project's protocol (kNN k 200 weighted cosine; linear probe on standardised
 // features, 100 epochs) on the bundled test split, beside the raw pixels through the same code path.
-//   npm run -s experiment:small-data -- [--only a,b,...] [--dir DIR] [--until HH:MM] [--list]
+//   npm run -s experiment:small-data -- [--only a,b,...] [--seeds 0,1,2] [--dir DIR] [--until HH:MM] [--list]
 //   npm run -s experiment:small-data -- --smoke   (seconds: 256 + 128 images, batch 32, K 64, 1 epoch)
-// Resumable: each finished variant is kept as DIR/<name>.json (DIR: --dir, else
+// Resumable: each finished (variant, seed) is kept as DIR/<name>-seed<seed>.json (DIR: --dir, else
 // $TMPDIR/adco-small-data-study) and is not re-run. --until (UTC) skips a variant whose estimated time
 // (from the variants already measured) would run past it. Writes docs/results/experiment-small-data.json
 // with every finished variant (a smoke run: a temporary directory; see libs/cli/src/results.ts).
@@ -70,7 +70,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     dir: { type: "string" },
     until: { type: "string" },
-    seed: { type: "string", default: "0" },
+    seeds: { type: "string", default: "0" },
     list: { type: "boolean", default: false },
     smoke: { type: "boolean", default: false },
   },
@@ -80,7 +80,11 @@ if (values.list) {
   process.exit(0);
 }
 const smoke = values.smoke;
-const seed = Number(values.seed);
+const seeds = values.seeds.split(",").map((x) => {
+  const n = Number(x);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--seeds: ${x} is not a seed (0, 1, ...)`);
+  return n;
+});
 const byName = new Map(VARIANTS.map((v) => [v.name, v]));
 const chosen = (values.only ?? (smoke ? "preset-e4,moco-e10" : VARIANTS.map((v) => v.name).join(",")))
   .split(",")
@@ -135,18 +139,15 @@ function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D): Scores {
   }
 }
 
-const encoderFeatures = (encoder: Encoder) => (images: tf.Tensor4D) => {
-  const parts: tf.Tensor2D[] = [];
-  for (let start = 0; start < images.shape[0]; start += 500) {
-    const size = Math.min(500, images.shape[0] - start);
-    const batch = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-    parts.push(encoder.features(batch));
-    batch.dispose();
-  }
-  const all = tf.concat(parts, 0) as tf.Tensor2D;
-  tf.dispose(parts);
-  return all;
-};
+/** The encoder's output at `node` (its features unless named), 500 images at a time. */
+const encoderFeatures =
+  (encoder: Encoder, node = encoder.spec.features) =>
+  (images: tf.Tensor4D) =>
+    encoder.features(images, 500, node);
+
+// What the evaluator scores: resnet-mini's features, its last map averaged over a 2x2 grid. A
+// variant measured with other features (a work directory from before the grid) is run again.
+const FEATURES = "grid 2x2, query encoder";
 
 const rawFile = join(dir, "raw-pixels.json");
 const raw: Scores = existsSync(rawFile)
@@ -157,6 +158,7 @@ console.log(`raw pixels: kNN ${(raw.knn * 100).toFixed(1)}%, linear ${(raw.linea
 
 interface Done {
   readonly name: string;
+  readonly seed: number;
   readonly preset: string;
   readonly epochs: number;
   readonly config: ResultsValue;
@@ -166,21 +168,36 @@ interface Done {
   readonly trainSeconds: number;
   readonly evalSeconds: number;
   readonly imagesPerSecond: number;
+  readonly features: string;
   readonly knn: number;
   readonly linear: number;
+  /** The head's input (64 global means) and the momentum encoder's features, beside. */
+  readonly global: Scores;
+  readonly key: Scores;
   readonly finalLoss: number;
   readonly finalContrastAccuracy: number;
 }
 
-const fileOf = (v: Variant) => join(dir, `${v.name}.json`);
+interface Job {
+  readonly variant: Variant;
+  readonly seed: number;
+}
+const jobs: Job[] = chosen.flatMap((variant) => seeds.map((seed) => ({ variant, seed })));
+const fileOf = ({ variant, seed }: Job) => join(dir, `${variant.name}-seed${seed}.json`);
+const finished = (job: Job) =>
+  existsSync(fileOf(job)) && (JSON.parse(readFileSync(fileOf(job), "utf8")) as Done).features === FEATURES;
 const measured = () =>
-  chosen.filter((v) => existsSync(fileOf(v))).map((v) => JSON.parse(readFileSync(fileOf(v), "utf8")) as Done);
+  jobs.filter(finished).map((job) => JSON.parse(readFileSync(fileOf(job), "utf8")) as Done);
 
-for (const v of chosen) {
-  if (existsSync(fileOf(v))) {
-    console.log(`${v.name}: done (${fileOf(v)})`);
+for (const job of jobs) {
+  const { variant: v, seed } = job;
+  const label = `${v.name} seed ${seed}`;
+  if (finished(job)) {
+    console.log(`${label}: done (${fileOf(job)})`);
     continue;
   }
+  if (existsSync(fileOf(job)))
+    console.log(`${label}: ${fileOf(job)} has other features than ${FEATURES}; again`);
   const base = preset(v.preset);
   const config: PretrainConfig = {
     ...base,
@@ -200,13 +217,13 @@ for (const v of chosen) {
     const evalSeconds = Math.max(...prior.map((d) => d.evalSeconds));
     const estimate = (steps * config.batchSize) / ips + evalSeconds + 10;
     if (Date.now() + estimate * 1000 > deadline) {
-      console.log(`${v.name}: skipped, ~${estimate.toFixed(0)} s would run past --until ${values.until}`);
+      console.log(`${label}: skipped, ~${estimate.toFixed(0)} s would run past --until ${values.until}`);
       continue;
     }
   }
-  console.log(`${v.name}: ${epochs} epochs, ${steps} steps (${init} init), batch ${config.batchSize}`);
+  console.log(`${label}: ${epochs} epochs, ${steps} steps (${init} init), batch ${config.batchSize}`);
   let lastLog = 0;
-  let scores: Scores | undefined;
+  let scores: { query: Scores; global: Scores; key: Scores } | undefined;
   const r = runSmallImageExperiment({
     config,
     train,
@@ -225,12 +242,17 @@ for (const v of chosen) {
         );
       }
     },
-    onTrained: (query) => {
-      scores = evaluate(encoderFeatures(query));
+    onTrained: (query, key) => {
+      scores = {
+        query: evaluate(encoderFeatures(query)),
+        global: evaluate(encoderFeatures(query, "pooled")),
+        key: evaluate(encoderFeatures(key)),
+      };
     },
   });
   const done: Done = {
     name: v.name,
+    seed,
     preset: v.preset,
     epochs,
     config: (v.config ?? {}) as ResultsValue,
@@ -238,30 +260,41 @@ for (const v of chosen) {
     steps: r.steps,
     initSteps: r.initSteps,
     trainSeconds: r.trainSeconds,
-    evalSeconds: scores!.seconds,
+    evalSeconds: scores!.query.seconds,
     imagesPerSecond: r.imagesPerSecond,
-    knn: scores!.knn,
-    linear: scores!.linear,
+    features: FEATURES,
+    knn: scores!.query.knn,
+    linear: scores!.query.linear,
+    global: scores!.global,
+    key: scores!.key,
     finalLoss: r.finalLoss,
     finalContrastAccuracy: r.finalContrastAccuracy,
   };
-  writeFileSync(fileOf(v), JSON.stringify(done, null, 2));
+  writeFileSync(fileOf(job), JSON.stringify(done, null, 2));
   console.log(
-    `${v.name}: kNN ${(done.knn * 100).toFixed(1)}% (raw ${(raw.knn * 100).toFixed(1)}), linear ${(done.linear * 100).toFixed(1)}% ` +
+    `${label}: kNN ${(done.knn * 100).toFixed(1)}% (raw ${(raw.knn * 100).toFixed(1)}), linear ${(done.linear * 100).toFixed(1)}% ` +
       `(raw ${(raw.linear * 100).toFixed(1)}); train ${done.trainSeconds.toFixed(0)} s, eval ${done.evalSeconds.toFixed(0)} s`,
   );
 }
 
 const all = measured();
-console.log(`\n| variant | epochs | seconds | kNN top-1 | linear top-1 |`);
-console.log(`| --- | --- | --- | --- | --- |`);
-console.log(`| raw pixels | - | - | ${(raw.knn * 100).toFixed(1)} | ${(raw.linear * 100).toFixed(1)} |`);
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const percent = (x: number) => roundTo(x * 100, 1);
+console.log(`\n| variant | seeds | epochs | train s | kNN top-1 | linear top-1 |`);
+console.log(`| --- | --- | --- | --- | --- | --- |`);
+console.log(`| raw pixels | - | - | - | ${(raw.knn * 100).toFixed(1)} | ${(raw.linear * 100).toFixed(1)} |`);
 const variants: Record<string, ResultsValue> = {};
-for (const d of all) {
+for (const v of chosen) {
+  const runs = all.filter((d) => d.name === v.name);
+  if (runs.length === 0) continue;
+  const d = runs[0]!;
+  const of = (f: (d: Done) => number) => mean(runs.map(f));
+  const [knn, linear] = [of((d) => d.knn), of((d) => d.linear)];
+  const spread = (f: (d: Done) => number) => percent(Math.max(...runs.map(f)) - Math.min(...runs.map(f)));
   console.log(
-    `| ${d.name} | ${d.epochs} | ${d.trainSeconds.toFixed(0)} | ${(d.knn * 100).toFixed(1)} | ${(d.linear * 100).toFixed(1)} |`,
+    `| ${v.name} | ${runs.length} | ${d.epochs} | ${of((d) => d.trainSeconds).toFixed(0)} | ${(knn * 100).toFixed(1)} | ${(linear * 100).toFixed(1)} |`,
   );
-  variants[d.name] = {
+  variants[v.name] = {
     preset: d.preset,
     // The variant's differences from its preset (PretrainConfig keys) and from SMALL_GRAY_DEFAULTS.
     config: d.config,
@@ -269,16 +302,42 @@ for (const d of all) {
     epochs: d.epochs,
     steps: d.steps,
     initSteps: d.initSteps,
-    trainSeconds: roundTo(d.trainSeconds, 0),
-    evalSeconds: roundTo(d.evalSeconds, 0),
-    imagesPerSecond: roundTo(d.imagesPerSecond, 0),
-    // Top-1 in percent of the test images.
-    knn: roundTo(d.knn * 100, 1),
-    linear: roundTo(d.linear * 100, 1),
-    knnVsRawPixels: roundTo((d.knn - raw.knn) * 100, 1),
-    linearVsRawPixels: roundTo((d.linear - raw.linear) * 100, 1),
-    finalLoss: roundTo(d.finalLoss, 4),
-    finalContrastAccuracy: roundTo(d.finalContrastAccuracy, 4),
+    seeds: runs.map((d) => d.seed),
+    // Means over the seeds; top-1 in percent of the test images.
+    trainSeconds: roundTo(
+      of((d) => d.trainSeconds),
+      0,
+    ),
+    evalSeconds: roundTo(
+      of((d) => d.evalSeconds),
+      0,
+    ),
+    imagesPerSecond: roundTo(
+      of((d) => d.imagesPerSecond),
+      0,
+    ),
+    knn: percent(knn),
+    linear: percent(linear),
+    knnVsRawPixels: percent(knn - raw.knn),
+    linearVsRawPixels: percent(linear - raw.linear),
+    // Each seed's scores, and the largest minus the smallest.
+    knnBySeed: runs.map((d) => percent(d.knn)),
+    linearBySeed: runs.map((d) => percent(d.linear)),
+    knnSpread: spread((d) => d.knn),
+    linearSpread: spread((d) => d.linear),
+    // The same query encoder's 64 global means (the head's input), and the momentum encoder's grid.
+    globalKnn: percent(of((d) => d.global.knn)),
+    globalLinear: percent(of((d) => d.global.linear)),
+    keyKnn: percent(of((d) => d.key.knn)),
+    keyLinear: percent(of((d) => d.key.linear)),
+    finalLoss: roundTo(
+      of((d) => d.finalLoss),
+      4,
+    ),
+    finalContrastAccuracy: roundTo(
+      of((d) => d.finalContrastAccuracy),
+      4,
+    ),
   };
 }
 const file = writeResults({
@@ -290,8 +349,9 @@ const file = writeResults({
     data: "libs/datasets (bundled subset)",
     trainImages: train.count,
     testImages: test.count,
-    seed,
+    seeds,
     threads: process.env.ADCO_THREADS ?? "default",
+    features: FEATURES,
     knnK: KNN_DEFAULTS.k,
     linearEpochs: smoke ? 5 : LINEAR_PROBE_DEFAULTS.epochs,
     // The raw pixels (normalised as the encoder's input) through the same kNN and linear probe, in %.
