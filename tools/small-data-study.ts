@@ -41,6 +41,8 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: "preset-e4", preset: "fashion-mnist", epochs: 4 },
   { name: "preset-e10", preset: "fashion-mnist", epochs: 10 },
+  { name: "preset-e12", preset: "fashion-mnist", epochs: 12 },
+  { name: "preset-e16", preset: "fashion-mnist", epochs: 16 },
   {
     name: "crop50-noblur-e10",
     preset: "fashion-mnist",
