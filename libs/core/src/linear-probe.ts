@@ -78,6 +78,18 @@ export function linearProbeAsync(
   return runStepsYielding(linearProbeSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
 }
 
+/** out (cols x rows) = the transpose of a (rows x cols), in 16 x 16 tiles to stay in cache. */
+function transposeInto(a: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  const tile = 16;
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    const r1 = Math.min(rows, r0 + tile);
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const c1 = Math.min(cols, c0 + tile);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c]!;
+    }
+  }
+}
+
 /** The probe as a generator that yields after each SGD step (steps.ts runs it). */
 function* linearProbeSteps(
   trainFeatures: tf.Tensor2D,
@@ -103,8 +115,11 @@ function* linearProbeSteps(
     return { mean: m.mean, std: tf.add(tf.sqrt(m.variance), 1e-6) };
   });
   const standardize = (x: tf.Tensor2D) => tf.div(tf.sub(x, mean), std) as tf.Tensor2D;
-  const x = tf.tidy(() => standardize(trainFeatures));
-  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(trainLabels, "int32"), classes).toFloat() as tf.Tensor2D);
+  // The standardised rows live on the JS side, and each batch is copied out of them twice: as rows
+  // (m x dim) and transposed (dim x m, in tiles). Both products are then plain (m x dim)(dim x C)
+  // and (dim x m)(m x C): tfjs-wasm repacks a transposed or wide right operand on every call, and
+  // its gather and transpose took ~20 and ~7 ms for a batch of 256 x 3136, each product ~0.9 ms.
+  const rows = tf.tidy(() => standardize(trainFeatures).dataSync() as Float32Array);
   const w = tf.variable(tf.zeros([dim, classes]));
   const b = tf.variable(tf.zeros([classes]));
   const vw = tf.variable(tf.zeros([dim, classes]));
@@ -119,17 +134,26 @@ function* linearProbeSteps(
       let lossSum = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
         const lr = 0.5 * peakLr * (1 + Math.cos((Math.PI * step++) / totalSteps));
-        const idx = tf.tensor1d(order.slice(s * batchSize, (s + 1) * batchSize), "int32");
+        const ids = order.slice(s * batchSize, (s + 1) * batchSize);
+        const m = ids.length;
+        const batch = new Float32Array(m * dim);
+        const batchT = new Float32Array(dim * m);
+        const labels = new Int32Array(m);
+        ids.forEach((id, r) => {
+          batch.set(rows.subarray(id * dim, (id + 1) * dim), r * dim);
+          labels[r] = trainLabels[id]!;
+        });
+        transposeInto(batch, m, dim, batchT);
         const loss = tf.tidy(() => {
-          const xb = tf.gather(x, idx);
-          const yb = tf.gather(y, idx);
-          const m = xb.shape[0];
-          const logits = tf.add(tf.matMul(xb, w), b);
+          const xb = tf.tensor2d(batch, [m, dim]); // m x dim
+          const xbT = tf.tensor2d(batchT, [dim, m]); // dim x m
+          const yb = tf.oneHot(tf.tensor1d(labels, "int32"), classes).toFloat(); // m x classes
+          const logits = tf.add(tf.matMul(xb, w), b); // m x classes
           const probs = tf.softmax(logits);
           const loss = tf.neg(tf.mean(tf.sum(tf.mul(yb, tf.logSoftmax(logits)), 1)));
           // Softmax cross-entropy gradient, written out: (p - y) / m.
-          const dLogits = tf.div(tf.sub(probs, yb), m);
-          const gw = tf.add(tf.matMul(xb, dLogits, true, false), tf.mul(w, wd));
+          const dLogits = tf.div(tf.sub(probs, yb), m); // m x classes
+          const gw = tf.add(tf.matMul(xbT, dLogits), tf.mul(w, wd)); // dim x classes
           const gb = tf.sum(dLogits, 0);
           vw.assign(tf.add(tf.mul(vw, 0.9), gw));
           vb.assign(tf.add(tf.mul(vb, 0.9), gb));
@@ -137,7 +161,6 @@ function* linearProbeSteps(
           b.assign(tf.sub(b, tf.mul(vb, lr)));
           return loss.dataSync()[0]!;
         });
-        idx.dispose();
         lossSum += loss;
         yield;
       }
@@ -151,6 +174,6 @@ function* linearProbeSteps(
       scores.dispose();
     }
   } finally {
-    tf.dispose([mean, std, x, y, w, b, vw, vb]);
+    tf.dispose([mean, std, w, b, vw, vb]);
   }
 }
