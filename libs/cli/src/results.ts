@@ -93,6 +93,44 @@ export interface WriteResultsOptions {
   readonly smoke?: boolean;
 }
 
+/** The longest line prettier keeps on one line here (.prettierrc's printWidth). */
+const PRINT_WIDTH = 110;
+const SCALAR = String.raw`(?:-?[\d.eE+-]+|"(?:[^"\\]|\\.)*"|true|false|null)`;
+const SCALAR_ARRAY = new RegExp(String.raw`^( *)([^\n]*)\[\n((?:\1  ${SCALAR},?\n)+)\1\]`, "gm");
+
+/**
+ * JSON as prettier lays it out, so a results file written by a run passes `prettier --check`:
+ * JSON.stringify's two-space layout, with an array of scalars on one line where that line fits,
+ * and a longer array of numbers filled, as many a line as fit.
+ */
+export function formatJson(value: unknown): string {
+  const text = JSON.stringify(value, null, 2);
+  return text.replace(
+    SCALAR_ARRAY,
+    (match: string, indent: string, head: string, body: string, at: number) => {
+      const items = body
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .map((line) => line.trim().replace(/,$/, ""));
+      const line = `${indent}${head}[${items.join(", ")}]`;
+      const comma = text[at + match.length] === "," ? 1 : 0;
+      if (line.length + comma <= PRINT_WIDTH) return line;
+      if (!items.every((item) => /^-?[\d.eE+-]+$/.test(item))) return match;
+      const lines: string[] = [];
+      let current = "";
+      for (const item of items) {
+        const next = current === "" ? `${indent}  ${item},` : `${current} ${item},`;
+        if (current !== "" && next.length > PRINT_WIDTH) {
+          lines.push(current);
+          current = `${indent}  ${item},`;
+        } else current = next;
+      }
+      lines.push(current.replace(/,$/, ""));
+      return `${indent}${head}[\n${lines.join("\n")}\n${indent}]`;
+    },
+  );
+}
+
 /** Writes <directory>/<name>.json and returns its path. */
 export function writeResults(options: WriteResultsOptions): string {
   const directory =
@@ -100,10 +138,7 @@ export function writeResults(options: WriteResultsOptions): string {
     (options.smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
   mkdirSync(directory, { recursive: true });
   const path = join(directory, `${options.name}.json`);
-  writeFileSync(
-    path,
-    `${JSON.stringify(resultsFile(options.command, options.results, options.backend), null, 2)}\n`,
-  );
+  writeFileSync(path, `${formatJson(resultsFile(options.command, options.results, options.backend))}\n`);
   return path;
 }
 
