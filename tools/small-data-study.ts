@@ -17,6 +17,7 @@ import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli"
 import {
   backendFromEnv,
   type Encoder,
+  encoderSpec,
   initBackend,
   initSteps,
   KNN_DEFAULTS,
@@ -147,9 +148,9 @@ const encoderFeatures =
   (images: tf.Tensor4D) =>
     encoder.features(images, 500, node);
 
-// What the evaluator scores: resnet-mini's features, its last map averaged over a 2x2 grid. A
-// variant measured with other features (a work directory from before the grid) is run again.
-const FEATURES = "grid 2x2, query encoder";
+// What the evaluator scores: the query encoder's features (resnet-mini's whole last map). A variant
+// measured with other features (a work directory from before the map) is run again.
+const FEATURES = `query encoder, ${encoderSpec(preset("fashion-mnist").arch).featureDim} features`;
 
 const rawFile = join(dir, "raw-pixels.json");
 const raw: Scores = existsSync(rawFile)
