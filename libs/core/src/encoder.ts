@@ -152,10 +152,12 @@ export function encoderSpec(arch: EncoderArch, projectionDim = 128): EncoderSpec
   const grid = layout.featureGrid;
   const pooled = grid === 1 ? "features" : "pooled";
   nodes.push({ kind: "gap", name: pooled, input: last });
-  if (grid > 1) nodes.push({ kind: "gridpool", name: "features", input: last, grid });
   nodes.push({ kind: "dense", name: "head_hidden", input: pooled, units: channels });
   nodes.push({ kind: "relu", name: "head_relu", input: "head_hidden" });
   nodes.push({ kind: "dense", name: "projection", input: "head_relu", units: projectionDim });
+  // After the projection, so that a training step (which stops there) never computes it: a small
+  // multi-crop view's map is smaller than the grid.
+  if (grid > 1) nodes.push({ kind: "gridpool", name: "features", input: last, grid });
   return {
     arch,
     inputShape: entry.inputShape,

@@ -28,6 +28,8 @@ export function activationFloats(pretrain: PretrainConfig, size: number): number
   const shapes = new Map<string, [number, number, number]>([["input", [size, size, spec.inputShape[2]]]]);
   let total = 0;
   for (const node of spec.nodes) {
+    // The grid of the features is for evaluation: a step stops at the projection before it.
+    if (node.kind === "gridpool") continue;
     const [h, w, c] = shapes.get(node.kind === "add" ? node.inputs[0]! : node.input)!;
     let out: [number, number, number];
     switch (node.kind) {
