@@ -173,6 +173,20 @@ const BN_EPSILON = 1e-5;
 /** Weight of the newest batch in the BatchNorm running statistics (PyTorch's momentum 0.1). */
 const BN_MOMENTUM = 0.1;
 
+/** The names of the nodes that the named outputs are computed from, themselves included. */
+export function nodesFor(spec: EncoderSpec, outputs: readonly string[]): Set<string> {
+  const byName = new Map(spec.nodes.map((node) => [node.name, node]));
+  const needed = new Set<string>();
+  const visit = (name: string) => {
+    const node = byName.get(name);
+    if (!node || needed.has(name)) return;
+    needed.add(name);
+    for (const input of node.kind === "add" ? node.inputs : [node.input]) visit(input);
+  };
+  outputs.forEach(visit);
+  return needed;
+}
+
 export interface ForwardOptions {
   /** Batch statistics (training) or running statistics (inference) in BatchNorm. */
   readonly training: boolean;

@@ -4,14 +4,7 @@
 import * as tfjs from "@tensorflow/tfjs";
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
-import {
-  Encoder,
-  type EncoderArch,
-  ENCODER_ARCHS,
-  type EncoderSpec,
-  encoderSpec,
-  gridWindow,
-} from "./encoder.js";
+import { Encoder, type EncoderArch, ENCODER_ARCHS, encoderSpec, gridWindow, nodesFor } from "./encoder.js";
 
 /** Metadata stored in model.json (userDefinedMetadata.adco) to rebuild the Encoder. */
 export interface EncoderMetadata {
@@ -23,20 +16,6 @@ export interface EncoderMetadata {
 
 const BN_EPSILON = 1e-5;
 
-/** The nodes that the named outputs are computed from, themselves included. */
-function ancestors(spec: EncoderSpec, outputs: readonly string[]): Set<string> {
-  const byName = new Map(spec.nodes.map((node) => [node.name, node]));
-  const needed = new Set<string>();
-  const visit = (name: string) => {
-    const node = byName.get(name);
-    if (!node || needed.has(name)) return;
-    needed.add(name);
-    for (const input of node.kind === "add" ? node.inputs : [node.input]) visit(input);
-  };
-  outputs.forEach(visit);
-  return needed;
-}
-
 /**
  * A LayersModel of the encoder with its current weights and BatchNorm running statistics (inference
  * mode). withHead: output the projection too ([features, projection]); otherwise only features.
@@ -47,7 +26,7 @@ export function toLayersModel(encoder: Encoder, withHead = false): tfjs.LayersMo
   const outputs = new Map<string, tfjs.SymbolicTensor>([["input", input]]);
   const get = (name: string) => outputs.get(name)!;
   const weights: [string, tf.Tensor[]][] = [];
-  const needed = ancestors(spec, withHead ? [spec.features, spec.projection] : [spec.features]);
+  const needed = nodesFor(spec, withHead ? [spec.features, spec.projection] : [spec.features]);
   for (const node of spec.nodes) {
     if (!needed.has(node.name)) continue;
     let out: tfjs.SymbolicTensor;

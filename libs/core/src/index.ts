@@ -29,7 +29,14 @@ export {
 export { AdversaryNegatives, type Negatives, QueueNegatives } from "./methods.js";
 
 // Encoders, training and its schedule.
-export { Encoder, type EncoderArch, type EncoderSpec, encoderSpec, l2Normalize } from "./encoder.js";
+export {
+  Encoder,
+  type EncoderArch,
+  type EncoderSpec,
+  encoderSpec,
+  l2Normalize,
+  nodesFor,
+} from "./encoder.js";
 export {
   bnGroupsFor,
   type ContrastService,

@@ -16,6 +16,7 @@ import {
   encoderSpec,
   gibText as GiB,
   negativesBytes,
+  nodesFor,
   type PretrainConfig,
   WASM_MEMORY_BYTES,
 } from "@adco/core";
@@ -27,9 +28,10 @@ export function activationFloats(pretrain: PretrainConfig, size: number): number
   const spec = encoderSpec(pretrain.arch, pretrain.projectionDim);
   const shapes = new Map<string, [number, number, number]>([["input", [size, size, spec.inputShape[2]]]]);
   let total = 0;
+  // A step computes what the projection needs (features on a grid are for evaluation only).
+  const computed = nodesFor(spec, [spec.projection]);
   for (const node of spec.nodes) {
-    // The grid of the features is for evaluation: a step stops at the projection before it.
-    if (node.kind === "gridpool") continue;
+    if (!computed.has(node.name)) continue;
     const [h, w, c] = shapes.get(node.kind === "add" ? node.inputs[0]! : node.input)!;
     let out: [number, number, number];
     switch (node.kind) {
