@@ -125,6 +125,10 @@ function* linearProbeSteps(
   const vw = tf.variable(tf.zeros([dim, classes]));
   const vb = tf.variable(tf.zeros([classes]));
   const stepsPerEpoch = Math.ceil(n / batchSize);
+  // One set of batch buffers for every step (the last batch of an epoch uses their start).
+  const batchBuffer = new Float32Array(batchSize * dim);
+  const batchTBuffer = new Float32Array(dim * batchSize);
+  const labelBuffer = new Int32Array(batchSize);
   const totalSteps = epochs * stepsPerEpoch;
   let trainLoss = NaN;
   try {
@@ -136,9 +140,9 @@ function* linearProbeSteps(
         const lr = 0.5 * peakLr * (1 + Math.cos((Math.PI * step++) / totalSteps));
         const ids = order.slice(s * batchSize, (s + 1) * batchSize);
         const m = ids.length;
-        const batch = new Float32Array(m * dim);
-        const batchT = new Float32Array(dim * m);
-        const labels = new Int32Array(m);
+        const batch = batchBuffer.subarray(0, m * dim);
+        const batchT = batchTBuffer.subarray(0, dim * m);
+        const labels = labelBuffer.subarray(0, m);
         ids.forEach((id, r) => {
           batch.set(rows.subarray(id * dim, (id + 1) * dim), r * dim);
           labels[r] = trainLabels[id]!;
