@@ -187,10 +187,13 @@ interface Job {
 }
 const jobs: Job[] = chosen.flatMap((variant) => seeds.map((seed) => ({ variant, seed })));
 const fileOf = ({ variant, seed }: Job) => join(dir, `${variant.name}-seed${seed}.json`);
-const finished = (job: Job) =>
-  existsSync(fileOf(job)) && (JSON.parse(readFileSync(fileOf(job), "utf8")) as Done).features === FEATURES;
-const measured = () =>
-  jobs.filter(finished).map((job) => JSON.parse(readFileSync(fileOf(job), "utf8")) as Done);
+/** The job's finished result, if its file holds one measured with the current features. */
+const finished = (job: Job): Done | undefined => {
+  if (!existsSync(fileOf(job))) return undefined;
+  const done = JSON.parse(readFileSync(fileOf(job), "utf8")) as Done;
+  return done.features === FEATURES ? done : undefined;
+};
+const measured = () => jobs.flatMap((job) => finished(job) ?? []);
 
 for (const job of jobs) {
   const { variant: v, seed } = job;
