@@ -14,7 +14,7 @@ export interface LoopProgress extends StepStats {
 
 export interface LoopOptions {
   readonly trainer: Pretrainer;
-  /** Training steps after init_memory. */
+  /** Training steps after init_memory, in the whole run (the cosine schedule spans init + steps). */
   readonly steps: number;
   /** The views of batch `index` (0-based over the whole run), each batchSize x H x W x C. */
   readonly batch: (index: number) => tf.Tensor4D[];
@@ -23,13 +23,17 @@ export interface LoopOptions {
   readonly shouldStop?: () => boolean;
 }
 
+/**
+ * Runs the steps from `trainer.step` (0 for a new trainer; a restored checkpoint's step to resume) to
+ * the end of the run, or until shouldStop. Returns the steps this call ran and their seconds.
+ */
 export function runPretraining(options: LoopOptions): { steps: number; seconds: number } {
   const { trainer } = options;
   const init = initSteps(trainer);
   const total = init + options.steps;
   const started = performance.now();
   let done = 0;
-  for (let index = 0; index < total && !options.shouldStop?.(); index++) {
+  for (let index = trainer.step; index < total && !options.shouldStop?.(); index++) {
     const views = options.batch(index);
     try {
       const phase = index < init ? "init" : "train";

@@ -1,0 +1,450 @@
+// AdCo against MoCo v2 on the whole of Fashion-MNIST (60,000 train / 10,000 test) at equal epochs, a
+// few seeds each: kNN over epochs, kNN and the linear probe of the trained encoder at the end (the
+// project's protocol: kNN k 200 weighted cosine; linear probe on standardised features, 100 epochs),
+// beside the raw pixels through the same code.
+//   npm run -s experiment:full-data -- [--methods adco,moco] [--seeds 0,1,2] [--epochs 2] [--dir DIR]
+//                                      [--until HH:MM]
+//   npm run -s experiment:full-data -- --smoke   (seconds: 512 + 250 bundled images, batch 32, K 64)
+// A run takes hours on a CPU, so every (method, seed) is resumable: its state (both encoders, SGD
+// momentum, the negatives, the step and the scores so far) is a checkpoint in DIR/<method>-e<epochs>-
+// seed<seed>/, written after each epoch and when the run stops early (--until in UTC, SIGINT,
+// SIGTERM); run the same command again to go on. DIR: --dir, else ~/.cache/adco/full-data-study. Two
+// processes may share DIR on different jobs (e.g. --methods adco and --methods moco on two cores).
+// The kNN after each epoch but the last scores a fixed fifth of the test split (every 5th image; all
+// 10,000 would take ~5 minutes of one core per epoch); the end scores all of it.
+// Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data.json with every job of the chosen methods and seeds found
+// in DIR, finished or not (a smoke run: a temporary directory; see libs/cli/src/results.ts).
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { SMALL_GRAY_DEFAULTS, twoViewBatch } from "@adco/augment";
+import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
+import {
+  backendFromEnv,
+  type Encoder,
+  initBackend,
+  initSteps,
+  KNN_DEFAULTS,
+  knnClassify,
+  LINEAR_PROBE_DEFAULTS,
+  linearProbe,
+  preset,
+  Pretrainer,
+  type PretrainConfig,
+  pretrainerFiles,
+  restorePretrainer,
+  runPretraining,
+  SeededRandom,
+} from "@adco/core";
+import {
+  BUNDLED_FASHION_MNIST,
+  DEBIAN_FASHION_MNIST,
+  FASHION_MNIST_CLASSES,
+  firstImages,
+  type LabelledImages,
+  readFashionMnist,
+} from "@adco/datasets";
+import { evaluationImages } from "@adco/experiments";
+import * as tf from "@tensorflow/tfjs-core";
+
+const { values } = parseArgs({
+  options: {
+    methods: { type: "string", default: "adco,moco" },
+    seeds: { type: "string", default: "0,1,2" },
+    epochs: { type: "string", default: "2" },
+    dir: { type: "string" },
+    until: { type: "string" },
+    smoke: { type: "boolean", default: false },
+  },
+});
+const smoke = values.smoke;
+const methods: string[] = values.methods.split(",").map((m) => {
+  if (m !== "adco" && m !== "moco") throw new Error(`--methods: ${m} is not adco or moco`);
+  return m;
+});
+const seeds = values.seeds.split(",").map((x) => {
+  const n = Number(x);
+  if (x === "" || !Number.isInteger(n) || n < 0) throw new Error(`--seeds: ${x} is not a seed (0, 1, ...)`);
+  return n;
+});
+const epochs = Number(values.epochs);
+if (!Number.isInteger(epochs) || epochs < 1)
+  throw new Error(`--epochs: a positive integer, got ${values.epochs}`);
+let deadline = Number.POSITIVE_INFINITY;
+if (values.until) {
+  const match = /^(\d{1,2}):(\d{2})$/.exec(values.until);
+  if (!match) throw new Error(`--until: HH:MM (UTC), got ${values.until}`);
+  const d = new Date();
+  d.setUTCHours(Number(match[1]), Number(match[2]), 0, 0);
+  deadline = d.getTime();
+}
+const dir =
+  values.dir ??
+  (smoke
+    ? join(tmpdir(), `adco-full-data-smoke-${process.pid}`)
+    : join(homedir(), ".cache/adco/full-data-study"));
+mkdirSync(dir, { recursive: true });
+
+/** SIGINT/SIGTERM end the run at the next step, with a checkpoint. */
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.log(`${signal}: stopping after this step, with a checkpoint (again to quit at once)`);
+  });
+const stopping = () => interrupted || Date.now() > deadline;
+const STEPS_BETWEEN_SIGNALS = 5;
+
+const backend = await initBackend(backendFromEnv());
+const shared = join(import.meta.dirname, "../../shared/datasets/fashion-mnist");
+const data = smoke ? BUNDLED_FASHION_MNIST : existsSync(DEBIAN_FASHION_MNIST) ? DEBIAN_FASHION_MNIST : shared;
+const train = firstImages(readFashionMnist(data, "train"), smoke ? 512 : undefined);
+const test = firstImages(readFashionMnist(data, "test"), smoke ? 250 : undefined);
+const classes = FASHION_MNIST_CLASSES.length;
+console.log(
+  `backend ${backend.name} (${backend.detail}); ${data}: ${train.count} train, ${test.count} test images; work directory ${dir}`,
+);
+
+/** Every `stride`-th image of a set, from the first. */
+function everyNth(set: LabelledImages, stride: number): LabelledImages {
+  const pixels = set.height * set.width;
+  const count = Math.ceil(set.count / stride);
+  const images = new Uint8Array(count * pixels);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    images.set(set.images.subarray(i * stride * pixels, (i * stride + 1) * pixels), i * pixels);
+    labels[i] = set.labels[i * stride]!;
+  }
+  return { ...set, count, images, labels };
+}
+const monitorTest = everyNth(test, 5);
+
+interface Scores {
+  readonly knn: number;
+  readonly linear?: number;
+  readonly seconds: number;
+}
+
+/** kNN (KNN_DEFAULTS) of features f(images) on `testSet`, and the linear probe when asked. */
+function evaluate(
+  features: (images: tf.Tensor4D) => tf.Tensor2D,
+  testSet: LabelledImages,
+  withLinear: boolean,
+): Scores {
+  const t0 = performance.now();
+  const featuresOf = (set: LabelledImages) => {
+    const images = evaluationImages(set);
+    try {
+      return features(images);
+    } finally {
+      images.dispose();
+    }
+  };
+  const trainF = featuresOf(train);
+  const testF = featuresOf(testSet);
+  try {
+    const trainLabels = Int32Array.from(train.labels);
+    const testLabels = Int32Array.from(testSet.labels);
+    const knn = knnClassify(trainF, trainLabels, testF, testLabels, { ...KNN_DEFAULTS, classes }).top1;
+    const linear = withLinear
+      ? linearProbe(trainF, trainLabels, testF, testLabels, {
+          classes,
+          ...LINEAR_PROBE_DEFAULTS,
+          ...(smoke ? { epochs: 5 } : {}),
+        }).top1
+      : undefined;
+    return { knn, linear, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    tf.dispose([trainF, testF]);
+  }
+}
+const encoderFeatures = (encoder: Encoder) => (images: tf.Tensor4D) => encoder.features(images, 500);
+
+/** What a job's checkpoint records besides the tensors. */
+interface JobState {
+  readonly method: string;
+  readonly seed: number;
+  readonly epochs: number;
+  readonly config: PretrainConfig;
+  readonly step: number;
+  readonly trainSeconds: number;
+  /** After each finished epoch: kNN on the monitor split (the last epoch: all of the test split). */
+  readonly history: readonly EpochScore[];
+  readonly final?: Scores;
+}
+interface EpochScore {
+  readonly epoch: number;
+  readonly step: number;
+  readonly knn: number;
+  readonly testImages: number;
+  readonly loss: number;
+  readonly contrastAccuracy: number;
+}
+
+const configOf = (method: string, seed: number): PretrainConfig => ({
+  ...preset(method === "moco" ? "fashion-mnist-moco" : "fashion-mnist"),
+  seed,
+  ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
+});
+const jobName = (method: string, seed: number) => `${method}-e${epochs}-seed${seed}`;
+const stateFile = (name: string) => join(dir, name, "checkpoint", "state.json");
+const readState = (name: string): JobState | undefined =>
+  existsSync(stateFile(name)) ? (JSON.parse(readFileSync(stateFile(name), "utf8")) as JobState) : undefined;
+
+/** Writes the checkpoint into a fresh folder, then swaps it in, so a crash leaves the last whole one. */
+async function checkpoint(name: string, trainer: Pretrainer, state: JobState): Promise<void> {
+  const next = join(dir, name, "checkpoint.next");
+  rmSync(next, { recursive: true, force: true });
+  const files = await pretrainerFiles(trainer);
+  const negatives = trainer.negatives.state();
+  const tensors: tf.NamedTensorMap = { weights: negatives.weights };
+  if (negatives.velocity) tensors.velocity = negatives.velocity;
+  const { data: bytes, specs } = await tf.io.encodeWeights(tensors);
+  tf.dispose(Object.values(tensors));
+  files.set("negatives.bin", new Uint8Array(bytes as ArrayBuffer));
+  files.set(
+    "negatives.json",
+    new TextEncoder().encode(JSON.stringify({ specs, pointer: negatives.pointer })),
+  );
+  files.set("state.json", new TextEncoder().encode(JSON.stringify(state, null, 2)));
+  for (const [path, content] of files) {
+    mkdirSync(join(next, path, ".."), { recursive: true });
+    writeFileSync(join(next, path), content);
+  }
+  const current = join(dir, name, "checkpoint");
+  const old = join(dir, name, "checkpoint.old");
+  rmSync(old, { recursive: true, force: true });
+  if (existsSync(current)) renameSync(current, old);
+  renameSync(next, current);
+  rmSync(old, { recursive: true, force: true });
+}
+
+async function restore(name: string, trainer: Pretrainer, state: JobState): Promise<void> {
+  const folder = join(dir, name, "checkpoint");
+  const read = async (path: string) => new Uint8Array(readFileSync(join(folder, path)));
+  await restorePretrainer(trainer, read, state.step);
+  const meta = JSON.parse(readFileSync(join(folder, "negatives.json"), "utf8")) as {
+    specs: tf.io.WeightsManifestEntry[];
+    pointer?: number;
+  };
+  const bytes = readFileSync(join(folder, "negatives.bin"));
+  const saved = tf.io.decodeWeights(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+    meta.specs,
+  );
+  try {
+    trainer.negatives.restore({
+      weights: saved.weights as tf.Tensor2D,
+      velocity: saved.velocity as tf.Tensor2D | undefined,
+      pointer: meta.pointer,
+    });
+  } finally {
+    tf.dispose(Object.values(saved));
+  }
+}
+
+/** Runs (or goes on with) one job; false when it stopped early with a checkpoint. */
+async function runJob(method: string, seed: number): Promise<boolean> {
+  const name = jobName(method, seed);
+  const config = configOf(method, seed);
+  let state: JobState = readState(name) ?? {
+    method,
+    seed,
+    epochs,
+    config,
+    step: 0,
+    trainSeconds: 0,
+    history: [],
+  };
+  if (JSON.stringify(state.config) !== JSON.stringify(config))
+    throw new Error(`${name}: its checkpoint was made with another config; move ${join(dir, name)} away`);
+  if (state.final) {
+    console.log(`${name}: done`);
+    return true;
+  }
+  const trainer = new Pretrainer(config);
+  try {
+    if (state.step > 0) {
+      await restore(name, trainer, state);
+      console.log(`${name}: resumed at step ${state.step}`);
+    }
+    const stepsPerEpoch = Math.floor(train.count / config.batchSize);
+    const init = initSteps(trainer);
+    const total = init + epochs * stepsPerEpoch;
+    let order: { epoch: number; ids: number[] } = { epoch: -1, ids: [] };
+    const batch = (index: number) => {
+      // Init batches come first in the data order too, so AdCo sees init more batches (as in the paper).
+      const epoch = Math.floor(index / stepsPerEpoch);
+      if (order.epoch !== epoch)
+        order = { epoch, ids: new SeededRandom(seed * 1000 + epoch).permutation(train.count) };
+      const inEpoch = index % stepsPerEpoch;
+      const ids = order.ids.slice(inEpoch * config.batchSize, (inEpoch + 1) * config.batchSize);
+      return twoViewBatch(
+        train.images,
+        train.height,
+        train.width,
+        ids,
+        seed,
+        epoch,
+        2,
+        SMALL_GRAY_DEFAULTS,
+      ).map((v) => tf.tensor4d(v, [ids.length, train.height, train.width, 1]));
+    };
+    let last = { loss: NaN, accuracy: NaN };
+    let lastLog = 0;
+    const resumedAt = trainer.step;
+    const trainSecondsAtResume = state.trainSeconds;
+    while (trainer.step < total) {
+      // Epoch e ends after init + e epochs of steps.
+      const epoch = Math.max(1, Math.ceil((trainer.step + 1 - init) / stepsPerEpoch));
+      const epochEnd = init + epoch * stepsPerEpoch;
+      // The loop is synchronous: a few steps at a time, so a signal is seen within seconds.
+      const chunkEnd = Math.min(epochEnd, trainer.step + STEPS_BETWEEN_SIGNALS);
+      const run = runPretraining({
+        trainer,
+        steps: epochs * stepsPerEpoch,
+        batch,
+        shouldStop: () => trainer.step >= chunkEnd,
+        onStep: (p) => {
+          last = p;
+          if (performance.now() - lastLog > 30_000) {
+            lastLog = performance.now();
+            const seconds = state.trainSeconds + p.elapsedSeconds - trainSecondsAtResume;
+            const eta = ((p.totalSteps - p.step) * seconds) / (p.step - resumedAt);
+            console.log(
+              `  ${name} ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} ` +
+                `contrast-acc ${(p.accuracy * 100).toFixed(1)}% lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ` +
+                `training eta ${eta.toFixed(0)} s`,
+            );
+          }
+        },
+      });
+      state = { ...state, step: trainer.step, trainSeconds: state.trainSeconds + run.seconds };
+      await new Promise((resolve) => setImmediate(resolve));
+      if (trainer.step < epochEnd) {
+        if (!stopping()) continue;
+        await checkpoint(name, trainer, state);
+        console.log(
+          `${name}: stopped at step ${trainer.step}/${total}, checkpoint written; run again to go on`,
+        );
+        return false;
+      }
+      const lastEpoch = trainer.step === total;
+      const scores = evaluate(encoderFeatures(trainer.query), lastEpoch ? test : monitorTest, lastEpoch);
+      const score: EpochScore = {
+        epoch,
+        step: trainer.step,
+        knn: scores.knn,
+        testImages: lastEpoch ? test.count : monitorTest.count,
+        loss: last.loss,
+        contrastAccuracy: last.accuracy,
+      };
+      state = { ...state, history: [...state.history, score], ...(lastEpoch ? { final: scores } : {}) };
+      await checkpoint(name, trainer, state);
+      console.log(
+        `${name}: epoch ${epoch}/${epochs} kNN ${(scores.knn * 100).toFixed(1)}% on ${score.testImages} test images` +
+          (scores.linear === undefined ? "" : `, linear ${(scores.linear * 100).toFixed(1)}%`) +
+          ` (train ${state.trainSeconds.toFixed(0)} s so far, eval ${scores.seconds.toFixed(0)} s)`,
+      );
+      if (stopping() && !lastEpoch) return false;
+    }
+    return true;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+let unfinished = false;
+jobs: for (const seed of seeds)
+  for (const method of methods)
+    if (stopping() || !(await runJob(method, seed))) {
+      unfinished = true;
+      break jobs;
+    }
+
+// Raw pixels, once per work directory: the full kNN and linear probe, and the kNN on the monitor split.
+const rawFile = join(dir, "raw-pixels.json");
+const pixels = (images: tf.Tensor4D) => tf.reshape(images, [images.shape[0], -1]) as tf.Tensor2D;
+if (!existsSync(rawFile) && !stopping()) {
+  const full = evaluate(pixels, test, true);
+  const monitor = evaluate(pixels, monitorTest, false);
+  writeFileSync(`${rawFile}.next`, JSON.stringify({ full, monitorKnn: monitor.knn }));
+  renameSync(`${rawFile}.next`, rawFile);
+}
+const raw = existsSync(rawFile)
+  ? (JSON.parse(readFileSync(rawFile, "utf8")) as { full: Scores; monitorKnn: number })
+  : undefined;
+
+const percent = (x: number | undefined) => (x === undefined ? null : roundTo(x * 100, 1));
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const spread = (xs: readonly number[]) => Math.max(...xs) - Math.min(...xs);
+const jobs = readdirSync(dir)
+  .flatMap((name) => readState(name) ?? [])
+  .filter((s) => s.epochs === epochs && methods.includes(s.method) && seeds.includes(s.seed));
+const byMethod: Record<string, ResultsValue> = {};
+console.log(`\n| method | seed | epochs done | kNN by epoch | kNN top-1 | linear top-1 | train s |`);
+console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
+if (raw)
+  console.log(`| raw pixels | - | - | - | ${percent(raw.full.knn)} | ${percent(raw.full.linear)} | - |`);
+for (const method of methods) {
+  const runs = jobs.filter((s) => s.method === method).sort((a, b) => a.seed - b.seed);
+  const finished = runs.filter((s) => s.final);
+  for (const s of runs)
+    console.log(
+      `| ${method} | ${s.seed} | ${s.history.length} | ${s.history.map((h) => percent(h.knn)).join(", ")} | ` +
+        `${percent(s.final?.knn) ?? "-"} | ${percent(s.final?.linear) ?? "-"} | ${s.trainSeconds.toFixed(0)} |`,
+    );
+  const finals = (f: (s: Scores) => number) => finished.map((s) => f(s.final!));
+  byMethod[method] = {
+    preset: method === "moco" ? "fashion-mnist-moco" : "fashion-mnist",
+    // Means and spreads (largest minus smallest) over the finished seeds; top-1 in % of the test images.
+    finishedSeeds: finished.map((s) => s.seed),
+    knn: finished.length ? percent(mean(finals((s) => s.knn))) : null,
+    linear: finished.length ? percent(mean(finals((s) => s.linear!))) : null,
+    knnSpread: finished.length ? percent(spread(finals((s) => s.knn))) : null,
+    linearSpread: finished.length ? percent(spread(finals((s) => s.linear!))) : null,
+    knnVsRawPixels: finished.length && raw ? percent(mean(finals((s) => s.knn)) - raw.full.knn) : null,
+    linearVsRawPixels:
+      finished.length && raw ? percent(mean(finals((s) => s.linear!)) - raw.full.linear!) : null,
+    // Every job so far, finished or not: the kNN after each epoch (the last on all test images).
+    runs: runs.map((s) => ({
+      seed: s.seed,
+      steps: s.step,
+      trainSeconds: roundTo(s.trainSeconds, 0),
+      imagesPerSecond: s.trainSeconds > 0 ? roundTo((s.step * s.config.batchSize) / s.trainSeconds, 0) : null,
+      knnByEpoch: s.history.map((h) => percent(h.knn)),
+      knn: percent(s.final?.knn),
+      linear: percent(s.final?.linear),
+      finalLoss: s.history.length ? roundTo(s.history.at(-1)!.loss, 4) : null,
+    })),
+  };
+}
+const stepsPerEpoch = Math.floor(train.count / configOf("adco", 0).batchSize);
+const file = writeResults({
+  name: "experiment-full-data",
+  command: npmCommand("experiment:full-data"),
+  smoke,
+  backend: backend.name,
+  results: {
+    data: smoke ? "libs/datasets (bundled subset, cut)" : "Fashion-MNIST",
+    trainImages: train.count,
+    testImages: test.count,
+    // The kNN after each epoch but the last scores every 5th test image.
+    monitorTestImages: monitorTest.count,
+    epochs,
+    stepsPerEpoch,
+    adcoInitSteps: initSteps(configOf("adco", 0)),
+    threads: process.env.ADCO_THREADS ?? "default",
+    knnK: KNN_DEFAULTS.k,
+    linearEpochs: smoke ? 5 : LINEAR_PROBE_DEFAULTS.epochs,
+    rawPixels: raw
+      ? { knn: percent(raw.full.knn), linear: percent(raw.full.linear), monitorKnn: percent(raw.monitorKnn) }
+      : null,
+    methods: byMethod,
+  },
+});
+console.log(`results: ${file}`);
+// 75 (EX_TEMPFAIL): stopped early with checkpoints; the same command goes on (a Job's retry does).
+if (unfinished) process.exitCode = 75;
