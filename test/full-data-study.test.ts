@@ -1,0 +1,145 @@
+// experiment:full-data in its smoke mode (seconds: 512 + 250 bundled images, batch 32, K 64, two
+// epochs), as a user runs it: a results file of the documented shape in ADCO_RESULTS_DIR (never
+// docs/results), kNN after each epoch, and a run stopped by SIGTERM that goes on from its checkpoint
+// and ends where an uninterrupted run ends.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { RESULTS_DIRECTORY, type ResultsFile } from "@adco/cli";
+import { ROOT } from "./lib/service-process.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "adco-full-data-test-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const env = { ...process.env, ADCO_RESULTS_DIR: join(scratch, "results"), ADCO_THREADS: "1" };
+const NODE_ARGS = ["--conditions=development", "--import", "tsx", "tools/full-data-study.ts"];
+
+function study(args: string[]) {
+  const run = spawnSync(process.execPath, [...NODE_ARGS, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env,
+    timeout: 240_000,
+  });
+  return { ...run, detail: `status ${run.status}:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}` };
+}
+
+/** Runs the study and sends SIGTERM once `line` is printed; resolves with its exit code and output. */
+function studyStoppedAt(args: string[], line: RegExp): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, env });
+    let stdout = "";
+    let sent = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!sent && line.test(stdout)) {
+        sent = true;
+        child.kill("SIGTERM");
+      }
+    });
+    child.stderr.resume();
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout }));
+  });
+}
+
+interface Run {
+  seed: number;
+  steps: number;
+  knnByEpoch: number[];
+  knn: number | null;
+  linear: number | null;
+}
+interface Method {
+  finishedSeeds: number[];
+  knn: number | null;
+  linear: number | null;
+  knnSpread: number | null;
+  runs: Run[];
+}
+const resultsOf = () =>
+  JSON.parse(readFileSync(join(scratch, "results", "experiment-full-data.json"), "utf8")) as ResultsFile & {
+    results: { epochs: number; rawPixels: { knn: number; linear: number }; methods: Record<string, Method> };
+  };
+
+describe("experiment:full-data --smoke", () => {
+  it(
+    "scores both methods over epochs, and a stopped run resumes to the same end",
+    { timeout: 600_000 },
+    async () => {
+      const published = join(RESULTS_DIRECTORY, "experiment-full-data.json");
+      const before = existsSync(published) ? statSync(published).mtimeMs : undefined;
+
+      const whole = join(scratch, "whole");
+      const first = study(["--smoke", "--seeds", "0", "--dir", whole]);
+      assert.equal(first.status, 0, first.detail);
+      for (const job of ["adco-e2-seed0", "moco-e2-seed0"]) {
+        assert.match(
+          first.stdout,
+          new RegExp(`^${job}: epoch 1/2 kNN [\\d.]+% on 50 test images`, "m"),
+          first.detail,
+        );
+        assert.match(
+          first.stdout,
+          new RegExp(`^${job}: epoch 2/2 kNN [\\d.]+% on 250 test images, linear`, "m"),
+        );
+      }
+      const file = resultsOf();
+      assert.deepEqual(Object.keys(file), ["command", "commit", "date", "machine", "results"]);
+      const { results } = file;
+      assert.equal(results.epochs, 2);
+      for (const score of [results.rawPixels.knn, results.rawPixels.linear])
+        assert.ok(score > 10 && score <= 100);
+      assert.deepEqual(Object.keys(results.methods), ["adco", "moco"]);
+      for (const m of Object.values(results.methods)) {
+        assert.deepEqual(m.finishedSeeds, [0]);
+        assert.equal(m.runs.length, 1);
+        const run = m.runs[0]!;
+        assert.equal(run.knnByEpoch.length, 2);
+        // The last epoch's kNN is the final one, on all test images; one seed has no spread.
+        assert.equal(run.knnByEpoch[1], run.knn);
+        assert.equal(m.knn, run.knn);
+        assert.equal(m.linear, run.linear);
+        assert.equal(m.knnSpread, 0);
+      }
+      const uninterrupted = results.methods.adco!.runs[0]!;
+
+      const again = study(["--smoke", "--seeds", "0", "--dir", whole]);
+      assert.equal(again.status, 0, again.detail);
+      assert.match(again.stdout, /^adco-e2-seed0: done$/m, again.detail);
+      assert.match(again.stdout, /^moco-e2-seed0: done$/m, again.detail);
+      assert.doesNotMatch(again.stdout, /step \d+\/\d+/, again.detail);
+
+      const stopped = join(scratch, "stopped");
+      const args = ["--smoke", "--methods", "adco", "--seeds", "0", "--dir", stopped];
+      const cut = await studyStoppedAt(args, /^adco-e2-seed0: epoch 1\/2 /m);
+      assert.equal(cut.status, 75, cut.stdout);
+      const at = /^adco-e2-seed0: stopped at step (\d+)\/(\d+), checkpoint written/m.exec(cut.stdout);
+      assert.ok(at && Number(at[1]) < Number(at[2]), cut.stdout);
+      const partial = resultsOf().results.methods.adco!;
+      assert.deepEqual(partial.finishedSeeds, []);
+      assert.equal(partial.runs[0]!.knnByEpoch.length, 1);
+
+      const resumed = study(args);
+      assert.equal(resumed.status, 0, resumed.detail);
+      assert.match(
+        resumed.stdout,
+        new RegExp(`^adco-e2-seed0: resumed at step ${at[1]}$`, "m"),
+        resumed.detail,
+      );
+      const end = resultsOf().results.methods.adco!.runs[0]!;
+      assert.deepEqual(
+        { steps: end.steps, knnByEpoch: end.knnByEpoch, knn: end.knn, linear: end.linear },
+        {
+          steps: uninterrupted.steps,
+          knnByEpoch: uninterrupted.knnByEpoch,
+          knn: uninterrupted.knn,
+          linear: uninterrupted.linear,
+        },
+      );
+      assert.equal(existsSync(published) ? statSync(published).mtimeMs : undefined, before);
+    },
+  );
+});
