@@ -169,6 +169,7 @@ interface Done {
   readonly steps: number;
   readonly initSteps: number;
   readonly trainSeconds: number;
+  /** All three evaluations: the features, the global means and the momentum encoder's features. */
   readonly evalSeconds: number;
   readonly imagesPerSecond: number;
   readonly features: string;
@@ -266,7 +267,7 @@ for (const job of jobs) {
     steps: r.steps,
     initSteps: r.initSteps,
     trainSeconds: r.trainSeconds,
-    evalSeconds: scores!.query.seconds,
+    evalSeconds: scores!.query.seconds + scores!.global.seconds + scores!.key.seconds,
     imagesPerSecond: r.imagesPerSecond,
     features: FEATURES,
     knn: scores!.query.knn,
