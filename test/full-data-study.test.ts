@@ -48,7 +48,7 @@ function studyStoppedAt(args: string[], line: RegExp): Promise<{ status: number 
 interface Run {
   seed: number;
   steps: number;
-  knnByEpoch: number[];
+  monitorKnnByEpoch: number[];
   knn: number | null;
   linear: number | null;
 }
@@ -57,6 +57,7 @@ interface Method {
   knn: number | null;
   linear: number | null;
   knnSpread: number | null;
+  monitorKnnByEpoch: number[];
   runs: Run[];
 }
 const resultsOf = () =>
@@ -83,7 +84,10 @@ describe("experiment:full-data --smoke", () => {
         );
         assert.match(
           first.stdout,
-          new RegExp(`^${job}: epoch 2/2 kNN [\\d.]+% on 250 test images, linear`, "m"),
+          new RegExp(
+            `^${job}: epoch 2/2 kNN [\\d.]+% on 50 test images; on all 250: kNN [\\d.]+%, linear`,
+            "m",
+          ),
         );
       }
       const file = resultsOf();
@@ -97,14 +101,16 @@ describe("experiment:full-data --smoke", () => {
         assert.deepEqual(m.finishedSeeds, [0]);
         assert.equal(m.runs.length, 1);
         const run = m.runs[0]!;
-        assert.equal(run.knnByEpoch.length, 2);
-        // The last epoch's kNN is the final one, on all test images; one seed has no spread.
-        assert.equal(run.knnByEpoch[1], run.knn);
+        assert.equal(run.monitorKnnByEpoch.length, 2);
+        // One seed: its scores are the means, with no spread.
+        assert.deepEqual(m.monitorKnnByEpoch, run.monitorKnnByEpoch);
         assert.equal(m.knn, run.knn);
         assert.equal(m.linear, run.linear);
         assert.equal(m.knnSpread, 0);
       }
       const uninterrupted = results.methods.adco!.runs[0]!;
+      const png = readFileSync(join(scratch, "results", "experiment-full-data.png"));
+      assert.equal(png.subarray(1, 4).toString(), "PNG");
 
       const again = study(["--smoke", "--seeds", "0", "--dir", whole]);
       assert.equal(again.status, 0, again.detail);
@@ -120,7 +126,7 @@ describe("experiment:full-data --smoke", () => {
       assert.ok(at && Number(at[1]) < Number(at[2]), cut.stdout);
       const partial = resultsOf().results.methods.adco!;
       assert.deepEqual(partial.finishedSeeds, []);
-      assert.equal(partial.runs[0]!.knnByEpoch.length, 1);
+      assert.equal(partial.runs[0]!.monitorKnnByEpoch.length, 1);
 
       const resumed = study(args);
       assert.equal(resumed.status, 0, resumed.detail);
@@ -131,10 +137,10 @@ describe("experiment:full-data --smoke", () => {
       );
       const end = resultsOf().results.methods.adco!.runs[0]!;
       assert.deepEqual(
-        { steps: end.steps, knnByEpoch: end.knnByEpoch, knn: end.knn, linear: end.linear },
+        { steps: end.steps, monitorKnnByEpoch: end.monitorKnnByEpoch, knn: end.knn, linear: end.linear },
         {
           steps: uninterrupted.steps,
-          knnByEpoch: uninterrupted.knnByEpoch,
+          monitorKnnByEpoch: uninterrupted.monitorKnnByEpoch,
           knn: uninterrupted.knn,
           linear: uninterrupted.linear,
         },

@@ -10,13 +10,13 @@
 // seed<seed>/, written after each epoch and when the run stops early (--until in UTC, SIGINT,
 // SIGTERM); run the same command again to go on. DIR: --dir, else ~/.cache/adco/full-data-study. Two
 // processes may share DIR on different jobs (e.g. --methods adco and --methods moco on two cores).
-// The kNN after each epoch but the last scores a fixed fifth of the test split (every 5th image; all
-// 10,000 would take ~5 minutes of one core per epoch); the end scores all of it.
+// The kNN after each epoch scores a fixed fifth of the test split (every 5th image; all 10,000 would
+// take ~5 minutes of one core per epoch); the end scores all of it, and the linear probe.
 // Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data.json with every job of the chosen methods and seeds found
 // in DIR, finished or not (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { SMALL_GRAY_DEFAULTS, twoViewBatch } from "@adco/augment";
 import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
@@ -45,6 +45,7 @@ import {
   type LabelledImages,
   readFashionMnist,
 } from "@adco/datasets";
+import { lineChart, type Series, svgToPng } from "@adco/evaluator";
 import { evaluationImages } from "@adco/experiments";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -119,20 +120,24 @@ function everyNth(set: LabelledImages, stride: number): LabelledImages {
   }
   return { ...set, count, images, labels };
 }
-const monitorTest = everyNth(test, 5);
+const MONITOR_STRIDE = 5;
+const monitorTest = everyNth(test, MONITOR_STRIDE);
 
 interface Scores {
-  readonly knn: number;
+  /** kNN top-1 on the monitor split (every 5th test image). */
+  readonly monitorKnn: number;
+  /** kNN and linear top-1 on all test images: the end's evaluation only. */
+  readonly knn?: number;
   readonly linear?: number;
   readonly seconds: number;
 }
 
-/** kNN (KNN_DEFAULTS) of features f(images) on `testSet`, and the linear probe when asked. */
-function evaluate(
-  features: (images: tf.Tensor4D) => tf.Tensor2D,
-  testSet: LabelledImages,
-  withLinear: boolean,
-): Scores {
+/**
+ * kNN (KNN_DEFAULTS) of features f(images) on the monitor split; `full`: kNN and the linear probe
+ * on all test images, the monitor's score taken from the same predictions.
+ */
+function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D, full: boolean): Scores {
+  const testSet = full ? test : monitorTest;
   const t0 = performance.now();
   const featuresOf = (set: LabelledImages) => {
     const images = evaluationImages(set);
@@ -147,15 +152,22 @@ function evaluate(
   try {
     const trainLabels = Int32Array.from(train.labels);
     const testLabels = Int32Array.from(testSet.labels);
-    const knn = knnClassify(trainF, trainLabels, testF, testLabels, { ...KNN_DEFAULTS, classes }).top1;
-    const linear = withLinear
-      ? linearProbe(trainF, trainLabels, testF, testLabels, {
-          classes,
-          ...LINEAR_PROBE_DEFAULTS,
-          ...(smoke ? { epochs: 5 } : {}),
-        }).top1
-      : undefined;
-    return { knn, linear, seconds: (performance.now() - t0) / 1000 };
+    const knn = knnClassify(trainF, trainLabels, testF, testLabels, { ...KNN_DEFAULTS, classes });
+    if (!full) return { monitorKnn: knn.top1, seconds: (performance.now() - t0) / 1000 };
+    let monitorRight = 0;
+    for (let i = 0; i < testLabels.length; i += MONITOR_STRIDE)
+      if (knn.predictions[i] === testLabels[i]) monitorRight++;
+    const linear = linearProbe(trainF, trainLabels, testF, testLabels, {
+      classes,
+      ...LINEAR_PROBE_DEFAULTS,
+      ...(smoke ? { epochs: 5 } : {}),
+    }).top1;
+    return {
+      monitorKnn: monitorRight / monitorTest.count,
+      knn: knn.top1,
+      linear,
+      seconds: (performance.now() - t0) / 1000,
+    };
   } finally {
     tf.dispose([trainF, testF]);
   }
@@ -170,15 +182,14 @@ interface JobState {
   readonly config: PretrainConfig;
   readonly step: number;
   readonly trainSeconds: number;
-  /** After each finished epoch: kNN on the monitor split (the last epoch: all of the test split). */
+  /** After each finished epoch: kNN on the monitor split. */
   readonly history: readonly EpochScore[];
   readonly final?: Scores;
 }
 interface EpochScore {
   readonly epoch: number;
   readonly step: number;
-  readonly knn: number;
-  readonly testImages: number;
+  readonly monitorKnn: number;
   readonly loss: number;
   readonly contrastAccuracy: number;
 }
@@ -332,20 +343,21 @@ async function runJob(method: string, seed: number): Promise<boolean> {
         return false;
       }
       const lastEpoch = trainer.step === total;
-      const scores = evaluate(encoderFeatures(trainer.query), lastEpoch ? test : monitorTest, lastEpoch);
+      const scores = evaluate(encoderFeatures(trainer.query), lastEpoch);
       const score: EpochScore = {
         epoch,
         step: trainer.step,
-        knn: scores.knn,
-        testImages: lastEpoch ? test.count : monitorTest.count,
+        monitorKnn: scores.monitorKnn,
         loss: last.loss,
         contrastAccuracy: last.accuracy,
       };
       state = { ...state, history: [...state.history, score], ...(lastEpoch ? { final: scores } : {}) };
       await checkpoint(name, trainer, state);
       console.log(
-        `${name}: epoch ${epoch}/${epochs} kNN ${(scores.knn * 100).toFixed(1)}% on ${score.testImages} test images` +
-          (scores.linear === undefined ? "" : `, linear ${(scores.linear * 100).toFixed(1)}%`) +
+        `${name}: epoch ${epoch}/${epochs} kNN ${(scores.monitorKnn * 100).toFixed(1)}% on ${monitorTest.count} test images` +
+          (scores.knn === undefined
+            ? ""
+            : `; on all ${test.count}: kNN ${(scores.knn * 100).toFixed(1)}%, linear ${(scores.linear! * 100).toFixed(1)}%`) +
           ` (train ${state.trainSeconds.toFixed(0)} s so far, eval ${scores.seconds.toFixed(0)} s)`,
       );
       if (stopping() && !lastEpoch) return false;
@@ -364,18 +376,14 @@ jobs: for (const seed of seeds)
       break jobs;
     }
 
-// Raw pixels, once per work directory: the full kNN and linear probe, and the kNN on the monitor split.
+// Raw pixels, once per work directory.
 const rawFile = join(dir, "raw-pixels.json");
 const pixels = (images: tf.Tensor4D) => tf.reshape(images, [images.shape[0], -1]) as tf.Tensor2D;
 if (!existsSync(rawFile) && !stopping()) {
-  const full = evaluate(pixels, test, true);
-  const monitor = evaluate(pixels, monitorTest, false);
-  writeFileSync(`${rawFile}.next`, JSON.stringify({ full, monitorKnn: monitor.knn }));
+  writeFileSync(`${rawFile}.next`, JSON.stringify(evaluate(pixels, true)));
   renameSync(`${rawFile}.next`, rawFile);
 }
-const raw = existsSync(rawFile)
-  ? (JSON.parse(readFileSync(rawFile, "utf8")) as { full: Scores; monitorKnn: number })
-  : undefined;
+const raw = existsSync(rawFile) ? (JSON.parse(readFileSync(rawFile, "utf8")) as Scores) : undefined;
 
 const percent = (x: number | undefined) => (x === undefined ? null : roundTo(x * 100, 1));
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -383,38 +391,56 @@ const spread = (xs: readonly number[]) => Math.max(...xs) - Math.min(...xs);
 const jobs = readdirSync(dir)
   .flatMap((name) => readState(name) ?? [])
   .filter((s) => s.epochs === epochs && methods.includes(s.method) && seeds.includes(s.seed));
+const METHOD_NAMES: Record<string, string> = { adco: "AdCo", moco: "MoCo v2" };
 const byMethod: Record<string, ResultsValue> = {};
-console.log(`\n| method | seed | epochs done | kNN by epoch | kNN top-1 | linear top-1 | train s |`);
+const curves: Series[] = [];
+console.log(
+  `\n| method | seed | epochs done | kNN by epoch (monitor) | kNN top-1 | linear top-1 | train s |`,
+);
 console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
 if (raw)
-  console.log(`| raw pixels | - | - | - | ${percent(raw.full.knn)} | ${percent(raw.full.linear)} | - |`);
+  console.log(
+    `| raw pixels | - | - | ${percent(raw.monitorKnn)} | ${percent(raw.knn)} | ${percent(raw.linear)} | - |`,
+  );
 for (const method of methods) {
   const runs = jobs.filter((s) => s.method === method).sort((a, b) => a.seed - b.seed);
   const finished = runs.filter((s) => s.final);
   for (const s of runs)
     console.log(
-      `| ${method} | ${s.seed} | ${s.history.length} | ${s.history.map((h) => percent(h.knn)).join(", ")} | ` +
+      `| ${method} | ${s.seed} | ${s.history.length} | ${s.history.map((h) => percent(h.monitorKnn)).join(", ")} | ` +
         `${percent(s.final?.knn) ?? "-"} | ${percent(s.final?.linear) ?? "-"} | ${s.trainSeconds.toFixed(0)} |`,
     );
   const finals = (f: (s: Scores) => number) => finished.map((s) => f(s.final!));
+  const knns = finals((s) => s.knn!);
+  const linears = finals((s) => s.linear!);
+  // The monitor's kNN after epoch e, over the seeds that have finished it.
+  const byEpoch = Array.from({ length: epochs }, (_, e) =>
+    runs.flatMap((s) => s.history[e]?.monitorKnn ?? []),
+  );
+  const meanByEpoch = byEpoch.filter((xs) => xs.length > 0).map((xs) => mean(xs));
+  curves.push({
+    name: `${METHOD_NAMES[method]}, ${runs.length} seed${runs.length === 1 ? "" : "s"}`,
+    points: meanByEpoch.map((y, e) => ({ x: e + 1, y: y * 100 })),
+  });
   byMethod[method] = {
     preset: method === "moco" ? "fashion-mnist-moco" : "fashion-mnist",
-    // Means and spreads (largest minus smallest) over the finished seeds; top-1 in % of the test images.
+    // Means and spreads (largest minus smallest) over the finished seeds; top-1 in % of all test images.
     finishedSeeds: finished.map((s) => s.seed),
-    knn: finished.length ? percent(mean(finals((s) => s.knn))) : null,
-    linear: finished.length ? percent(mean(finals((s) => s.linear!))) : null,
-    knnSpread: finished.length ? percent(spread(finals((s) => s.knn))) : null,
-    linearSpread: finished.length ? percent(spread(finals((s) => s.linear!))) : null,
-    knnVsRawPixels: finished.length && raw ? percent(mean(finals((s) => s.knn)) - raw.full.knn) : null,
-    linearVsRawPixels:
-      finished.length && raw ? percent(mean(finals((s) => s.linear!)) - raw.full.linear!) : null,
-    // Every job so far, finished or not: the kNN after each epoch (the last on all test images).
+    knn: knns.length ? percent(mean(knns)) : null,
+    linear: linears.length ? percent(mean(linears)) : null,
+    knnSpread: knns.length ? percent(spread(knns)) : null,
+    linearSpread: linears.length ? percent(spread(linears)) : null,
+    knnVsRawPixels: knns.length && raw ? percent(mean(knns) - raw.knn!) : null,
+    linearVsRawPixels: linears.length && raw ? percent(mean(linears) - raw.linear!) : null,
+    // The monitor's kNN after each epoch, the mean over the seeds that reached it.
+    monitorKnnByEpoch: meanByEpoch.map((x) => percent(x)),
+    // Every job so far, finished or not.
     runs: runs.map((s) => ({
       seed: s.seed,
       steps: s.step,
       trainSeconds: roundTo(s.trainSeconds, 0),
       imagesPerSecond: s.trainSeconds > 0 ? roundTo((s.step * s.config.batchSize) / s.trainSeconds, 0) : null,
-      knnByEpoch: s.history.map((h) => percent(h.knn)),
+      monitorKnnByEpoch: s.history.map((h) => percent(h.monitorKnn)),
       knn: percent(s.final?.knn),
       linear: percent(s.final?.linear),
       finalLoss: s.history.length ? roundTo(s.history.at(-1)!.loss, 4) : null,
@@ -431,7 +457,7 @@ const file = writeResults({
     data: smoke ? "libs/datasets (bundled subset, cut)" : "Fashion-MNIST",
     trainImages: train.count,
     testImages: test.count,
-    // The kNN after each epoch but the last scores every 5th test image.
+    // The kNN after each epoch scores every 5th test image (the monitor split).
     monitorTestImages: monitorTest.count,
     epochs,
     stepsPerEpoch,
@@ -440,11 +466,26 @@ const file = writeResults({
     knnK: KNN_DEFAULTS.k,
     linearEpochs: smoke ? 5 : LINEAR_PROBE_DEFAULTS.epochs,
     rawPixels: raw
-      ? { knn: percent(raw.full.knn), linear: percent(raw.full.linear), monitorKnn: percent(raw.monitorKnn) }
+      ? { knn: percent(raw.knn), linear: percent(raw.linear), monitorKnn: percent(raw.monitorKnn) }
       : null,
     methods: byMethod,
   },
 });
-console.log(`results: ${file}`);
+if (raw)
+  curves.push({
+    name: `raw pixels (${percent(raw.monitorKnn)})`,
+    points: Array.from({ length: epochs }, (_, e) => ({ x: e + 1, y: raw.monitorKnn * 100 })),
+    reference: true,
+  });
+const plot = join(dirname(file), "experiment-full-data.png");
+const svg = await lineChart(
+  `kNN top-1 over epochs, Fashion-MNIST (${monitorTest.count} test images)`,
+  "epoch",
+  "kNN top-1 (%)",
+  curves,
+  { pointLabels: true },
+);
+writeFileSync(plot, await svgToPng(svg));
+console.log(`results: ${file}\nplot: ${plot}`);
 // 75 (EX_TEMPFAIL): stopped early with checkpoints; the same command goes on (a Job's retry does).
 if (unfinished) process.exitCode = 75;

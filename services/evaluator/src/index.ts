@@ -1,2 +1,3 @@
 export { evaluatorConfig } from "./config.js";
 export { checkEvaluateRequest, evaluatorHandlers } from "./handlers.js";
+export { lineChart, type Series, svgToPng } from "./plots.js";
