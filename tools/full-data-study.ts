@@ -25,8 +25,9 @@ import {
   type Encoder,
   initBackend,
   initSteps,
+  featureBlocksOf,
   KNN_DEFAULTS,
-  knnClassify,
+  knnClassifyChunked,
   LINEAR_PROBE_DEFAULTS,
   linearProbe,
   preset,
@@ -97,6 +98,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
   });
 const stopping = () => interrupted || Date.now() > deadline;
 const STEPS_BETWEEN_SIGNALS = 5;
+/** Images per forward pass of an evaluation (see featuresOf). */
+const EVAL_CHUNK = 2000;
 
 const backend = await initBackend(backendFromEnv());
 const shared = join(import.meta.dirname, "../../shared/datasets/fashion-mnist");
@@ -132,32 +135,60 @@ interface Scores {
   readonly seconds: number;
 }
 
+/** Images [start, end) of a set. */
+const imagesBetween = (set: LabelledImages, start: number, end: number): LabelledImages => ({
+  ...set,
+  count: end - start,
+  images: set.images.subarray(start * set.height * set.width, end * set.height * set.width),
+  labels: set.labels.subarray(start, end),
+});
+
+/**
+ * f(images) of a whole set as rows in JS memory, EVAL_CHUNK images at a time: the wasm heap (4 GiB
+ * at most) then holds one chunk's features rather than all 60,000 x 3,136 floats (753 MB) and their
+ * copies, which after an epoch or two of training no longer fit.
+ */
+async function featuresOf(features: (images: tf.Tensor4D) => tf.Tensor2D, set: LabelledImages) {
+  let rows: Float32Array | undefined;
+  let dim = 0;
+  for (let start = 0; start < set.count; start += EVAL_CHUNK) {
+    const end = Math.min(set.count, start + EVAL_CHUNK);
+    const images = evaluationImages(imagesBetween(set, start, end));
+    const f = features(images);
+    images.dispose();
+    dim = f.shape[1];
+    rows ??= new Float32Array(set.count * dim);
+    rows.set((await f.data()) as Float32Array, start * dim);
+    f.dispose();
+  }
+  return { rows: rows!, dim };
+}
+
 /**
  * kNN (KNN_DEFAULTS) of features f(images) on the monitor split; `full`: kNN and the linear probe
  * on all test images, the monitor's score taken from the same predictions.
  */
-function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D, full: boolean): Scores {
-  const testSet = full ? test : monitorTest;
+async function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D, full: boolean): Promise<Scores> {
   const t0 = performance.now();
-  const featuresOf = (set: LabelledImages) => {
-    const images = evaluationImages(set);
-    try {
-      return features(images);
-    } finally {
-      images.dispose();
-    }
-  };
-  const trainF = featuresOf(train);
-  const testF = featuresOf(testSet);
+  const testSet = full ? test : monitorTest;
+  const trainF = await featuresOf(features, train);
+  const testF = await featuresOf(features, testSet);
+  const trainLabels = Int32Array.from(train.labels);
+  const testLabels = Int32Array.from(testSet.labels);
+  // The same neighbours and votes as knnClassify (knn.ts), a block of the training rows at a time.
+  const knn = await knnClassifyChunked(
+    featureBlocksOf(trainF.rows, trainLabels),
+    featureBlocksOf(testF.rows, testLabels),
+    { ...KNN_DEFAULTS, classes, batchSize: 1000 },
+  );
+  if (!full) return { monitorKnn: knn.top1, seconds: (performance.now() - t0) / 1000 };
+  let monitorRight = 0;
+  for (let i = 0; i < testLabels.length; i += MONITOR_STRIDE)
+    if (knn.predictions[i] === testLabels[i]) monitorRight++;
+  const trainT = tf.tensor2d(trainF.rows, [train.count, trainF.dim]);
+  const testT = tf.tensor2d(testF.rows, [testSet.count, testF.dim]);
   try {
-    const trainLabels = Int32Array.from(train.labels);
-    const testLabels = Int32Array.from(testSet.labels);
-    const knn = knnClassify(trainF, trainLabels, testF, testLabels, { ...KNN_DEFAULTS, classes });
-    if (!full) return { monitorKnn: knn.top1, seconds: (performance.now() - t0) / 1000 };
-    let monitorRight = 0;
-    for (let i = 0; i < testLabels.length; i += MONITOR_STRIDE)
-      if (knn.predictions[i] === testLabels[i]) monitorRight++;
-    const linear = linearProbe(trainF, trainLabels, testF, testLabels, {
+    const linear = linearProbe(trainT, trainLabels, testT, testLabels, {
       classes,
       ...LINEAR_PROBE_DEFAULTS,
       ...(smoke ? { epochs: 5 } : {}),
@@ -169,7 +200,7 @@ function evaluate(features: (images: tf.Tensor4D) => tf.Tensor2D, full: boolean)
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
-    tf.dispose([trainF, testF]);
+    tf.dispose([trainT, testT]);
   }
 }
 const encoderFeatures = (encoder: Encoder) => (images: tf.Tensor4D) => encoder.features(images, 500);
@@ -190,7 +221,7 @@ interface EpochScore {
   readonly epoch: number;
   readonly step: number;
   readonly monitorKnn: number;
-  readonly loss: number;
+  readonly loss: number | null;
   readonly contrastAccuracy: number;
 }
 
@@ -307,47 +338,50 @@ async function runJob(method: string, seed: number): Promise<boolean> {
     let lastLog = 0;
     const resumedAt = trainer.step;
     const trainSecondsAtResume = state.trainSeconds;
-    while (trainer.step < total) {
+    for (let epoch = state.history.length + 1; epoch <= epochs; epoch++) {
       // Epoch e ends after init + e epochs of steps.
-      const epoch = Math.max(1, Math.ceil((trainer.step + 1 - init) / stepsPerEpoch));
       const epochEnd = init + epoch * stepsPerEpoch;
-      // The loop is synchronous: a few steps at a time, so a signal is seen within seconds.
-      const chunkEnd = Math.min(epochEnd, trainer.step + STEPS_BETWEEN_SIGNALS);
-      const run = runPretraining({
-        trainer,
-        steps: epochs * stepsPerEpoch,
-        batch,
-        shouldStop: () => trainer.step >= chunkEnd,
-        onStep: (p) => {
-          last = p;
-          if (performance.now() - lastLog > 30_000) {
-            lastLog = performance.now();
-            const seconds = state.trainSeconds + p.elapsedSeconds - trainSecondsAtResume;
-            const eta = ((p.totalSteps - p.step) * seconds) / (p.step - resumedAt);
-            console.log(
-              `  ${name} ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} ` +
-                `contrast-acc ${(p.accuracy * 100).toFixed(1)}% lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ` +
-                `training eta ${eta.toFixed(0)} s`,
-            );
-          }
-        },
-      });
-      state = { ...state, step: trainer.step, trainSeconds: state.trainSeconds + run.seconds };
-      await new Promise((resolve) => setImmediate(resolve));
-      if (trainer.step < epochEnd) {
-        if (!stopping()) continue;
-        await checkpoint(name, trainer, state);
-        console.log(
-          `${name}: stopped at step ${trainer.step}/${total}, checkpoint written; run again to go on`,
-        );
-        return false;
+      while (trainer.step < epochEnd) {
+        // The loop is synchronous: a few steps at a time, so a signal is seen within seconds.
+        const chunkEnd = Math.min(epochEnd, trainer.step + STEPS_BETWEEN_SIGNALS);
+        const run = runPretraining({
+          trainer,
+          steps: epochs * stepsPerEpoch,
+          batch,
+          shouldStop: () => trainer.step >= chunkEnd,
+          onStep: (p) => {
+            last = p;
+            if (performance.now() - lastLog > 30_000) {
+              lastLog = performance.now();
+              const seconds = state.trainSeconds + p.elapsedSeconds - trainSecondsAtResume;
+              const eta = ((p.totalSteps - p.step) * seconds) / (p.step - resumedAt);
+              console.log(
+                `  ${name} ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} ` +
+                  `contrast-acc ${(p.accuracy * 100).toFixed(1)}% lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ` +
+                  `training eta ${eta.toFixed(0)} s`,
+              );
+            }
+          },
+        });
+        state = { ...state, step: trainer.step, trainSeconds: state.trainSeconds + run.seconds };
+        await new Promise((resolve) => setImmediate(resolve));
+        if (trainer.step < epochEnd && stopping()) {
+          await checkpoint(name, trainer, state);
+          console.log(
+            `${name}: stopped at step ${trainer.step}/${total}, checkpoint written; run again to go on`,
+          );
+          return false;
+        }
       }
-      const lastEpoch = trainer.step === total;
-      const scores = evaluate(encoderFeatures(trainer.query), lastEpoch);
+      // The epoch's training is kept before its evaluation, which takes minutes (and memory).
+      if (trainer.step !== resumedAt) await checkpoint(name, trainer, state);
+      const lastEpoch = epoch === epochs;
+      const scores = await evaluate(encoderFeatures(trainer.query), lastEpoch);
       const score: EpochScore = {
         epoch,
         step: trainer.step,
         monitorKnn: scores.monitorKnn,
+        // NaN (null in the file) for an epoch whose last step ran before a resume.
         loss: last.loss,
         contrastAccuracy: last.accuracy,
       };
@@ -380,7 +414,7 @@ jobs: for (const seed of seeds)
 const rawFile = join(dir, "raw-pixels.json");
 const pixels = (images: tf.Tensor4D) => tf.reshape(images, [images.shape[0], -1]) as tf.Tensor2D;
 if (!existsSync(rawFile) && !stopping()) {
-  writeFileSync(`${rawFile}.next`, JSON.stringify(evaluate(pixels, true)));
+  writeFileSync(`${rawFile}.next`, JSON.stringify(await evaluate(pixels, true)));
   renameSync(`${rawFile}.next`, rawFile);
 }
 const raw = existsSync(rawFile) ? (JSON.parse(readFileSync(rawFile, "utf8")) as Scores) : undefined;
@@ -443,7 +477,7 @@ for (const method of methods) {
       monitorKnnByEpoch: s.history.map((h) => percent(h.monitorKnn)),
       knn: percent(s.final?.knn),
       linear: percent(s.final?.linear),
-      finalLoss: s.history.length ? roundTo(s.history.at(-1)!.loss, 4) : null,
+      finalLoss: Number.isFinite(s.history.at(-1)?.loss) ? roundTo(s.history.at(-1)!.loss!, 4) : null,
     })),
   };
 }
