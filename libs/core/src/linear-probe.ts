@@ -119,7 +119,11 @@ function* linearProbeSteps(
   // (m x dim) and transposed (dim x m, in tiles). Both products are then plain (m x dim)(dim x C)
   // and (dim x m)(m x C): tfjs-wasm repacks a transposed or wide right operand on every call, and
   // its gather and transpose took ~20 and ~7 ms for a batch of 256 x 3136, each product ~0.9 ms.
-  const rows = tf.tidy(() => standardize(trainFeatures).dataSync() as Float32Array);
+  // Read outside tf.tidy: tidy walks what its function returns, key by key, and a typed array of
+  // more than ~10^8 floats (60,000 x 3,136) fails there with "Invalid array length".
+  const standardized = tf.tidy(() => standardize(trainFeatures));
+  const rows = standardized.dataSync() as Float32Array;
+  standardized.dispose();
   const w = tf.variable(tf.zeros([dim, classes]));
   const b = tf.variable(tf.zeros([classes]));
   const vw = tf.variable(tf.zeros([dim, classes]));
