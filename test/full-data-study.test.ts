@@ -1,10 +1,11 @@
 // experiment:full-data in its smoke mode (seconds: 512 + 250 bundled images, batch 32, K 64, two
 // epochs), as a user runs it: a results file of the documented shape in ADCO_RESULTS_DIR (never
 // docs/results), kNN after each epoch, and a run stopped by SIGTERM that goes on from its checkpoint
-// and ends where an uninterrupted run ends.
+// and ends where an uninterrupted run ends; a job another live process holds is refused, and
+// --summary writes the results of what the directory holds without training.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -74,6 +75,9 @@ describe("experiment:full-data --smoke", () => {
       const before = existsSync(published) ? statSync(published).mtimeMs : undefined;
 
       const whole = join(scratch, "whole");
+      // A lock left by a process that is gone is taken over.
+      mkdirSync(join(whole, "adco-e2-seed0"), { recursive: true });
+      writeFileSync(join(whole, "adco-e2-seed0", "lock"), String(spawnSync("true").pid));
       const first = study(["--smoke", "--seeds", "0", "--dir", whole]);
       assert.equal(first.status, 0, first.detail);
       for (const job of ["adco-e2-seed0", "moco-e2-seed0"]) {
@@ -124,9 +128,24 @@ describe("experiment:full-data --smoke", () => {
       assert.equal(cut.status, 75, cut.stdout);
       const at = /^adco-e2-seed0: stopped at step (\d+)\/(\d+), checkpoint written/m.exec(cut.stdout);
       assert.ok(at && Number(at[1]) < Number(at[2]), cut.stdout);
+      const summary = study([...args, "--summary"]);
+      assert.equal(summary.status, 0, summary.detail);
+      assert.doesNotMatch(summary.stdout, /resumed|step \d+\/\d+/, summary.detail);
       const partial = resultsOf().results.methods.adco!;
       assert.deepEqual(partial.finishedSeeds, []);
       assert.equal(partial.runs[0]!.monitorKnnByEpoch.length, 1);
+
+      // A job that a live process holds is refused.
+      const lock = join(stopped, "adco-e2-seed0", "lock");
+      writeFileSync(lock, String(process.pid));
+      const refused = study(args);
+      assert.notEqual(refused.status, 0, refused.detail);
+      assert.match(
+        refused.stderr,
+        new RegExp(`adco-e2-seed0: process ${process.pid} is running it`),
+        refused.detail,
+      );
+      rmSync(lock);
 
       const resumed = study(args);
       assert.equal(resumed.status, 0, resumed.detail);

@@ -4,12 +4,14 @@
 // beside the raw pixels through the same code.
 //   npm run -s experiment:full-data -- [--methods adco,moco] [--seeds 0,1,2] [--epochs 2] [--dir DIR]
 //                                      [--until HH:MM]
+//   npm run -s experiment:full-data -- --summary  (the results of what DIR holds; trains nothing)
 //   npm run -s experiment:full-data -- --smoke   (seconds: 512 + 250 bundled images, batch 32, K 64)
 // A run takes hours on a CPU, so every (method, seed) is resumable: its state (both encoders, SGD
 // momentum, the negatives, the step and the scores so far) is a checkpoint in DIR/<method>-e<epochs>-
 // seed<seed>/, written after each epoch and when the run stops early (--until in UTC, SIGINT,
 // SIGTERM); run the same command again to go on. DIR: --dir, else ~/.cache/adco/full-data-study. Two
-// processes may share DIR on different jobs (e.g. --methods adco and --methods moco on two cores).
+// processes may share DIR on different jobs (e.g. --methods adco and --methods moco on two cores);
+// a job being run by another live process is refused (DIR/<job>/lock).
 // The kNN after each epoch scores a fixed fifth of the test split (every 5th image; all 10,000 would
 // take ~5 minutes of one core per epoch); the end scores all of it, and the linear probe.
 // Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data.json with every job of the chosen methods and seeds found
@@ -57,6 +59,7 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "2" },
     dir: { type: "string" },
     until: { type: "string" },
+    summary: { type: "boolean", default: false },
     smoke: { type: "boolean", default: false },
   },
 });
@@ -289,6 +292,39 @@ async function restore(name: string, trainer: Pretrainer, state: JobState): Prom
   }
 }
 
+/**
+ * Claims a job for this process (DIR/<job>/lock holds its pid), so that two processes sharing DIR
+ * never train the same job; a lock whose process is gone is taken over. Returns the release.
+ */
+function lockJob(name: string): () => void {
+  const lock = join(dir, name, "lock");
+  mkdirSync(join(dir, name), { recursive: true });
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx" });
+      return () => rmSync(lock, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number(readFileSync(lock, "utf8"));
+      if (processAlive(holder))
+        throw new Error(
+          `${name}: process ${holder} is running it (${lock}); run another job, or stop that one`,
+        );
+      rmSync(lock, { force: true });
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** Runs (or goes on with) one job; false when it stopped early with a checkpoint. */
 async function runJob(method: string, seed: number): Promise<boolean> {
   const name = jobName(method, seed);
@@ -308,6 +344,7 @@ async function runJob(method: string, seed: number): Promise<boolean> {
     console.log(`${name}: done`);
     return true;
   }
+  const release = lockJob(name);
   const trainer = new Pretrainer(config);
   try {
     if (state.step > 0) {
@@ -401,11 +438,12 @@ async function runJob(method: string, seed: number): Promise<boolean> {
     return true;
   } finally {
     trainer.dispose();
+    release();
   }
 }
 
 let unfinished = false;
-jobs: for (const seed of seeds)
+jobs: for (const seed of values.summary ? [] : seeds)
   for (const method of methods)
     if (stopping() || !(await runJob(method, seed))) {
       unfinished = true;
