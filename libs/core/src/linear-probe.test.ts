@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./backend.js";
-import { linearProbe, scoreClassifier } from "./linear-probe.js";
+import { featureMoments, linearProbe, scoreClassifier } from "./linear-probe.js";
 
 before(async () => {
   await initBackend("auto");
@@ -56,5 +56,26 @@ describe("linear probe", () => {
     assert.equal(s.top1, 0.5);
     assert.equal(s.top5, 1);
     assert.deepEqual(s.perClass, [1, 0, 0, 0, 0, 0]);
+  });
+
+  it("standardises a split of many rows in blocks, with tf.moments' statistics", () => {
+    // 20,000 rows: three blocks of MOMENT_ROWS (8,192), the last one short.
+    const { features, labels } = clusters(20_000, 4, 6, 0.5, 7);
+    const reference = tf.tidy(() => {
+      const m = tf.moments(features, 0);
+      return { mean: m.mean.dataSync(), std: tf.add(tf.sqrt(m.variance), 1e-6).dataSync() };
+    });
+    const blocks = featureMoments(features);
+    const [mean, std] = [blocks.mean.dataSync(), blocks.std.dataSync()];
+    reference.mean.forEach((m, i) =>
+      assert.ok(Math.abs(mean[i]! - m) < 1e-5, `mean ${i}: ${mean[i]} vs ${m}`),
+    );
+    reference.std.forEach((s, i) =>
+      assert.ok(Math.abs(std[i]! / s - 1) < 1e-5, `std ${i}: ${std[i]} vs ${s}`),
+    );
+    tf.dispose([blocks.mean, blocks.std]);
+    const result = linearProbe(features, labels, features, labels, { classes: 4, epochs: 2 });
+    assert.ok(result.top1 > 0.95, `top-1 ${result.top1}`);
+    features.dispose();
   });
 });

@@ -78,6 +78,47 @@ export function linearProbeAsync(
   return runStepsYielding(linearProbeSteps(trainFeatures, trainLabels, testFeatures, testLabels, options));
 }
 
+/**
+ * Rows per block when the probe reads the training features. tfjs-wasm's mean over rows transposes
+ * its input, and the standardisation makes two intermediates the size of the split: for 60,000 x
+ * 3,136 floats (753 MB each) the heap passed 3.4 GiB and the backend failed ("memory access out of
+ * bounds"). In blocks, the heap holds one block (~100 MB at 3,136 features) besides the split.
+ */
+const MOMENT_ROWS = 8192;
+
+/**
+ * Each feature's mean and standard deviation (+1e-6) over the rows: tf.moments when the split is
+ * one block (so a small split's numbers are exactly those of tf.moments); else two passes over
+ * blocks of rows (sums, then squared deviations from the mean), in float32 as tf.moments.
+ */
+export function featureMoments(x: tf.Tensor2D): { mean: tf.Tensor1D; std: tf.Tensor1D } {
+  const [n, dim] = x.shape;
+  if (n <= MOMENT_ROWS)
+    return tf.tidy(() => {
+      const m = tf.moments(x, 0);
+      return { mean: m.mean as tf.Tensor1D, std: tf.add(tf.sqrt(m.variance), 1e-6) as tf.Tensor1D };
+    });
+  const sumOver = (f: (block: tf.Tensor2D) => tf.Tensor2D): tf.Tensor1D => {
+    let total = tf.zeros([dim]) as tf.Tensor1D;
+    for (let r = 0; r < n; r += MOMENT_ROWS) {
+      const count = Math.min(MOMENT_ROWS, n - r);
+      const next = tf.tidy(
+        () => tf.add(total, tf.sum(f(tf.slice(x, [r, 0], [count, dim])), 0)) as tf.Tensor1D,
+      );
+      total.dispose();
+      total = next;
+    }
+    return total;
+  };
+  const sums = sumOver((block) => block);
+  const mean = tf.div(sums, n) as tf.Tensor1D;
+  sums.dispose();
+  const squares = sumOver((block) => tf.square(tf.sub(block, mean)) as tf.Tensor2D);
+  const std = tf.tidy(() => tf.add(tf.sqrt(tf.div(squares, n)), 1e-6) as tf.Tensor1D);
+  squares.dispose();
+  return { mean, std };
+}
+
 /** out (cols x rows) = the transpose of a (rows x cols), in 16 x 16 tiles to stay in cache. */
 function transposeInto(a: Float32Array, rows: number, cols: number, out: Float32Array): void {
   const tile = 16;
@@ -110,20 +151,20 @@ function* linearProbeSteps(
   const classes = options.classes;
   const random = new SeededRandom(options.seed ?? 0);
 
-  const { mean, std } = tf.tidy(() => {
-    const m = tf.moments(trainFeatures, 0);
-    return { mean: m.mean, std: tf.add(tf.sqrt(m.variance), 1e-6) };
-  });
+  const { mean, std } = featureMoments(trainFeatures);
   const standardize = (x: tf.Tensor2D) => tf.div(tf.sub(x, mean), std) as tf.Tensor2D;
   // The standardised rows live on the JS side, and each batch is copied out of them twice: as rows
   // (m x dim) and transposed (dim x m, in tiles). Both products are then plain (m x dim)(dim x C)
   // and (dim x m)(m x C): tfjs-wasm repacks a transposed or wide right operand on every call, and
   // its gather and transpose took ~20 and ~7 ms for a batch of 256 x 3136, each product ~0.9 ms.
-  // Read outside tf.tidy: tidy walks what its function returns, key by key, and a typed array of
-  // more than ~10^8 floats (60,000 x 3,136) fails there with "Invalid array length".
-  const standardized = tf.tidy(() => standardize(trainFeatures));
-  const rows = standardized.dataSync() as Float32Array;
-  standardized.dispose();
+  // Standardised a block of rows at a time (the same values as all at once: the ops are elementwise).
+  const rows = new Float32Array(n * dim);
+  for (let r = 0; r < n; r += MOMENT_ROWS) {
+    const count = Math.min(MOMENT_ROWS, n - r);
+    const block = tf.tidy(() => standardize(tf.slice(trainFeatures, [r, 0], [count, dim])));
+    rows.set(block.dataSync() as Float32Array, r * dim);
+    block.dispose();
+  }
   const w = tf.variable(tf.zeros([dim, classes]));
   const b = tf.variable(tf.zeros([classes]));
   const vw = tf.variable(tf.zeros([dim, classes]));
