@@ -517,6 +517,8 @@ for (const method of methods) {
       monitorKnnByEpoch: s.history.map((h) => percent(h.monitorKnn)),
       knn: percent(s.final?.knn),
       linear: percent(s.final?.linear),
+      // The last evaluation: features, the linear probe and the kNN on all test images.
+      finalEvalSeconds: s.final ? roundTo(s.final.seconds, 0) : null,
       finalLoss: Number.isFinite(s.history.at(-1)?.loss) ? roundTo(s.history.at(-1)!.loss!, 4) : null,
     })),
   };
