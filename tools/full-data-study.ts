@@ -555,7 +555,7 @@ if (raw)
   });
 const plot = join(dirname(file), "experiment-full-data.png");
 const svg = await lineChart(
-  `kNN top-1 over epochs, Fashion-MNIST (${monitorTest.count} test images)`,
+  `kNN top-1 over epochs, Fashion-MNIST (every 5th test image: ${monitorTest.count.toLocaleString("en-US")})`,
   "epoch",
   "kNN top-1 (%)",
   curves,
