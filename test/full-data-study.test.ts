@@ -62,7 +62,9 @@ interface Method {
   runs: Run[];
 }
 const resultsOf = () =>
-  JSON.parse(readFileSync(join(scratch, "results", "experiment-full-data.json"), "utf8")) as ResultsFile & {
+  JSON.parse(
+    readFileSync(join(scratch, "results", "experiment-full-data-e2.json"), "utf8"),
+  ) as ResultsFile & {
     results: { epochs: number; rawPixels: { knn: number; linear: number }; methods: Record<string, Method> };
   };
 
@@ -71,7 +73,7 @@ describe("experiment:full-data --smoke", () => {
     "scores both methods over epochs, and a stopped run resumes to the same end",
     { timeout: 600_000 },
     async () => {
-      const published = join(RESULTS_DIRECTORY, "experiment-full-data.json");
+      const published = join(RESULTS_DIRECTORY, "experiment-full-data-e2.json");
       const before = existsSync(published) ? statSync(published).mtimeMs : undefined;
 
       const whole = join(scratch, "whole");
@@ -113,7 +115,7 @@ describe("experiment:full-data --smoke", () => {
         assert.equal(m.knnSpread, 0);
       }
       const uninterrupted = results.methods.adco!.runs[0]!;
-      const png = readFileSync(join(scratch, "results", "experiment-full-data.png"));
+      const png = readFileSync(join(scratch, "results", "experiment-full-data-e2.png"));
       assert.equal(png.subarray(1, 4).toString(), "PNG");
 
       const again = study(["--smoke", "--seeds", "0", "--dir", whole]);

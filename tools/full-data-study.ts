@@ -14,8 +14,9 @@
 // a job being run by another live process is refused (DIR/<job>/lock).
 // The kNN after each epoch scores a fixed fifth of the test split (every 5th image; all 10,000 would
 // take ~5 minutes of one core per epoch); the end scores all of it, and the linear probe.
-// Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data.json with every job of the chosen methods and seeds found
-// in DIR, finished or not (a smoke run: a temporary directory; see libs/cli/src/results.ts).
+// Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data-
+// e<epochs>.json (and .png) with every job of the chosen methods and seeds found in DIR, finished or
+// not (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -524,8 +525,10 @@ for (const method of methods) {
   };
 }
 const stepsPerEpoch = Math.floor(train.count / configOf("adco", 0).batchSize);
+// One results file per schedule: a 10-epoch study does not replace the 3-epoch one.
+const resultsName = `experiment-full-data-e${epochs}`;
 const file = writeResults({
-  name: "experiment-full-data",
+  name: resultsName,
   command: npmCommand("experiment:full-data"),
   smoke,
   backend: backend.name,
@@ -553,7 +556,7 @@ if (raw)
     points: Array.from({ length: epochs }, (_, e) => ({ x: e + 1, y: raw.monitorKnn * 100 })),
     reference: true,
   });
-const plot = join(dirname(file), "experiment-full-data.png");
+const plot = join(dirname(file), `${resultsName}.png`);
 const svg = await lineChart(
   `kNN top-1 over epochs, Fashion-MNIST (every 5th test image: ${monitorTest.count.toLocaleString("en-US")})`,
   "epoch",

@@ -121,8 +121,17 @@ function smallDataSection(): string[] {
   ];
 }
 
-function fullDataSection(): string[] {
-  const file = read("experiment-full-data");
+/** The full-data study's results files, one per schedule (experiment-full-data-e3, ...), by epochs. */
+function fullDataNames(): string[] {
+  return readdirSync(RESULTS_DIRECTORY)
+    .map((f) => /^(experiment-full-data-e(\d+))\.json$/.exec(f))
+    .filter((m) => m !== null)
+    .sort((a, b) => Number(a[2]) - Number(b[2]))
+    .map((m) => m[1]!);
+}
+
+function fullDataSection(name: string): string[] {
+  const file = read(name);
   if (!file) return [];
   const r = file.results;
   const methods = (r.methods ?? {}) as Record<string, Json>;
@@ -138,7 +147,7 @@ function fullDataSection(): string[] {
     ]),
   );
   return [
-    "## Full data: AdCo against MoCo v2",
+    `## Full data: AdCo against MoCo v2, ${num(r, "epochs", 0)} epochs`,
     "",
     `All of Fashion-MNIST (${count(r, "trainImages")} train / ${count(r, "testImages")} test images), ${num(r, "epochs", 0)} epochs of ${num(r, "stepsPerEpoch", 0)} steps (AdCo fills its bank in ${num(r, "adcoInitSteps", 0)} more). The kNN after each epoch scores ${count(r, "monitorTestImages")} test images (every 5th); the end scores all of them, and the linear probe. Means over the finished seeds, with the spread:`,
     "",
@@ -181,10 +190,10 @@ function fullDataSection(): string[] {
     "",
     table(["method", "seed", "kNN by epoch (monitor)", "kNN", "linear", "train s"], runs),
     "",
-    ...(existsSync(join(RESULTS_DIRECTORY, "experiment-full-data.png"))
-      ? ["![kNN over epochs](results/experiment-full-data.png)", ""]
+    ...(existsSync(join(RESULTS_DIRECTORY, `${name}.png`))
+      ? [`![kNN over epochs](results/${name}.png)`, ""]
       : []),
-    source(file, "experiment-full-data"),
+    source(file, name),
   ];
 }
 
@@ -224,8 +233,7 @@ export async function resultsPage(): Promise<string> {
     "",
     ...smallDataSection(),
     "",
-    ...fullDataSection(),
-    "",
+    ...fullDataNames().flatMap((name) => [...fullDataSection(name), ""]),
     ...indexSection(),
     "",
   ].join("\n");
