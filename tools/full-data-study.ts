@@ -21,7 +21,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { SMALL_GRAY_DEFAULTS, twoViewBatch } from "@adco/augment";
 import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
 import {
   backendFromEnv,
@@ -39,7 +38,6 @@ import {
   pretrainerFiles,
   restorePretrainer,
   runPretraining,
-  SeededRandom,
 } from "@adco/core";
 import {
   BUNDLED_FASHION_MNIST,
@@ -50,7 +48,7 @@ import {
   readFashionMnist,
 } from "@adco/datasets";
 import { lineChart, type Series, svgToPng } from "@adco/evaluator";
-import { evaluationImages } from "@adco/experiments";
+import { evaluationImages, smallImageBatches } from "@adco/experiments";
 import * as tf from "@tensorflow/tfjs-core";
 
 const { values } = parseArgs({
@@ -355,25 +353,8 @@ async function runJob(method: string, seed: number): Promise<boolean> {
     const stepsPerEpoch = Math.floor(train.count / config.batchSize);
     const init = initSteps(trainer);
     const total = init + epochs * stepsPerEpoch;
-    let order: { epoch: number; ids: number[] } = { epoch: -1, ids: [] };
-    const batch = (index: number) => {
-      // Init batches come first in the data order too, so AdCo sees init more batches (as in the paper).
-      const epoch = Math.floor(index / stepsPerEpoch);
-      if (order.epoch !== epoch)
-        order = { epoch, ids: new SeededRandom(seed * 1000 + epoch).permutation(train.count) };
-      const inEpoch = index % stepsPerEpoch;
-      const ids = order.ids.slice(inEpoch * config.batchSize, (inEpoch + 1) * config.batchSize);
-      return twoViewBatch(
-        train.images,
-        train.height,
-        train.width,
-        ids,
-        seed,
-        epoch,
-        2,
-        SMALL_GRAY_DEFAULTS,
-      ).map((v) => tf.tensor4d(v, [ids.length, train.height, train.width, 1]));
-    };
+    // Init batches come first in the data order too, so AdCo sees init more batches (as in the paper).
+    const batch = smallImageBatches(train, config.batchSize, seed);
     let last = { loss: NaN, accuracy: NaN };
     let lastLog = 0;
     const resumedAt = trainer.step;

@@ -88,6 +88,33 @@ export function knnAccuracy(
   }
 }
 
+/**
+ * The two augmented views of batch `index` (0, 1, ...: the step, init_memory's steps included): each
+ * epoch is a fresh permutation of the set (seeded by seed and epoch), cut into whole batches, the
+ * leftover dropped; `index` alone fixes the batch, so a resumed run sees the same data as a whole one.
+ */
+export function smallImageBatches(
+  set: LabelledImages,
+  batchSize: number,
+  seed: number,
+  augment: SmallGrayOptions = SMALL_GRAY_DEFAULTS,
+): (index: number) => tf.Tensor4D[] {
+  const stepsPerEpoch = Math.floor(set.count / batchSize);
+  if (stepsPerEpoch < 1)
+    throw new Error(`batch size ${batchSize} is more than the set's ${set.count} images`);
+  let order = { epoch: -1, ids: [] as number[] };
+  return (index) => {
+    const epoch = Math.floor(index / stepsPerEpoch);
+    if (order.epoch !== epoch)
+      order = { epoch, ids: new SeededRandom(seed * 1000 + epoch).permutation(set.count) };
+    const inEpoch = index % stepsPerEpoch;
+    const ids = order.ids.slice(inEpoch * batchSize, (inEpoch + 1) * batchSize);
+    return twoViewBatch(set.images, set.height, set.width, ids, seed, epoch, 2, augment).map((v) =>
+      tf.tensor4d(v, [ids.length, augment.size, augment.size, 1]),
+    );
+  };
+}
+
 export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResult {
   const trainer = new Pretrainer(e.config);
   try {
@@ -97,34 +124,13 @@ export function runSmallImageExperiment(e: SmallImageExperiment): ExperimentResu
         : knnAccuracy(trainer.query, e.train, e.test, e.classes, e.features).top1;
     const augment = e.augment ?? SMALL_GRAY_DEFAULTS;
     const batchSize = e.config.batchSize;
-    const stepsPerEpoch = Math.floor(e.train.count / batchSize);
-    const size = augment.size;
-    let order: number[] = [];
-    let epoch = -1;
     let last: LoopProgress | undefined;
     const init = initSteps(trainer);
     if (e.steps <= init) throw new Error(`steps: ${e.steps} is not more than the ${init} init_memory steps`);
     const run = runPretraining({
       trainer,
       steps: e.steps - init,
-      batch: (index) => {
-        const inEpoch = index % stepsPerEpoch;
-        if (inEpoch === 0) {
-          epoch++;
-          order = new SeededRandom(e.config.seed * 1000 + epoch).permutation(e.train.count);
-        }
-        const ids = order.slice(inEpoch * batchSize, (inEpoch + 1) * batchSize);
-        return twoViewBatch(
-          e.train.images,
-          e.train.height,
-          e.train.width,
-          ids,
-          e.config.seed,
-          epoch,
-          2,
-          augment,
-        ).map((v) => tf.tensor4d(v, [ids.length, size, size, 1]));
-      },
+      batch: smallImageBatches(e.train, batchSize, e.config.seed, augment),
       onStep: (p) => {
         last = p;
         e.onStep?.(p);
