@@ -42,8 +42,10 @@ import {
 import {
   BUNDLED_FASHION_MNIST,
   DEBIAN_FASHION_MNIST,
+  everyNthImage,
   FASHION_MNIST_CLASSES,
   firstImages,
+  imagesBetween,
   type LabelledImages,
   readFashionMnist,
 } from "@adco/datasets";
@@ -113,20 +115,8 @@ console.log(
   `backend ${backend.name} (${backend.detail}); ${data}: ${train.count} train, ${test.count} test images; work directory ${dir}`,
 );
 
-/** Every `stride`-th image of a set, from the first. */
-function everyNth(set: LabelledImages, stride: number): LabelledImages {
-  const pixels = set.height * set.width;
-  const count = Math.ceil(set.count / stride);
-  const images = new Uint8Array(count * pixels);
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    images.set(set.images.subarray(i * stride * pixels, (i * stride + 1) * pixels), i * pixels);
-    labels[i] = set.labels[i * stride]!;
-  }
-  return { ...set, count, images, labels };
-}
 const MONITOR_STRIDE = 5;
-const monitorTest = everyNth(test, MONITOR_STRIDE);
+const monitorTest = everyNthImage(test, MONITOR_STRIDE);
 
 interface Scores {
   /** kNN top-1 on the monitor split (every 5th test image). */
@@ -136,14 +126,6 @@ interface Scores {
   readonly linear?: number;
   readonly seconds: number;
 }
-
-/** Images [start, end) of a set. */
-const imagesBetween = (set: LabelledImages, start: number, end: number): LabelledImages => ({
-  ...set,
-  count: end - start,
-  images: set.images.subarray(start * set.height * set.width, end * set.height * set.width),
-  labels: set.labels.subarray(start, end),
-});
 
 /**
  * f(images) of a whole set as rows in JS memory, EVAL_CHUNK images at a time: the wasm heap (4 GiB

@@ -63,11 +63,33 @@ export function idxPair(images: IdxArray, labels: IdxArray, label = "IDX"): Labe
 
 /** The first n images of a set and their labels (the set itself when n is undefined or covers it). */
 export function firstImages(set: LabelledImages, n?: number): LabelledImages {
-  if (n === undefined || n >= set.count) return set;
+  return n === undefined || n >= set.count ? set : imagesBetween(set, 0, n);
+}
+
+/** Images [start, end) of a set and their labels: views of its memory, not copies. */
+export function imagesBetween(set: LabelledImages, start: number, end: number): LabelledImages {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > set.count)
+    throw new RangeError(`images [${start}, ${end}): not a range of the set's ${set.count} images`);
+  const pixels = set.height * set.width;
   return {
     ...set,
-    count: n,
-    images: set.images.subarray(0, n * set.height * set.width),
-    labels: set.labels.subarray(0, n),
+    count: end - start,
+    images: set.images.subarray(start * pixels, end * pixels),
+    labels: set.labels.subarray(start, end),
   };
+}
+
+/** Every stride-th image of a set from the first (0, stride, 2 stride, ...), copied: a fixed sample. */
+export function everyNthImage(set: LabelledImages, stride: number): LabelledImages {
+  if (!Number.isInteger(stride) || stride < 1)
+    throw new RangeError(`stride: a positive integer, got ${stride}`);
+  const pixels = set.height * set.width;
+  const count = Math.ceil(set.count / stride);
+  const images = new Uint8Array(count * pixels);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    images.set(set.images.subarray(i * stride * pixels, (i * stride + 1) * pixels), i * pixels);
+    labels[i] = set.labels[i * stride]!;
+  }
+  return { ...set, count, images, labels };
 }
