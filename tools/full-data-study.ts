@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
+import { npmCommand, parseSeeds, roundTo, untilDeadline, writeResults, type ResultsValue } from "@adco/cli";
 import {
   backendFromEnv,
   type Encoder,
@@ -69,22 +69,11 @@ const methods: string[] = values.methods.split(",").map((m) => {
   if (m !== "adco" && m !== "moco") throw new Error(`--methods: ${m} is not adco or moco`);
   return m;
 });
-const seeds = values.seeds.split(",").map((x) => {
-  const n = Number(x);
-  if (x === "" || !Number.isInteger(n) || n < 0) throw new Error(`--seeds: ${x} is not a seed (0, 1, ...)`);
-  return n;
-});
+const seeds = parseSeeds(values.seeds);
 const epochs = Number(values.epochs);
 if (!Number.isInteger(epochs) || epochs < 1)
   throw new Error(`--epochs: a positive integer, got ${values.epochs}`);
-let deadline = Number.POSITIVE_INFINITY;
-if (values.until) {
-  const match = /^(\d{1,2}):(\d{2})$/.exec(values.until);
-  if (!match) throw new Error(`--until: HH:MM (UTC), got ${values.until}`);
-  const d = new Date();
-  d.setUTCHours(Number(match[1]), Number(match[2]), 0, 0);
-  deadline = d.getTime();
-}
+const deadline = values.until ? untilDeadline(values.until) : Number.POSITIVE_INFINITY;
 const dir =
   values.dir ??
   (smoke

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SMALL_GRAY_DEFAULTS, type SmallGrayOptions } from "@adco/augment";
-import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
+import { npmCommand, parseSeeds, roundTo, untilDeadline, writeResults, type ResultsValue } from "@adco/cli";
 import {
   backendFromEnv,
   type Encoder,
@@ -83,11 +83,7 @@ if (values.list) {
   process.exit(0);
 }
 const smoke = values.smoke;
-const seeds = values.seeds.split(",").map((x) => {
-  const n = Number(x);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--seeds: ${x} is not a seed (0, 1, ...)`);
-  return n;
-});
+const seeds = parseSeeds(values.seeds);
 const byName = new Map(VARIANTS.map((v) => [v.name, v]));
 const chosen = (values.only ?? (smoke ? "preset-e4,moco-e10" : VARIANTS.map((v) => v.name).join(",")))
   .split(",")
@@ -99,13 +95,7 @@ const chosen = (values.only ?? (smoke ? "preset-e4,moco-e10" : VARIANTS.map((v) 
 const dir =
   values.dir ?? join(tmpdir(), smoke ? `adco-small-data-smoke-${process.pid}` : "adco-small-data-study");
 mkdirSync(dir, { recursive: true });
-let deadline = Number.POSITIVE_INFINITY;
-if (values.until) {
-  const [h, m] = values.until.split(":").map(Number);
-  const d = new Date();
-  d.setUTCHours(h!, m!, 0, 0);
-  deadline = d.getTime();
-}
+const deadline = values.until ? untilDeadline(values.until) : Number.POSITIVE_INFINITY;
 
 const backend = await initBackend(backendFromEnv());
 console.log(`backend ${backend.name} (${backend.detail}); work directory ${dir}`);

@@ -5,3 +5,4 @@ export * from "./system.js";
 export * from "./results.js";
 export * from "./ui/server.js";
 export * from "./ui/local.js";
+export * from "./study-args.js";
