@@ -47,6 +47,25 @@ describe("encoders", () => {
     r50.dispose();
   });
 
+  it("resnet-mini and resnet-mini-wide have their hand-counted parameters and 7x7 maps as features", () => {
+    // Per block: two 3x3 convs and their BN (gamma, beta); a stage that changes width adds a 1x1
+    // projection and its BN. resnet-mini (16, 32, 64): stem 176, stages 4,672 + 14,528 + 57,728,
+    // head 4,160 + 8,320. resnet-mini-wide (32, 64, 128): stem 352, stages 18,560 + 57,728 +
+    // 230,144, head 16,512 + 16,512.
+    for (const [arch, parameters, channels] of [
+      ["resnet-mini", 89_584, 64],
+      ["resnet-mini-wide", 339_808, 128],
+    ] as const) {
+      const encoder = new Encoder(encoderSpec(arch), 1);
+      assert.equal(encoder.parameterCount, parameters, arch);
+      assert.equal(encoder.spec.featureDim, 7 * 7 * channels, arch);
+      const features = tf.tidy(() => encoder.features(tf.zeros([2, 28, 28, 1])));
+      assert.deepEqual(features.shape, [2, 7 * 7 * channels], arch);
+      features.dispose();
+      encoder.dispose();
+    }
+  });
+
   it("split-batch BN normalises each group with its own statistics", () => {
     const encoder = new Encoder(encoderSpec("resnet-mini"), 3);
     tf.tidy(() => {

@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
 import { SeededRandom } from "./random.js";
 
-export const ENCODER_ARCHS = ["resnet-mini", "resnet18-cifar", "resnet50"] as const;
+export const ENCODER_ARCHS = ["resnet-mini", "resnet-mini-wide", "resnet18-cifar", "resnet50"] as const;
 export type EncoderArch = (typeof ENCODER_ARCHS)[number];
 
 export type EncoderNode =
@@ -51,7 +51,7 @@ interface ResnetLayout {
 }
 
 const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, number, number] }> = {
-  // The CPU default: ~0.18M parameters, ~23 MFLOP per 28x28 image forward.
+  // The CPU default: ~90k parameters, ~23 MFLOP per 28x28 image forward.
   "resnet-mini": {
     inputShape: [28, 28, 1],
     layout: {
@@ -67,6 +67,21 @@ const LAYOUTS: Record<EncoderArch, { layout: ResnetLayout; inputShape: [number, 
       // away. On the bundled subset, after 12 epochs, the same trained network scores kNN 70.9 /
       // linear 79.9 on its 64 global means, 76.1 / 83.4 on a 3x3 grid and 78.1 / 85.1 on the whole
       // map, against 76.4 / 80.5 for the raw pixels (docs/experiments.md, "Small data").
+      featureGrid: 7,
+    },
+  },
+  // resnet-mini with twice the channels (~0.34M parameters, 4x the compute), to see what width buys on
+  // 28x28 gray (docs/experiments.md, "Small data"). Features: the whole 7x7x128 map.
+  "resnet-mini-wide": {
+    inputShape: [28, 28, 1],
+    layout: {
+      stemFilters: 32,
+      stemSize: 3,
+      stemStride: 1,
+      stemPool: false,
+      widths: [32, 64, 128],
+      blocks: [1, 1, 1],
+      bottleneck: false,
       featureGrid: 7,
     },
   },

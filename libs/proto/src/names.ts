@@ -4,6 +4,7 @@ import { EncoderArch } from "./gen/adco/v1/common.js";
 /** The encoder architectures by the core's names (libs/core ENCODER_ARCHS). */
 export const ENCODER_ARCH_BY_NAME = {
   "resnet-mini": EncoderArch.ENCODER_ARCH_RESNET_MINI,
+  "resnet-mini-wide": EncoderArch.ENCODER_ARCH_RESNET_MINI_WIDE,
   "resnet18-cifar": EncoderArch.ENCODER_ARCH_RESNET18_CIFAR,
   resnet50: EncoderArch.ENCODER_ARCH_RESNET50,
 } as const;

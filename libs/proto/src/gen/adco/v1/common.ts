@@ -114,6 +114,8 @@ export enum EncoderArch {
   ENCODER_ARCH_RESNET18_CIFAR = 2,
   /** ENCODER_ARCH_RESNET50 - ResNet-50, the paper's ImageNet encoder. */
   ENCODER_ARCH_RESNET50 = 3,
+  /** ENCODER_ARCH_RESNET_MINI_WIDE - resnet-mini-wide: resnet-mini with twice the channels in every layer (4x the compute). */
+  ENCODER_ARCH_RESNET_MINI_WIDE = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -131,6 +133,9 @@ export function encoderArchFromJSON(object: any): EncoderArch {
     case 3:
     case "ENCODER_ARCH_RESNET50":
       return EncoderArch.ENCODER_ARCH_RESNET50;
+    case 4:
+    case "ENCODER_ARCH_RESNET_MINI_WIDE":
+      return EncoderArch.ENCODER_ARCH_RESNET_MINI_WIDE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -148,6 +153,8 @@ export function encoderArchToJSON(object: EncoderArch): string {
       return "ENCODER_ARCH_RESNET18_CIFAR";
     case EncoderArch.ENCODER_ARCH_RESNET50:
       return "ENCODER_ARCH_RESNET50";
+    case EncoderArch.ENCODER_ARCH_RESNET_MINI_WIDE:
+      return "ENCODER_ARCH_RESNET_MINI_WIDE";
     case EncoderArch.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
