@@ -87,11 +87,12 @@ function smallDataSection(): string[] {
   return [
     "## Small data: the bundled subset",
     "",
-    `Variants of the \`fashion-mnist\` preset trained in process on ${count(r, "trainImages")} images and scored on ${count(r, "testImages")} (${String(r.features)}). Means over the seeds, each seed, and the spread (largest minus smallest):`,
+    `Variants of the \`fashion-mnist\` preset trained in process on ${count(r, "trainImages")} images and scored on ${count(r, "testImages")} (the query encoder's features). Means over the seeds, each seed, and the spread (largest minus smallest):`,
     "",
     table(
       [
         "variant",
+        "features",
         "epochs",
         "seeds",
         "kNN",
@@ -102,9 +103,10 @@ function smallDataSection(): string[] {
         "vs raw pixels, kNN / linear",
       ],
       [
-        ["raw pixels", "", "", num(r, "rawPixels.knn"), "", "", num(r, "rawPixels.linear"), "", ""],
+        ["raw pixels", "", "", "", num(r, "rawPixels.knn"), "", "", num(r, "rawPixels.linear"), "", ""],
         ...Object.entries(variants).map(([name, v]) => [
           name,
+          /(\d+) features/.exec(String(v.features ?? r.features))?.[1] ?? "",
           num(v, "epochs", 0),
           String((v.seeds as number[]).length),
           num(v, "knn"),

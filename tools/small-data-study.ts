@@ -65,6 +65,7 @@ const VARIANTS: readonly Variant[] = [
     config: { adco: { memoryTemperature: 0.05, memoryLr: 1 } },
   },
   { name: "crop008-e10", preset: "fashion-mnist", epochs: 10, augment: { scale: [0.08, 1] } },
+  { name: "wide-e10", preset: "fashion-mnist", epochs: 10, config: { arch: "resnet-mini-wide" } },
   { name: "moco-e10", preset: "fashion-mnist-moco", epochs: 10 },
 ];
 
@@ -140,7 +141,9 @@ const encoderFeatures =
 
 // What the evaluator scores: the query encoder's features (resnet-mini's whole last map). A variant
 // measured with other features (a work directory from before the map) is run again.
-const FEATURES = `query encoder, ${encoderSpec(preset("fashion-mnist").arch).featureDim} features`;
+const featuresOf = (config: PretrainConfig) =>
+  `query encoder, ${encoderSpec(config.arch).featureDim} features`;
+const FEATURES = featuresOf(preset("fashion-mnist"));
 
 const rawFile = join(dir, "raw-pixels.json");
 const raw: Scores = existsSync(rawFile)
@@ -178,11 +181,21 @@ interface Job {
 }
 const jobs: Job[] = chosen.flatMap((variant) => seeds.map((seed) => ({ variant, seed })));
 const fileOf = ({ variant, seed }: Job) => join(dir, `${variant.name}-seed${seed}.json`);
+const configOf = ({ variant: v, seed }: Job): PretrainConfig => {
+  const base = preset(v.preset);
+  return {
+    ...base,
+    ...v.config,
+    adco: { ...base.adco, ...v.config?.adco },
+    seed,
+    ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
+  };
+};
 /** The job's finished result, if its file holds one measured with the current features. */
 const finished = (job: Job): Done | undefined => {
   if (!existsSync(fileOf(job))) return undefined;
   const done = JSON.parse(readFileSync(fileOf(job), "utf8")) as Done;
-  return done.features === FEATURES ? done : undefined;
+  return done.features === featuresOf(configOf(job)) ? done : undefined;
 };
 const measured = () => jobs.flatMap((job) => finished(job) ?? []);
 
@@ -193,22 +206,19 @@ for (const job of jobs) {
     console.log(`${label}: done (${fileOf(job)})`);
     continue;
   }
+  const config = configOf(job);
+  const features = featuresOf(config);
   if (existsSync(fileOf(job)))
-    console.log(`${label}: ${fileOf(job)} has other features than ${FEATURES}; again`);
-  const base = preset(v.preset);
-  const config: PretrainConfig = {
-    ...base,
-    ...v.config,
-    adco: { ...base.adco, ...v.config?.adco },
-    seed,
-    ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
-  };
+    console.log(`${label}: ${fileOf(job)} has other features than ${features}; again`);
   const augment: SmallGrayOptions = { ...SMALL_GRAY_DEFAULTS, ...v.augment };
   const epochs = smoke ? 1 : v.epochs;
   const stepsPerEpoch = Math.floor(train.count / config.batchSize);
   const init = initSteps(config);
   const steps = init + epochs * stepsPerEpoch;
-  const prior = measured();
+  // The time estimate: from finished runs of the same encoder (a wider one is slower), else of any.
+  const measuredRuns = measured();
+  const sameArch = measuredRuns.filter((d) => d.features === features);
+  const prior = sameArch.length > 0 ? sameArch : measuredRuns;
   if (prior.length > 0 && Number.isFinite(deadline)) {
     const ips = prior.reduce((a, d) => a + d.imagesPerSecond, 0) / prior.length;
     const evalSeconds = Math.max(...prior.map((d) => d.evalSeconds));
@@ -259,7 +269,7 @@ for (const job of jobs) {
     trainSeconds: r.trainSeconds,
     evalSeconds: scores!.query.seconds + scores!.global.seconds + scores!.key.seconds,
     imagesPerSecond: r.imagesPerSecond,
-    features: FEATURES,
+    features,
     knn: scores!.query.knn,
     linear: scores!.query.linear,
     global: scores!.global,
@@ -293,6 +303,7 @@ for (const v of chosen) {
   );
   variants[v.name] = {
     preset: d.preset,
+    features: d.features,
     // The variant's differences from its preset (PretrainConfig keys) and from SMALL_GRAY_DEFAULTS.
     config: d.config,
     augment: d.augment,
