@@ -2,7 +2,8 @@
 // epochs), as a user runs it: a results file of the documented shape in ADCO_RESULTS_DIR (never
 // docs/results), kNN after each epoch, and a run stopped by SIGTERM that goes on from its checkpoint
 // and ends where an uninterrupted run ends; a job another live process holds is refused, and
-// --summary writes the results of what the directory holds without training.
+// --summary writes the results of what the directory holds without training, with the finished runs
+// of the last results file that the directory does not hold.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -52,8 +53,10 @@ interface Run {
   monitorKnnByEpoch: number[];
   knn: number | null;
   linear: number | null;
+  commit?: string;
 }
 interface Method {
+  config: Record<string, unknown>;
   finishedSeeds: number[];
   knn: number | null;
   linear: number | null;
@@ -123,6 +126,29 @@ describe("experiment:full-data --smoke", () => {
       assert.match(again.stdout, /^adco-e2-seed0: done$/m, again.detail);
       assert.match(again.stdout, /^moco-e2-seed0: done$/m, again.detail);
       assert.doesNotMatch(again.stdout, /step \d+\/\d+/, again.detail);
+
+      // A directory without those jobs (another machine's, say) keeps the finished runs of the file it
+      // replaces, marked with that file's commit; runs of another training config are left out.
+      const elsewhere = join(scratch, "elsewhere");
+      const kept = study(["--smoke", "--seeds", "0", "--dir", elsewhere, "--summary"]);
+      assert.equal(kept.status, 0, kept.detail);
+      assert.match(kept.stdout, new RegExp(`kept from ${file.commit.slice(0, 7)}`), kept.detail);
+      const keptFile = resultsOf();
+      for (const [method, m] of Object.entries(keptFile.results.methods)) {
+        const before = results.methods[method]!;
+        assert.deepEqual(m.finishedSeeds, [0]);
+        assert.deepEqual(m.runs, [{ ...before.runs[0]!, commit: file.commit }]);
+        assert.deepEqual([m.knn, m.linear], [before.knn, before.linear]);
+      }
+      const changed = structuredClone(keptFile);
+      changed.results.methods.adco!.config.batchSize = 64;
+      writeFileSync(join(scratch, "results", "experiment-full-data-e2.json"), JSON.stringify(changed));
+      const other = study(["--smoke", "--seeds", "0", "--dir", elsewhere, "--summary"]);
+      assert.equal(other.status, 0, other.detail);
+      assert.match(other.stdout, /adco ran another config; none of its runs kept/, other.detail);
+      const afterChange = resultsOf().results.methods;
+      assert.deepEqual(afterChange.adco!.runs, []);
+      assert.deepEqual(afterChange.moco!.finishedSeeds, [0]);
 
       const stopped = join(scratch, "stopped");
       const args = ["--smoke", "--methods", "adco", "--seeds", "0", "--dir", stopped];

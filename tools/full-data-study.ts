@@ -16,12 +16,22 @@
 // take ~5 minutes of one core per epoch); the end scores all of it, and the linear probe.
 // Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data-
 // e<epochs>.json (and .png) with every job of the chosen methods and seeds found in DIR, finished or
-// not (a smoke run: a temporary directory; see libs/cli/src/results.ts).
+// not, and the finished runs of the file it replaces that DIR does not hold, where the same training
+// config made them (each marked with the commit that ran it), so seeds run on different machines add
+// up (a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
-import { npmCommand, parseSeeds, roundTo, untilDeadline, writeResults, type ResultsValue } from "@adco/cli";
+import { isDeepStrictEqual, parseArgs } from "node:util";
+import {
+  npmCommand,
+  parseSeeds,
+  resultsPath,
+  roundTo,
+  untilDeadline,
+  writeResults,
+  type ResultsValue,
+} from "@adco/cli";
 import {
   backendFromEnv,
   type Encoder,
@@ -407,14 +417,84 @@ jobs: for (const seed of values.summary ? [] : seeds)
 const rawFile = join(dir, "raw-pixels.json");
 const pixels = (images: tf.Tensor4D) => tf.reshape(images, [images.shape[0], -1]) as tf.Tensor2D;
 if (!existsSync(rawFile) && !stopping()) {
-  writeFileSync(`${rawFile}.next`, JSON.stringify(await evaluate(pixels, true)));
-  renameSync(`${rawFile}.next`, rawFile);
+  // Two processes on one DIR may both get here: each writes its own file, and the last rename wins.
+  const next = `${rawFile}.${process.pid}.next`;
+  writeFileSync(next, JSON.stringify(await evaluate(pixels, true)));
+  renameSync(next, rawFile);
 }
 const raw = existsSync(rawFile) ? (JSON.parse(readFileSync(rawFile, "utf8")) as Scores) : undefined;
 
 const percent = (x: number | undefined) => (x === undefined ? null : roundTo(x * 100, 1));
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: readonly number[]) => Math.max(...xs) - Math.min(...xs);
+
+/** One job's line in the results file; top-1 in % (of all test images for kNN and linear). */
+type Run = {
+  readonly seed: number;
+  readonly steps: number;
+  readonly trainSeconds: number;
+  readonly imagesPerSecond: number | null;
+  readonly monitorKnnByEpoch: readonly (number | null)[];
+  readonly knn: number | null;
+  readonly linear: number | null;
+  /** The last evaluation: features, the linear probe and the kNN on all test images. */
+  readonly finalEvalSeconds: number | null;
+  readonly finalLoss: number | null;
+  /** Only on a run kept from an earlier results file: the commit that file was written at. */
+  readonly commit?: string;
+};
+const runOf = (s: JobState): Run => ({
+  seed: s.seed,
+  steps: s.step,
+  trainSeconds: roundTo(s.trainSeconds, 0),
+  imagesPerSecond: s.trainSeconds > 0 ? roundTo((s.step * s.config.batchSize) / s.trainSeconds, 0) : null,
+  monitorKnnByEpoch: s.history.map((h) => percent(h.monitorKnn)),
+  knn: percent(s.final?.knn),
+  linear: percent(s.final?.linear),
+  finalEvalSeconds: s.final ? roundTo(s.final.seconds, 0) : null,
+  finalLoss: Number.isFinite(s.history.at(-1)?.loss) ? roundTo(s.history.at(-1)!.loss!, 4) : null,
+});
+
+/**
+ * The training config a method's runs share: the preset with the seed left out, what decides whether
+ * a run of an earlier results file belongs with this one.
+ */
+const sharedConfig = (method: string): ResultsValue => {
+  const { seed: _seed, ...config } = configOf(method, 0);
+  // As the results file holds it, so the two compare equal.
+  return JSON.parse(JSON.stringify(config)) as ResultsValue;
+};
+const presetOf = (method: string) => (method === "moco" ? "fashion-mnist-moco" : "fashion-mnist");
+
+// A work directory is one machine's disk, and a machine can go (a pod rescheduled, a session's
+// sandbox): the finished runs of the last results file of this schedule stay in the next one unless
+// DIR holds the same job, when the same training config made them (a file from before configs were
+// recorded: the same preset name).
+const resultsName = `experiment-full-data-e${epochs}`;
+interface PublishedMethod {
+  readonly preset?: string;
+  readonly config?: unknown;
+  readonly runs?: readonly Run[];
+}
+const previousFile = resultsPath(resultsName, smoke);
+const previous = existsSync(previousFile)
+  ? (JSON.parse(readFileSync(previousFile, "utf8")) as {
+      commit: string;
+      results: { methods?: Record<string, PublishedMethod> };
+    })
+  : undefined;
+function keptRuns(method: string, inDir: readonly number[]): Run[] {
+  const published = previous?.results.methods?.[method];
+  if (!previous || !published || published.preset !== presetOf(method)) return [];
+  if (published.config !== undefined && !isDeepStrictEqual(published.config, sharedConfig(method))) {
+    console.log(`${previousFile}: ${method} ran another config; none of its runs kept`);
+    return [];
+  }
+  return (published.runs ?? [])
+    .filter((r) => r.knn !== null && seeds.includes(r.seed) && !inDir.includes(r.seed))
+    .map((r) => ({ ...r, commit: r.commit ?? previous.commit }));
+}
+
 const jobs = readdirSync(dir)
   .flatMap((name) => readState(name) ?? [])
   .filter((s) => s.epochs === epochs && methods.includes(s.method) && seeds.includes(s.seed));
@@ -430,55 +510,48 @@ if (raw)
     `| raw pixels | - | - | ${percent(raw.monitorKnn)} | ${percent(raw.knn)} | ${percent(raw.linear)} | - |`,
   );
 for (const method of methods) {
-  const runs = jobs.filter((s) => s.method === method).sort((a, b) => a.seed - b.seed);
-  const finished = runs.filter((s) => s.final);
-  for (const s of runs)
-    console.log(
-      `| ${method} | ${s.seed} | ${s.history.length} | ${s.history.map((h) => percent(h.monitorKnn)).join(", ")} | ` +
-        `${percent(s.final?.knn) ?? "-"} | ${percent(s.final?.linear) ?? "-"} | ${s.trainSeconds.toFixed(0)} |`,
-    );
-  const finals = (f: (s: Scores) => number) => finished.map((s) => f(s.final!));
-  const knns = finals((s) => s.knn!);
-  const linears = finals((s) => s.linear!);
-  // The monitor's kNN after epoch e, over the seeds that have finished it.
-  const byEpoch = Array.from({ length: epochs }, (_, e) =>
-    runs.flatMap((s) => s.history[e]?.monitorKnn ?? []),
+  const own = jobs.filter((s) => s.method === method).map(runOf);
+  const kept = keptRuns(
+    method,
+    own.map((r) => r.seed),
   );
+  const runs = [...own, ...kept].sort((a, b) => a.seed - b.seed);
+  for (const r of runs)
+    console.log(
+      `| ${method} | ${r.seed} | ${r.monitorKnnByEpoch.length} | ${r.monitorKnnByEpoch.join(", ")} | ` +
+        `${r.knn ?? "-"} | ${r.linear ?? "-"} | ${r.trainSeconds} |${r.commit ? ` kept from ${r.commit.slice(0, 7)}` : ""}`,
+    );
+  const finished = runs.filter((r) => r.knn !== null && r.linear !== null);
+  const knns = finished.map((r) => r.knn!);
+  const linears = finished.map((r) => r.linear!);
+  // The monitor's kNN after epoch e, over the seeds that have finished it.
+  const byEpoch = Array.from({ length: epochs }, (_, e) => runs.flatMap((r) => r.monitorKnnByEpoch[e] ?? []));
   const meanByEpoch = byEpoch.filter((xs) => xs.length > 0).map((xs) => mean(xs));
   curves.push({
     name: `${METHOD_NAMES[method]}, ${runs.length} seed${runs.length === 1 ? "" : "s"}`,
-    points: meanByEpoch.map((y, e) => ({ x: e + 1, y: y * 100 })),
+    points: meanByEpoch.map((y, e) => ({ x: e + 1, y })),
   });
+  const rawKnn = percent(raw?.knn);
+  const rawLinear = percent(raw?.linear);
   byMethod[method] = {
-    preset: method === "moco" ? "fashion-mnist-moco" : "fashion-mnist",
-    // Means and spreads (largest minus smallest) over the finished seeds; top-1 in % of all test images.
-    finishedSeeds: finished.map((s) => s.seed),
-    knn: knns.length ? percent(mean(knns)) : null,
-    linear: linears.length ? percent(mean(linears)) : null,
-    knnSpread: knns.length ? percent(spread(knns)) : null,
-    linearSpread: linears.length ? percent(spread(linears)) : null,
-    knnVsRawPixels: knns.length && raw ? percent(mean(knns) - raw.knn!) : null,
-    linearVsRawPixels: linears.length && raw ? percent(mean(linears) - raw.linear!) : null,
+    preset: presetOf(method),
+    config: sharedConfig(method),
+    // Means and spreads (largest minus smallest) over the finished seeds, of the runs' rounded scores.
+    finishedSeeds: finished.map((r) => r.seed),
+    knn: knns.length ? roundTo(mean(knns), 1) : null,
+    linear: linears.length ? roundTo(mean(linears), 1) : null,
+    knnSpread: knns.length ? roundTo(spread(knns), 1) : null,
+    linearSpread: linears.length ? roundTo(spread(linears), 1) : null,
+    knnVsRawPixels: knns.length && rawKnn !== null ? roundTo(mean(knns) - rawKnn, 1) : null,
+    linearVsRawPixels: linears.length && rawLinear !== null ? roundTo(mean(linears) - rawLinear, 1) : null,
     // The monitor's kNN after each epoch, the mean over the seeds that reached it.
-    monitorKnnByEpoch: meanByEpoch.map((x) => percent(x)),
-    // Every job so far, finished or not.
-    runs: runs.map((s) => ({
-      seed: s.seed,
-      steps: s.step,
-      trainSeconds: roundTo(s.trainSeconds, 0),
-      imagesPerSecond: s.trainSeconds > 0 ? roundTo((s.step * s.config.batchSize) / s.trainSeconds, 0) : null,
-      monitorKnnByEpoch: s.history.map((h) => percent(h.monitorKnn)),
-      knn: percent(s.final?.knn),
-      linear: percent(s.final?.linear),
-      // The last evaluation: features, the linear probe and the kNN on all test images.
-      finalEvalSeconds: s.final ? roundTo(s.final.seconds, 0) : null,
-      finalLoss: Number.isFinite(s.history.at(-1)?.loss) ? roundTo(s.history.at(-1)!.loss!, 4) : null,
-    })),
+    monitorKnnByEpoch: meanByEpoch.map((x) => roundTo(x, 1)),
+    // Every job so far, finished or not, and those kept from the last results file.
+    runs,
   };
 }
 const stepsPerEpoch = Math.floor(train.count / configOf("adco", 0).batchSize);
-// One results file per schedule: a 10-epoch study does not replace the 3-epoch one.
-const resultsName = `experiment-full-data-e${epochs}`;
+// One results file per schedule (resultsName): a 10-epoch study does not replace the 3-epoch one.
 const file = writeResults({
   name: resultsName,
   command: npmCommand("experiment:full-data"),

@@ -141,7 +141,10 @@ function fullDataSection(name: string): string[] {
   const runs = Object.entries(methods).flatMap(([method, m]) =>
     ((m.runs as Json[] | undefined) ?? []).map((run) => [
       names[method] ?? method,
-      num(run, "seed", 0),
+      // A run kept from an earlier results file (its work directory gone) says which commit ran it.
+      typeof run.commit === "string"
+        ? `${num(run, "seed", 0)} (commit ${run.commit.slice(0, 7)})`
+        : num(run, "seed", 0),
       ((run.monitorKnnByEpoch as number[] | undefined) ?? []).map((x) => x.toFixed(1)).join(", "),
       num(run, "knn"),
       num(run, "linear"),

@@ -15,7 +15,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** The monorepo's root (this file is libs/cli/src/results.ts or libs/cli/dist/results.js). */
 const REPO_ROOT = join(import.meta.dirname, "../../..");
@@ -131,13 +131,17 @@ export function formatJson(value: unknown): string {
   );
 }
 
-/** Writes <directory>/<name>.json and returns its path. */
-export function writeResults(options: WriteResultsOptions): string {
+/** Where writeResults puts <name>.json: ADCO_RESULTS_DIR, else docs/results (a smoke run: a temporary directory). */
+export function resultsPath(name: string, smoke = false): string {
   const directory =
-    process.env.ADCO_RESULTS_DIR ??
-    (options.smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
-  mkdirSync(directory, { recursive: true });
-  const path = join(directory, `${options.name}.json`);
+    process.env.ADCO_RESULTS_DIR ?? (smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
+  return join(directory, `${name}.json`);
+}
+
+/** Writes resultsPath(name, smoke) and returns it. */
+export function writeResults(options: WriteResultsOptions): string {
+  const path = resultsPath(options.name, options.smoke);
+  mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${formatJson(resultsFile(options.command, options.results, options.backend))}\n`);
   return path;
 }
