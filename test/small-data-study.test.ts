@@ -33,6 +33,7 @@ interface Entry {
   seeds: number[];
   knnBySeed: number[];
   knnSpread: number;
+  featureDim: number;
 }
 
 describe("experiment:small-data --smoke", () => {
@@ -61,6 +62,8 @@ describe("experiment:small-data --smoke", () => {
     for (const v of Object.values(results.variants)) {
       assert.ok(v.knn >= 0 && v.knn <= 100 && v.linear >= 0 && v.linear <= 100);
       assert.equal(v.epochs, 1);
+      // resnet-mini's features: its whole last map, 7 x 7 x 64.
+      assert.equal(v.featureDim, 3136);
       assert.ok(v.trainSeconds >= 0);
       assert.deepEqual(v.seeds, [0, 1]);
       assert.equal(v.knnBySeed.length, 2);

@@ -106,7 +106,10 @@ function smallDataSection(): string[] {
         ["raw pixels", "", "", "", num(r, "rawPixels.knn"), "", "", num(r, "rawPixels.linear"), "", ""],
         ...Object.entries(variants).map(([name, v]) => [
           name,
-          /(\d+) features/.exec(String(v.features ?? r.features))?.[1] ?? "",
+          // featureDim since the wide encoder; older files only name the count in `features`.
+          typeof v.featureDim === "number"
+            ? String(v.featureDim)
+            : (/(\d+) features/.exec(String(v.features ?? r.features))?.[1] ?? ""),
           num(v, "epochs", 0),
           String((v.seeds as number[]).length),
           num(v, "knn"),

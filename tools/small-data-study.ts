@@ -304,6 +304,7 @@ for (const v of chosen) {
   variants[v.name] = {
     preset: d.preset,
     features: d.features,
+    featureDim: encoderSpec(configOf({ variant: v, seed: d.seed }).arch).featureDim,
     // The variant's differences from its preset (PretrainConfig keys) and from SMALL_GRAY_DEFAULTS.
     config: d.config,
     augment: d.augment,
