@@ -131,7 +131,7 @@ export function formatJson(value: unknown): string {
   );
 }
 
-/** Where writeResults puts <name>.json: ADCO_RESULTS_DIR, else docs/results (a smoke run: a temporary directory). */
+/** Where writeResults puts <name>.json: $ADCO_RESULTS_DIR, else docs/results (smoke: a temp directory). */
 export function resultsPath(name: string, smoke = false): string {
   const directory =
     process.env.ADCO_RESULTS_DIR ?? (smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
