@@ -1,10 +1,11 @@
 // experiment:small-data in its smoke mode (seconds: 256 + 128 bundled images, batch 32, K 64, one
 // epoch), as a user runs it: it writes a results file of the documented shape to ADCO_RESULTS_DIR
 // (never docs/results), with the raw-pixel bar and one entry per variant, and a second run with the
-// same --dir resumes (re-runs no finished variant).
+// same --dir resumes (re-runs no finished variant); a run in another directory keeps the entries of
+// the variants it did not run, unless their definition changed.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -77,6 +78,40 @@ describe("experiment:small-data --smoke", () => {
     assert.match(second.stdout, /^preset-e4 seed 1: done /m, second.detail);
     assert.match(second.stdout, /^moco-e10 seed 0: done /m, second.detail);
     assert.doesNotMatch(second.stdout, /step \d+\/\d+/, second.detail);
+
+    // Another work directory (another machine's, say) with one variant: the file keeps the other
+    // variant's entry, marked with the commit that measured it, unless its definition changed.
+    const resultsPath = join(scratch, "results", "experiment-small-data.json");
+    const elsewhere = ["--smoke", "--seeds", "0", "--only", "preset-e4", "--dir", join(scratch, "elsewhere")];
+    const third = npmRun(elsewhere);
+    assert.equal(third.status, 0, third.detail);
+    assert.match(
+      third.stdout,
+      new RegExp(`^moco-e10: kept from .* \\(commit ${file.commit.slice(0, 7)}\\)$`, "m"),
+      third.detail,
+    );
+    const kept = (JSON.parse(readFileSync(resultsPath, "utf8")) as ResultsFile).results as unknown as {
+      variants: Record<string, Entry & { commit?: string }>;
+    };
+    assert.deepEqual(Object.keys(kept.variants), ["preset-e4", "moco-e10"]);
+    assert.deepEqual(kept.variants["preset-e4"]!.seeds, [0]);
+    assert.deepEqual(kept.variants["moco-e10"], { ...results.variants["moco-e10"], commit: file.commit });
+    const changed = JSON.parse(readFileSync(resultsPath, "utf8")) as ResultsFile & {
+      results: { variants: Record<string, Entry> };
+    };
+    changed.results.variants["moco-e10"]!.epochs = 99;
+    writeFileSync(resultsPath, JSON.stringify(changed));
+    const fourth = npmRun(elsewhere);
+    assert.equal(fourth.status, 0, fourth.detail);
+    assert.match(
+      fourth.stdout,
+      /^moco-e10: in .*, but not as this study defines it now; left out$/m,
+      fourth.detail,
+    );
+    const left = (JSON.parse(readFileSync(resultsPath, "utf8")) as ResultsFile).results as unknown as {
+      variants: Record<string, Entry>;
+    };
+    assert.deepEqual(Object.keys(left.variants), ["preset-e4"]);
     assert.equal(existsSync(published) ? statSync(published).mtimeMs : undefined, before);
   });
 });

@@ -7,13 +7,22 @@
 // Resumable: each finished (variant, seed) is kept as DIR/<name>-seed<seed>.json (DIR: --dir, else
 // $TMPDIR/adco-small-data-study) and is not re-run. --until (UTC) skips a variant whose estimated time
 // (from the variants already measured) would run past it. Writes docs/results/experiment-small-data.json
-// with every finished variant (a smoke run: a temporary directory; see libs/cli/src/results.ts).
+// with every finished variant, and the variants of the file it replaces that this run has no seed of
+// (unchanged definitions only; a smoke run: a temporary directory; see libs/cli/src/results.ts).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { isDeepStrictEqual, parseArgs } from "node:util";
 import { SMALL_GRAY_DEFAULTS, type SmallGrayOptions } from "@adco/augment";
-import { npmCommand, parseSeeds, roundTo, untilDeadline, writeResults, type ResultsValue } from "@adco/cli";
+import {
+  npmCommand,
+  parseSeeds,
+  resultsPath,
+  roundTo,
+  untilDeadline,
+  writeResults,
+  type ResultsValue,
+} from "@adco/cli";
 import {
   backendFromEnv,
   type Encoder,
@@ -175,6 +184,9 @@ interface Done {
   readonly finalContrastAccuracy: number;
 }
 
+/** A smoke run trains every variant one epoch. */
+const epochsOf = (v: Variant) => (smoke ? 1 : v.epochs);
+
 interface Job {
   readonly variant: Variant;
   readonly seed: number;
@@ -211,7 +223,7 @@ for (const job of jobs) {
   if (existsSync(fileOf(job)))
     console.log(`${label}: ${fileOf(job)} has other features than ${features}; again`);
   const augment: SmallGrayOptions = { ...SMALL_GRAY_DEFAULTS, ...v.augment };
-  const epochs = smoke ? 1 : v.epochs;
+  const epochs = epochsOf(v);
   const stepsPerEpoch = Math.floor(train.count / config.batchSize);
   const init = initSteps(config);
   const steps = init + epochs * stepsPerEpoch;
@@ -349,8 +361,40 @@ for (const v of chosen) {
     ),
   };
 }
+// A work directory is one machine's disk (a pod rescheduled, a session's sandbox): a variant this
+// run has no seed of keeps its entry of the results file this one replaces, where the variant's
+// definition is unchanged (preset, epochs, config, augmentation, features) and the data is the same,
+// marked with the commit that measured it. So `--only` adds variants to the study's file.
+const RESULTS_NAME = "experiment-small-data";
+const previousFile = resultsPath(RESULTS_NAME, smoke);
+const previous = existsSync(previousFile)
+  ? (JSON.parse(readFileSync(previousFile, "utf8")) as {
+      commit: string;
+      results: { trainImages?: number; variants?: Record<string, Record<string, ResultsValue>> };
+    })
+  : undefined;
+const asStored = (x: unknown) => JSON.parse(JSON.stringify(x ?? {})) as ResultsValue;
+for (const [name, entry] of Object.entries(previous?.results.variants ?? {})) {
+  if (name in variants) continue;
+  const v = VARIANTS.find((x) => x.name === name);
+  const same =
+    v !== undefined &&
+    previous!.results.trainImages === train.count &&
+    entry.preset === v.preset &&
+    entry.epochs === epochsOf(v) &&
+    isDeepStrictEqual(entry.config, asStored(v.config)) &&
+    isDeepStrictEqual(entry.augment, asStored(v.augment)) &&
+    entry.features === featuresOf(configOf({ variant: v, seed: 0 }));
+  if (!same) {
+    console.log(`${name}: in ${previousFile}, but not as this study defines it now; left out`);
+    continue;
+  }
+  const commit = typeof entry.commit === "string" ? entry.commit : previous!.commit;
+  variants[name] = { ...entry, commit };
+  console.log(`${name}: kept from ${previousFile} (commit ${commit.slice(0, 7)})`);
+}
 const file = writeResults({
-  name: "experiment-small-data",
+  name: RESULTS_NAME,
   command: npmCommand("experiment:small-data"),
   smoke,
   backend: backend.name,
@@ -365,7 +409,10 @@ const file = writeResults({
     linearEpochs: smoke ? 5 : LINEAR_PROBE_DEFAULTS.epochs,
     // The raw pixels (normalised as the encoder's input) through the same kNN and linear probe, in %.
     rawPixels: { knn: roundTo(raw.knn * 100, 1), linear: roundTo(raw.linear * 100, 1) },
-    variants,
+    // In the order of VARIANTS, measured here or kept.
+    variants: Object.fromEntries(
+      VARIANTS.flatMap((v) => (v.name in variants ? [[v.name, variants[v.name]!]] : [])),
+    ),
   },
 });
 console.log(`results: ${file}`);
