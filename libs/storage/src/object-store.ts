@@ -7,6 +7,9 @@ import * as Minio from "minio";
 
 export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
 
+/** getJson's waits before it reads an object that did not parse again (~0.8 s in all). */
+const TORN_READ_DELAYS_MS = [25, 50, 100, 200, 400];
+
 export interface StorageSettings {
   /** http(s)://host:port of the S3 endpoint. */
   readonly endpoint: string;
@@ -221,12 +224,23 @@ export class ObjectStore {
     return data;
   }
 
+  /**
+   * get, parsed as JSON. Text that does not parse is read again after each of TORN_READ_DELAYS_MS
+   * before it is called corrupt: the small records that change (a run's owner, status, latest
+   * pointer) are rewritten while other processes read them, and not every S3 server makes a PUT
+   * atomic (s3rver writes the object's file in place, so a read can land inside a write).
+   */
   async getJson<T>(bucket: string, key: string): Promise<T> {
-    const data = await this.get(bucket, key);
-    try {
-      return JSON.parse(new TextDecoder().decode(data)) as T;
-    } catch (e) {
-      throw new StorageError("corrupt", `${bucket}/${key}: not valid JSON`, { cause: e });
+    for (let attempt = 0; ; attempt++) {
+      const data = await this.get(bucket, key);
+      try {
+        return JSON.parse(new TextDecoder().decode(data)) as T;
+      } catch (e) {
+        const delay = TORN_READ_DELAYS_MS[attempt];
+        if (delay === undefined)
+          throw new StorageError("corrupt", `${bucket}/${key}: not valid JSON`, { cause: e });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 

@@ -52,6 +52,25 @@ describe("object store against an S3 server process", () => {
     await assert.rejects(store.put(bucket, "big", new Uint8Array(MAX_OBJECT_BYTES + 1)), kind("too-large"));
   });
 
+  it("reads JSON caught half written again, and calls JSON that stays broken corrupt", async () => {
+    const whole = { token: 2, owner: "trainer-0", renewedUnixMs: 1, leaseMs: 2, released: false };
+    const text = JSON.stringify(whole);
+    const torn = new TextEncoder().encode(text.slice(0, 20));
+    await store.put(bucket, "runs/r/owner.json", torn, "application/json");
+    // The writer finishes 60 ms later (s3rver writes a PUT's file in place: a read can land inside).
+    const finished = new Promise((r) => setTimeout(r, 60)).then(() =>
+      store.putJson(bucket, "runs/r/owner.json", whole),
+    );
+    assert.deepEqual(await store.getJson(bucket, "runs/r/owner.json"), whole);
+    await finished;
+
+    await store.put(bucket, "runs/r/owner.json", torn, "application/json");
+    await assert.rejects(
+      store.getJson(bucket, "runs/r/owner.json"),
+      (e: unknown) => kind("corrupt")(e) && /runs\/r\/owner.json: not valid JSON/.test((e as Error).message),
+    );
+  });
+
   it("retries, then reports an unreachable server as unavailable", async () => {
     const down = new ObjectStore({
       ...server.settings,
