@@ -24,8 +24,11 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import {
+  asResultsValue,
   npmCommand,
   parseSeeds,
+  readResults,
+  type ResultsFile,
   resultsPath,
   roundTo,
   untilDeadline,
@@ -210,8 +213,9 @@ interface EpochScore {
   readonly contrastAccuracy: number;
 }
 
+const presetOf = (method: string) => (method === "moco" ? "fashion-mnist-moco" : "fashion-mnist");
 const configOf = (method: string, seed: number): PretrainConfig => ({
-  ...preset(method === "moco" ? "fashion-mnist-moco" : "fashion-mnist"),
+  ...preset(presetOf(method)),
   seed,
   ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
 });
@@ -461,10 +465,8 @@ const runOf = (s: JobState): Run => ({
  */
 const sharedConfig = (method: string): ResultsValue => {
   const { seed: _seed, ...config } = configOf(method, 0);
-  // As the results file holds it, so the two compare equal.
-  return JSON.parse(JSON.stringify(config)) as ResultsValue;
+  return asResultsValue(config);
 };
-const presetOf = (method: string) => (method === "moco" ? "fashion-mnist-moco" : "fashion-mnist");
 
 // A work directory is one machine's disk, and a machine can go (a pod rescheduled, a session's
 // sandbox): the finished runs of the last results file of this schedule stay in the next one unless
@@ -477,12 +479,8 @@ interface PublishedMethod {
   readonly runs?: readonly Run[];
 }
 const previousFile = resultsPath(resultsName, smoke);
-const previous = existsSync(previousFile)
-  ? (JSON.parse(readFileSync(previousFile, "utf8")) as {
-      commit: string;
-      results: { methods?: Record<string, PublishedMethod> };
-    })
-  : undefined;
+const previous = readResults(resultsName, smoke) as
+  (ResultsFile & { results: { methods?: Record<string, PublishedMethod> } }) | undefined;
 function keptRuns(method: string, inDir: readonly number[]): Run[] {
   const published = previous?.results.methods?.[method];
   if (!previous || !published || published.preset !== presetOf(method)) return [];
@@ -509,6 +507,8 @@ if (raw)
   console.log(
     `| raw pixels | - | - | ${percent(raw.monitorKnn)} | ${percent(raw.knn)} | ${percent(raw.linear)} | - |`,
   );
+const rawKnn = percent(raw?.knn);
+const rawLinear = percent(raw?.linear);
 for (const method of methods) {
   const own = jobs.filter((s) => s.method === method).map(runOf);
   const kept = keptRuns(
@@ -531,8 +531,6 @@ for (const method of methods) {
     name: `${METHOD_NAMES[method]}, ${runs.length} seed${runs.length === 1 ? "" : "s"}`,
     points: meanByEpoch.map((y, e) => ({ x: e + 1, y })),
   });
-  const rawKnn = percent(raw?.knn);
-  const rawLinear = percent(raw?.linear);
   byMethod[method] = {
     preset: presetOf(method),
     config: sharedConfig(method),

@@ -15,8 +15,11 @@ import { join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { SMALL_GRAY_DEFAULTS, type SmallGrayOptions } from "@adco/augment";
 import {
+  asResultsValue,
   npmCommand,
   parseSeeds,
+  readResults,
+  type ResultsFile,
   resultsPath,
   roundTo,
   untilDeadline,
@@ -150,8 +153,8 @@ const encoderFeatures =
 
 // What the evaluator scores: the query encoder's features (resnet-mini's whole last map). A variant
 // measured with other features (a work directory from before the map) is run again.
-const featuresOf = (config: PretrainConfig) =>
-  `query encoder, ${encoderSpec(config.arch).featureDim} features`;
+const featureDimOf = (config: PretrainConfig) => encoderSpec(config.arch).featureDim;
+const featuresOf = (config: PretrainConfig) => `query encoder, ${featureDimOf(config)} features`;
 const FEATURES = featuresOf(preset("fashion-mnist"));
 
 const rawFile = join(dir, "raw-pixels.json");
@@ -316,7 +319,7 @@ for (const v of chosen) {
   variants[v.name] = {
     preset: d.preset,
     features: d.features,
-    featureDim: encoderSpec(configOf({ variant: v, seed: d.seed }).arch).featureDim,
+    featureDim: featureDimOf(configOf({ variant: v, seed: d.seed })),
     // The variant's differences from its preset (PretrainConfig keys) and from SMALL_GRAY_DEFAULTS.
     config: d.config,
     augment: d.augment,
@@ -367,13 +370,11 @@ for (const v of chosen) {
 // marked with the commit that measured it. So `--only` adds variants to the study's file.
 const RESULTS_NAME = "experiment-small-data";
 const previousFile = resultsPath(RESULTS_NAME, smoke);
-const previous = existsSync(previousFile)
-  ? (JSON.parse(readFileSync(previousFile, "utf8")) as {
-      commit: string;
+const previous = readResults(RESULTS_NAME, smoke) as
+  | (ResultsFile & {
       results: { trainImages?: number; variants?: Record<string, Record<string, ResultsValue>> };
     })
-  : undefined;
-const asStored = (x: unknown) => JSON.parse(JSON.stringify(x ?? {})) as ResultsValue;
+  | undefined;
 for (const [name, entry] of Object.entries(previous?.results.variants ?? {})) {
   if (name in variants) continue;
   const v = VARIANTS.find((x) => x.name === name);
@@ -382,8 +383,8 @@ for (const [name, entry] of Object.entries(previous?.results.variants ?? {})) {
     previous!.results.trainImages === train.count &&
     entry.preset === v.preset &&
     entry.epochs === epochsOf(v) &&
-    isDeepStrictEqual(entry.config, asStored(v.config)) &&
-    isDeepStrictEqual(entry.augment, asStored(v.augment)) &&
+    isDeepStrictEqual(entry.config, asResultsValue(v.config)) &&
+    isDeepStrictEqual(entry.augment, asResultsValue(v.augment)) &&
     entry.features === featuresOf(configOf({ variant: v, seed: 0 }));
   if (!same) {
     console.log(`${name}: in ${previousFile}, but not as this study defines it now; left out`);

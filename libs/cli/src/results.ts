@@ -13,7 +13,7 @@
 // change one only together with the docs that cite it. A smoke run (--smoke) never writes to
 // docs/results: it writes to $ADCO_RESULTS_DIR, else a temporary directory.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -136,6 +136,17 @@ export function resultsPath(name: string, smoke = false): string {
   const directory =
     process.env.ADCO_RESULTS_DIR ?? (smoke ? join(tmpdir(), "adco-smoke-results") : RESULTS_DIRECTORY);
   return join(directory, `${name}.json`);
+}
+
+/** The results file that writeResults would replace, if there is one. */
+export function readResults(name: string, smoke = false): ResultsFile | undefined {
+  const path = resultsPath(name, smoke);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as ResultsFile) : undefined;
+}
+
+/** `value` as a results file holds it once written and read back (undefined members dropped). */
+export function asResultsValue(value: unknown): ResultsValue {
+  return JSON.parse(JSON.stringify(value ?? {})) as ResultsValue;
 }
 
 /** Writes resultsPath(name, smoke) and returns it. */
