@@ -43,7 +43,7 @@ export interface CheckpointState {
   readonly epoch: number;
   /** Records of `epoch` already trained on. */
   readonly cursor: SerializedCursor;
-  /** Sum of step losses and samples trained in `epoch` so far, and when it started. */
+  /** Sum of step losses, the steps and the samples trained in `epoch` so far. */
   readonly epochLossSum: number;
   readonly epochSteps: number;
   readonly epochSamples: number;
@@ -55,6 +55,8 @@ export interface CheckpointState {
   readonly history: HistoryPoint[];
   /** Seconds of training so far (for images/s over the whole run). */
   readonly trainSeconds: number;
+  /** Wall seconds trainers have spent in `epoch` so far (absent in checkpoints before 2026-12: 0). */
+  readonly epochSeconds?: number;
 }
 
 /** The CheckpointRef of an opened checkpoint (size and checksum of its manifest left unset). */

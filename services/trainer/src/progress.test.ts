@@ -34,6 +34,7 @@ describe("RunProgress", () => {
       "bankSnapshot",
       "history",
       "trainSeconds",
+      "epochSeconds",
     ]);
   });
 
@@ -42,7 +43,7 @@ describe("RunProgress", () => {
     progress.enter(0);
     progress.record(batch([0, 1], [2, 0]), point(1, 6), 0.5);
     progress.record(batch([0, 0], [0, 1]), point(2, 4), 0.25);
-    const saved = throughJson(progress.checkpointState(RUN));
+    const saved = { ...throughJson(progress.checkpointState(RUN)), epochSeconds: 30 };
     assert.equal(saved.epoch, 0);
     assert.equal(saved.epochLossSum, 10);
     assert.equal(saved.epochSteps, 2);
@@ -51,7 +52,13 @@ describe("RunProgress", () => {
     assert.deepEqual(saved.history, [point(1, 6), point(2, 4)]);
 
     const resumed = RunProgress.resume(saved, RECORDS);
-    assert.deepEqual(throughJson(resumed.checkpointState(RUN)), saved, "the round trip changes nothing");
+    const { epochSeconds, ...rest } = throughJson(resumed.checkpointState(RUN));
+    const { epochSeconds: savedSeconds, ...savedRest } = saved;
+    assert.deepEqual(rest, savedRest, "the round trip changes nothing");
+    assert.ok(
+      epochSeconds! >= savedSeconds! && epochSeconds! < savedSeconds! + 5,
+      "the epoch's seconds go on",
+    );
     resumed.enter(0); // the epoch in progress: nothing is reset
     const cursor = resumed.feederCursor();
     assert.equal(cursor.done, 4);
@@ -59,6 +66,17 @@ describe("RunProgress", () => {
     resumed.record(batch([1], [1]), point(3, 2), 0.25);
     assert.deepEqual(resumed.epochEvent().meanLoss, 4, "(6 + 4 + 2) / 3 steps");
     assert.equal(resumed.epochEvent().samples, 5);
+    assert.ok(resumed.epochEvent().seconds >= 30, "the wall time of the epoch counts both trainers'");
+    assert.ok(resumed.complete);
+  });
+
+  it("a checkpoint without the epoch's seconds (before 2026-12) resumes with none spent", () => {
+    const progress = RunProgress.start(RECORDS);
+    progress.record(batch([0], [0]), point(1, 3), 1);
+    const { epochSeconds: _, ...older } = throughJson(progress.checkpointState(RUN));
+    const resumed = RunProgress.resume(older, RECORDS);
+    assert.ok(resumed.epochEvent().seconds < 5);
+    assert.ok(!resumed.complete);
   });
 
   it("the feeder's cursor is a copy: samples it delivers count only once trained", () => {
@@ -79,6 +97,7 @@ describe("RunProgress", () => {
     assert.deepEqual([state.epochLossSum, state.epochSteps, state.epochSamples], [0, 0, 0]);
     assert.equal(resumed.feederCursor().done, 0);
     assert.equal(state.trainSeconds, 1, "the run's totals go on");
+    assert.ok(state.epochSeconds! < 5, "the next epoch's seconds start at 0");
     assert.equal(state.history.length, 1);
   });
 

@@ -1,7 +1,7 @@
 // How far a run has got, as its checkpoints record it: the epoch in progress and its cursor (which
 // samples of the epoch are trained on), the epoch's loss sum and counts (its EpochEvent), the loss
 // curve, and the seconds spent training. A resumed run carries on from these, so an epoch cut by a
-// restart still reports its whole mean loss and trains each sample once.
+// restart still reports its whole mean loss, its seconds and trains each sample once.
 import { EpochCursor } from "@adco/dataplane";
 import type { EpochEvent } from "@adco/proto/trainer";
 import type { CheckpointState, HistoryPoint } from "./checkpoints.js";
@@ -12,7 +12,14 @@ export const HISTORY_POINTS = 4000;
 /** The part of a checkpoint's state that RunProgress writes and reads. */
 export type ProgressState = Pick<
   CheckpointState,
-  "epoch" | "cursor" | "epochLossSum" | "epochSteps" | "epochSamples" | "history" | "trainSeconds"
+  | "epoch"
+  | "cursor"
+  | "epochLossSum"
+  | "epochSteps"
+  | "epochSamples"
+  | "history"
+  | "trainSeconds"
+  | "epochSeconds"
 >;
 
 /** The rest of a checkpoint's state, which the run knows. */
@@ -29,6 +36,8 @@ export class RunProgress {
   private epochLossSum = 0;
   private epochSteps = 0;
   private epochSamples = 0;
+  /** Seconds earlier trainers spent in the epoch, and when this one took it up. */
+  private epochSecondsBefore = 0;
   private epochStarted = performance.now();
 
   private constructor(
@@ -54,6 +63,7 @@ export class RunProgress {
     progress.epochLossSum = state.epochLossSum;
     progress.epochSteps = state.epochSteps;
     progress.epochSamples = state.epochSamples;
+    progress.epochSecondsBefore = state.epochSeconds ?? 0;
     if (progress.cursor.complete) progress.enter(progress.epoch + 1);
     return progress;
   }
@@ -67,8 +77,13 @@ export class RunProgress {
   enter(epoch: number): void {
     if (this.cursor.epoch === epoch) return;
     this.cursor = new EpochCursor(epoch, this.recordCounts);
-    this.epochLossSum = this.epochSteps = this.epochSamples = 0;
+    this.epochLossSum = this.epochSteps = this.epochSamples = this.epochSecondsBefore = 0;
     this.epochStarted = performance.now();
+  }
+
+  /** Whether every sample of the epoch in progress has been trained. */
+  get complete(): boolean {
+    return this.cursor.complete;
   }
 
   /** A copy of the cursor for the feeder, which marks samples as it delivers them, before training. */
@@ -94,8 +109,12 @@ export class RunProgress {
       epoch: this.epoch,
       meanLoss: this.epochSteps > 0 ? this.epochLossSum / this.epochSteps : 0,
       samples: this.epochSamples,
-      seconds: (performance.now() - this.epochStarted) / 1000,
+      seconds: this.epochSeconds(),
     };
+  }
+
+  private epochSeconds(): number {
+    return this.epochSecondsBefore + (performance.now() - this.epochStarted) / 1000;
   }
 
   /** The checkpoint's state: the run's fields and these counters, in the order checkpoints have them. */
@@ -114,6 +133,7 @@ export class RunProgress {
       bankSnapshot: run.bankSnapshot,
       history: [...this.history],
       trainSeconds: this.trainSeconds,
+      epochSeconds: this.epochSeconds(),
     };
   }
 }

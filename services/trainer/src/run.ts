@@ -438,10 +438,13 @@ export class TrainingRun {
       const { failed } = await trainEpoch(a.data, epoch, cursor, a.interval, signal, (batch) =>
         this.trainOn(a, batch),
       );
+      // A stop after the epoch's last step still reports it: its checkpoint starts the next epoch.
+      if (a.progress.complete || !signal.aborted) {
+        const finished = a.progress.epochEvent();
+        this.lifecycle.emit({ epoch: finished });
+        this.deps.log.info({ runId: this.runId, ...finished, failed }, "epoch done");
+      }
       if (signal.aborted) return;
-      const finished = a.progress.epochEvent();
-      this.lifecycle.emit({ epoch: finished });
-      this.deps.log.info({ runId: this.runId, ...finished, failed }, "epoch done");
       // The epoch-end checkpoint records the complete cursor; a resume starts the next epoch.
       if (this.latest?.step !== a.trainer.step) await this.writeCheckpoint(a);
       if (this.latest) a.evaluator?.evaluate(this.latest);
@@ -477,6 +480,9 @@ export class TrainingRun {
     this.epoch = progress.epoch;
     this.lifecycle.emit({ step: this.stepEvent(a, batch.size, stats, bankStats, now) });
     if (filled) await this.lifecycle.enter(RunState.RUN_STATE_RUNNING, "bank filled");
+    // A checkpoint that ends an epoch comes after its EpochEvent (trainEpochs writes it), else a
+    // trainer killed in between leaves an epoch nobody reports: the resume starts the next one.
+    if (progress.complete) return;
     if (trainer.step % this.resolved.checkpointEvery === 0 || this.checkpointRequests.waiting)
       await this.writeCheckpoint(a);
   }

@@ -364,7 +364,10 @@ export interface EpochEvent {
   meanLoss: number;
   /** Samples seen in the epoch (each exactly once). */
   samples: number;
-  /** Wall time of the epoch, seconds. */
+  /**
+   * Wall time of the epoch, seconds: its trainers' time in it, summed over restarts (not the time
+   * between them).
+   */
   seconds: number;
 }
 
