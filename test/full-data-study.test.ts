@@ -127,6 +127,34 @@ describe("experiment:full-data --smoke", () => {
       assert.match(again.stdout, /^moco-e2-seed0: done$/m, again.detail);
       assert.doesNotMatch(again.stdout, /step \d+\/\d+/, again.detail);
 
+      // Another encoder is a study of its own: the preset encoder's jobs are not its runs.
+      const wide = study([
+        "--smoke",
+        "--seeds",
+        "0",
+        "--dir",
+        whole,
+        "--arch",
+        "resnet-mini-wide",
+        "--summary",
+      ]);
+      assert.equal(wide.status, 0, wide.detail);
+      const wideFile = JSON.parse(
+        readFileSync(join(scratch, "results", "experiment-full-data-e2-resnet-mini-wide.json"), "utf8"),
+      ) as { results: { methods: Record<string, Method> } };
+      for (const m of Object.values(wideFile.results.methods)) {
+        assert.equal(m.config.arch, "resnet-mini-wide");
+        assert.deepEqual(m.runs, []);
+      }
+      for (const [name, why] of [
+        ["resnet-huge", /arch: must be one of resnet-mini, resnet-mini-wide/],
+        ["resnet50", /--arch: resnet50 takes 224x224x3 images, not 28x28 gray/],
+      ] as const) {
+        const refused = study(["--smoke", "--dir", whole, "--arch", name, "--summary"]);
+        assert.notEqual(refused.status, 0, refused.detail);
+        assert.match(refused.stderr, why, refused.detail);
+      }
+
       // A directory without those jobs (another machine's, say) keeps the finished runs of the file it
       // replaces, marked with that file's commit; runs of another training config are left out.
       const elsewhere = join(scratch, "elsewhere");

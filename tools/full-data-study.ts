@@ -3,10 +3,11 @@
 // project's protocol: kNN k 200 weighted cosine; linear probe on standardised features, 100 epochs),
 // beside the raw pixels through the same code.
 //   npm run -s experiment:full-data -- [--methods adco,moco] [--seeds 0,1,2] [--epochs 2] [--dir DIR]
-//                                      [--until HH:MM]
+//                                      [--until HH:MM] [--arch resnet-mini-wide]
 //   npm run -s experiment:full-data -- --summary  (the results of what DIR holds; trains nothing)
 //   npm run -s experiment:full-data -- --smoke   (seconds: 512 + 250 bundled images, batch 32, K 64)
-// A run takes hours on a CPU, so every (method, seed) is resumable: its state (both encoders, SGD
+// --arch trains another encoder than the presets' (both methods): its jobs are DIR/<method>-<arch>-...
+// and its results experiment-full-data-e<epochs>-<arch>.json. A run takes hours on a CPU, so every (method, seed) is resumable: its state (both encoders, SGD
 // momentum, the negatives, the step and the scores so far) is a checkpoint in DIR/<method>-e<epochs>-
 // seed<seed>/, written after each epoch and when the run stops early (--until in UTC, SIGINT,
 // SIGTERM); run the same command again to go on. DIR: --dir, else ~/.cache/adco/full-data-study. Two
@@ -38,6 +39,8 @@ import {
 import {
   backendFromEnv,
   type Encoder,
+  type EncoderArch,
+  encoderSpec,
   initBackend,
   initSteps,
   featureBlocksOf,
@@ -73,6 +76,7 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "2" },
     dir: { type: "string" },
     until: { type: "string" },
+    arch: { type: "string" },
     summary: { type: "boolean", default: false },
     smoke: { type: "boolean", default: false },
   },
@@ -86,6 +90,12 @@ const seeds = parseSeeds(values.seeds);
 const epochs = Number(values.epochs);
 if (!Number.isInteger(epochs) || epochs < 1)
   throw new Error(`--epochs: a positive integer, got ${values.epochs}`);
+// encoderSpec refuses an unknown name, listing the known ones.
+const arch = values.arch === undefined ? undefined : encoderSpec(values.arch as EncoderArch).arch;
+if (arch !== undefined && encoderSpec(arch).inputShape.join("x") !== "28x28x1")
+  throw new Error(`--arch: ${arch} takes ${encoderSpec(arch).inputShape.join("x")} images, not 28x28 gray`);
+/** What names an --arch run's jobs and results apart from the presets' encoder's. */
+const archTag = arch === undefined ? "" : `-${arch}`;
 const deadline = values.until ? untilDeadline(values.until) : Number.POSITIVE_INFINITY;
 const dir =
   values.dir ??
@@ -217,9 +227,10 @@ const presetOf = (method: string) => (method === "moco" ? "fashion-mnist-moco" :
 const configOf = (method: string, seed: number): PretrainConfig => ({
   ...preset(presetOf(method)),
   seed,
+  ...(arch === undefined ? {} : { arch }),
   ...(smoke ? { batchSize: 32, negatives: 64 } : {}),
 });
-const jobName = (method: string, seed: number) => `${method}-e${epochs}-seed${seed}`;
+const jobName = (method: string, seed: number) => `${method}${archTag}-e${epochs}-seed${seed}`;
 const stateFile = (name: string) => join(dir, name, "checkpoint", "state.json");
 const readState = (name: string): JobState | undefined =>
   existsSync(stateFile(name)) ? (JSON.parse(readFileSync(stateFile(name), "utf8")) as JobState) : undefined;
@@ -472,7 +483,7 @@ const sharedConfig = (method: string): ResultsValue => {
 // sandbox): the finished runs of the last results file of this schedule stay in the next one unless
 // DIR holds the same job, when the same training config made them (a file from before configs were
 // recorded: the same preset name).
-const resultsName = `experiment-full-data-e${epochs}`;
+const resultsName = `experiment-full-data-e${epochs}${archTag}`;
 interface PublishedMethod {
   readonly preset?: string;
   readonly config?: unknown;
@@ -495,7 +506,13 @@ function keptRuns(method: string, inDir: readonly number[]): Run[] {
 
 const jobs = readdirSync(dir)
   .flatMap((name) => readState(name) ?? [])
-  .filter((s) => s.epochs === epochs && methods.includes(s.method) && seeds.includes(s.seed));
+  .filter(
+    (s) =>
+      s.epochs === epochs &&
+      methods.includes(s.method) &&
+      seeds.includes(s.seed) &&
+      s.config.arch === configOf(s.method, s.seed).arch,
+  );
 const METHOD_NAMES: Record<string, string> = { adco: "AdCo", moco: "MoCo v2" };
 const byMethod: Record<string, ResultsValue> = {};
 const curves: Series[] = [];
@@ -529,7 +546,8 @@ for (const method of methods) {
   const meanByEpoch = byEpoch.filter((xs) => xs.length > 0).map((xs) => mean(xs));
   curves.push({
     name: `${METHOD_NAMES[method]}, ${runs.length} seed${runs.length === 1 ? "" : "s"}`,
-    points: meanByEpoch.map((y, e) => ({ x: e + 1, y })),
+    // Rounded as the results file has them, so the plot's labels read the same numbers.
+    points: meanByEpoch.map((y, e) => ({ x: e + 1, y: roundTo(y, 1) })),
   });
   byMethod[method] = {
     preset: presetOf(method),
@@ -581,7 +599,7 @@ if (raw)
   });
 const plot = join(dirname(file), `${resultsName}.png`);
 const svg = await lineChart(
-  `kNN top-1 over epochs, Fashion-MNIST (every 5th test image: ${monitorTest.count.toLocaleString("en-US")})`,
+  `kNN top-1 over epochs, Fashion-MNIST${arch ? `, ${arch}` : ""} (every 5th test image: ${monitorTest.count.toLocaleString("en-US")})`,
   "epoch",
   "kNN top-1 (%)",
   curves,

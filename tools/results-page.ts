@@ -126,14 +126,23 @@ function smallDataSection(): string[] {
   ];
 }
 
-/** The full-data study's results files, one per schedule (experiment-full-data-e3, ...), by epochs. */
+/**
+ * The full-data study's results files, one per schedule and encoder (experiment-full-data-e3,
+ * experiment-full-data-e10-resnet-mini-wide, ...), by epochs, the presets' encoder first.
+ */
 function fullDataNames(): string[] {
   return readdirSync(RESULTS_DIRECTORY)
-    .map((f) => /^(experiment-full-data-e(\d+))\.json$/.exec(f))
+    .map((f) => /^(experiment-full-data-e(\d+)(-[a-z0-9-]+)?)\.json$/.exec(f))
     .filter((m) => m !== null)
-    .sort((a, b) => Number(a[2]) - Number(b[2]))
+    .sort((a, b) => Number(a[2]) - Number(b[2]) || (a[3] ?? "").localeCompare(b[3] ?? ""))
     .map((m) => m[1]!);
 }
+
+/** ", encoder X" for a study of another encoder than the presets' (its name's tail), else "". */
+const encoderOf = (name: string) => {
+  const arch = /^experiment-full-data-e\d+-(.+)$/.exec(name)?.[1];
+  return arch ? `, encoder ${arch}` : "";
+};
 
 function fullDataSection(name: string): string[] {
   const file = read(name);
@@ -155,7 +164,7 @@ function fullDataSection(name: string): string[] {
     ]),
   );
   return [
-    `## Full data: AdCo against MoCo v2, ${num(r, "epochs", 0)} epochs`,
+    `## Full data: AdCo against MoCo v2, ${num(r, "epochs", 0)} epochs${encoderOf(name)}`,
     "",
     `All of Fashion-MNIST (${count(r, "trainImages")} train / ${count(r, "testImages")} test images), ${num(r, "epochs", 0)} epochs of ${num(r, "stepsPerEpoch", 0)} steps (AdCo fills its bank in ${num(r, "adcoInitSteps", 0)} more). The kNN after each epoch scores ${count(r, "monitorTestImages")} test images (every 5th); the end scores all of them, and the linear probe. Means over the finished seeds, with the spread:`,
     "",
