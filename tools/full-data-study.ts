@@ -7,12 +7,13 @@
 //   npm run -s experiment:full-data -- --summary  (the results of what DIR holds; trains nothing)
 //   npm run -s experiment:full-data -- --smoke   (seconds: 512 + 250 bundled images, batch 32, K 64)
 // --arch trains another encoder than the presets' (both methods): its jobs are DIR/<method>-<arch>-...
-// and its results experiment-full-data-e<epochs>-<arch>.json. A run takes hours on a CPU, so every (method, seed) is resumable: its state (both encoders, SGD
-// momentum, the negatives, the step and the scores so far) is a checkpoint in DIR/<method>-e<epochs>-
-// seed<seed>/, written after each epoch and when the run stops early (--until in UTC, SIGINT,
-// SIGTERM); run the same command again to go on. DIR: --dir, else ~/.cache/adco/full-data-study. Two
-// processes may share DIR on different jobs (e.g. --methods adco and --methods moco on two cores);
-// a job being run by another live process is refused (DIR/<job>/lock).
+// and its results experiment-full-data-e<epochs>-<arch>.json. A run takes hours on a CPU, so every
+// (method, seed) is resumable: its state (both encoders, SGD momentum, the negatives, the step and
+// the scores so far) is a checkpoint in DIR/<method>-e<epochs>-seed<seed>/, written after each epoch
+// and when the run stops early (--until in UTC, SIGINT, SIGTERM); run the same command again to go
+// on. DIR: --dir, else ~/.cache/adco/full-data-study. Two processes may share DIR on different jobs
+// (e.g. --methods adco and --methods moco on two cores); a job being run by another live process is
+// refused (DIR/<job>/lock).
 // The kNN after each epoch scores a fixed fifth of the test split (every 5th image; all 10,000 would
 // take ~5 minutes of one core per epoch); the end scores all of it, and the linear probe.
 // Exits 75 when it stopped before every chosen job finished. Writes docs/results/experiment-full-data-

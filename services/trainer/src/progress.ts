@@ -1,7 +1,7 @@
 // How far a run has got, as its checkpoints record it: the epoch in progress and its cursor (which
 // samples of the epoch are trained on), the epoch's loss sum and counts (its EpochEvent), the loss
 // curve, and the seconds spent training. A resumed run carries on from these, so an epoch cut by a
-// restart still reports its whole mean loss, its seconds and trains each sample once.
+// restart still reports its whole mean loss and seconds, and trains each sample once.
 import { EpochCursor } from "@adco/dataplane";
 import type { EpochEvent } from "@adco/proto/trainer";
 import type { CheckpointState, HistoryPoint } from "./checkpoints.js";
