@@ -372,7 +372,11 @@ const RESULTS_NAME = "experiment-small-data";
 const previousFile = resultsPath(RESULTS_NAME, smoke);
 const previous = readResults(RESULTS_NAME, smoke) as
   | (ResultsFile & {
-      results: { trainImages?: number; variants?: Record<string, Record<string, ResultsValue>> };
+      results: {
+        trainImages?: number;
+        features?: string;
+        variants?: Record<string, Record<string, ResultsValue>>;
+      };
     })
   | undefined;
 for (const [name, entry] of Object.entries(previous?.results.variants ?? {})) {
@@ -385,7 +389,8 @@ for (const [name, entry] of Object.entries(previous?.results.variants ?? {})) {
     entry.epochs === epochsOf(v) &&
     isDeepStrictEqual(entry.config, asResultsValue(v.config)) &&
     isDeepStrictEqual(entry.augment, asResultsValue(v.augment)) &&
-    entry.features === featuresOf(configOf({ variant: v, seed: 0 }));
+    // A file from before each variant named its features has them once, for all.
+    (entry.features ?? previous!.results.features) === featuresOf(configOf({ variant: v, seed: 0 }));
   if (!same) {
     console.log(`${name}: in ${previousFile}, but not as this study defines it now; left out`);
     continue;
