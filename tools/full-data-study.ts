@@ -92,9 +92,10 @@ const epochs = Number(values.epochs);
 if (!Number.isInteger(epochs) || epochs < 1)
   throw new Error(`--epochs: a positive integer, got ${values.epochs}`);
 // encoderSpec refuses an unknown name, listing the known ones.
-const arch = values.arch === undefined ? undefined : encoderSpec(values.arch as EncoderArch).arch;
-if (arch !== undefined && encoderSpec(arch).inputShape.join("x") !== "28x28x1")
-  throw new Error(`--arch: ${arch} takes ${encoderSpec(arch).inputShape.join("x")} images, not 28x28 gray`);
+const archSpec = values.arch === undefined ? undefined : encoderSpec(values.arch as EncoderArch);
+const arch = archSpec?.arch;
+if (archSpec && archSpec.inputShape.join("x") !== "28x28x1")
+  throw new Error(`--arch: ${arch} takes ${archSpec.inputShape.join("x")} images, not 28x28 gray`);
 /** What names an --arch run's jobs and results apart from the presets' encoder's. */
 const archTag = arch === undefined ? "" : `-${arch}`;
 const deadline = values.until ? untilDeadline(values.until) : Number.POSITIVE_INFINITY;

@@ -132,15 +132,17 @@ function smallDataSection(): string[] {
  */
 function fullDataNames(): string[] {
   return readdirSync(RESULTS_DIRECTORY)
-    .map((f) => /^(experiment-full-data-e(\d+)(-[a-z0-9-]+)?)\.json$/.exec(f))
+    .map((f) => FULL_DATA_NAME.exec(f.replace(/\.json$/, "")))
     .filter((m) => m !== null)
-    .sort((a, b) => Number(a[2]) - Number(b[2]) || (a[3] ?? "").localeCompare(b[3] ?? ""))
-    .map((m) => m[1]!);
+    .sort((a, b) => Number(a[1]) - Number(b[1]) || (a[2] ?? "").localeCompare(b[2] ?? ""))
+    .map((m) => m[0]);
 }
+/** A full-data results file's name: its epochs, and the encoder when it is not the presets'. */
+const FULL_DATA_NAME = /^experiment-full-data-e(\d+)(?:-([a-z0-9-]+))?$/;
 
 /** ", encoder X" for a study of another encoder than the presets' (its name's tail), else "". */
 const encoderOf = (name: string) => {
-  const arch = /^experiment-full-data-e\d+-(.+)$/.exec(name)?.[1];
+  const arch = FULL_DATA_NAME.exec(name)?.[2];
   return arch ? `, encoder ${arch}` : "";
 };
 
