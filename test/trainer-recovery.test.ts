@@ -343,7 +343,8 @@ describe("two trainers and one run", () => {
     const runId = "standby";
     const first = await startTrainer(runId, { ...lease, ADCO_TRAINER_ID: "first" });
     await startRun(first, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
-    await watch(first, runId, stepAtLeast(10));
+    // Into epoch 1: epoch 0 is reported by the first trainer only.
+    const firstEvents = await watch(first, runId, stepAtLeast(34));
 
     // Booted beside it with the same bucket: the run says RUNNING, but its owner's lease is live.
     const second = await startTrainer(runId, { ...lease, ADCO_TRAINER_ID: "second" });
@@ -376,12 +377,14 @@ describe("two trainers and one run", () => {
     assert.ok(
       second.logs.some((l) => /took the run over from a trainer whose lease ended/.test(String(l.msg))),
     );
-    assert.deepEqual(
-      samplesPerEpoch(events)
-        .map(([, n]) => n)
-        .slice(-1),
-      [1024],
-    );
+    assert.deepEqual(samplesPerEpoch(events), [
+      [0, 1024],
+      [1, 1024],
+    ]);
+    // Epoch 0 in the second trainer's replay is the first's report, from the checkpoint it resumed.
+    const reportOf = (es: RunEvent[]) => es.find((e) => e.epoch?.epoch === 0);
+    const { epoch: firstReport, unixMs: firstSent } = reportOf(firstEvents)!;
+    assert.deepEqual([reportOf(events)?.epoch, reportOf(events)?.unixMs], [firstReport, firstSent]);
     await waitFor("COMPLETED in the store", async () =>
       (await storedState(runId)) === "RUN_STATE_COMPLETED" ? true : undefined,
     );

@@ -3,17 +3,18 @@
 // before the first checkpoint and while a checkpoint is being written, restarts each as Kubernetes
 // would (same address, same trainer id, after a short back-off) and once starts a second trainer
 // beside the first. An undisturbed run of the same config goes first, as the reference. At the end
-// it checks: the run completed; each epoch trained every sample exactly once; every published
-// checkpoint verifies; every SIGTERM ended its process without a SIGKILL; and, where the schedule
-// keeps the data order fixed (`boundary`: one data worker, kills only right after a checkpoint), the
-// final encoder equals the reference's.
+// it checks: the run completed; each epoch trained every sample exactly once, and the trainer that
+// completed the run replays every epoch's report (earlier trainers' from its checkpoint); every
+// published checkpoint verifies; every SIGTERM ended its process without a SIGKILL; and, where the
+// schedule keeps the data order fixed (`boundary`: one data worker, kills only right after a
+// checkpoint), the final encoder equals the reference's. A failure prints each trainer's story.
 //   test/chaos.test.ts runs a short seeded schedule; `npm run -s chaos` a longer one (tools/chaos.ts).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { trainerAt } from "@adco/cli";
-import { RunConfig, type EpochEvent, type RunEvent } from "@adco/proto/trainer";
+import { RunConfig, type EpochEvent, type RunEvent, RunState } from "@adco/proto/trainer";
 import { Mulberry32 } from "@adco/random";
 import { launchService, type MonorepoService, unaryCall } from "@adco/service-kit";
 import {
@@ -164,6 +165,8 @@ class Part {
 /** Every trainer process's WatchRun of the run, from its start, kept for the exactly-once check. */
 class RunWatch {
   readonly streams: RunEvent[][] = [];
+  /** The process of each stream, in the same order. */
+  readonly processes: ServiceProcess[] = [];
   lastStep = 0;
   /** The trainer process that reported the last step: the run's owner. */
   lastFrom: ServiceProcess | undefined;
@@ -172,6 +175,7 @@ class RunWatch {
   follow(trainer: ServiceProcess, runId: string): void {
     const events: RunEvent[] = [];
     this.streams.push(events);
+    this.processes.push(trainer);
     void (async () => {
       // NOT_FOUND until this process has the run (a stand-by trainer may never get it).
       while (!this.closed && trainer.child.exitCode === null && trainer.child.signalCode === null) {
@@ -184,6 +188,30 @@ class RunWatch {
 
   close(): void {
     this.closed = true;
+  }
+
+  /** Each trainer process's stream in short (s: step, E: epoch report, c: checkpoint), then its log. */
+  story(): string[] {
+    const short = (e: RunEvent) =>
+      e.step
+        ? `s${e.step.step}`
+        : e.epoch
+          ? `E${e.epoch.epoch}:${e.epoch.samples}`
+          : e.checkpoint
+            ? `c${e.checkpoint.checkpoint?.step}`
+            : e.state
+              ? `[${RunState[e.state.state]}: ${e.state.message}]`
+              : ".";
+    return this.streams.flatMap((events, i) => {
+      const { child, logs } = this.processes[i]!;
+      return [
+        `trainer pid ${child.pid} sent: ${events.map(short).join(" ")}`,
+        ...logs.map(
+          ({ msg, time: _t, pid: _p, hostname: _h, level: _l, ...rest }) =>
+            `  pid ${child.pid}: ${String(msg)} ${JSON.stringify(rest)}`,
+        ),
+      ];
+    });
   }
 
   private stream(trainer: ServiceProcess, runId: string, events: RunEvent[]): Promise<boolean> {
@@ -400,6 +428,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (samples !== options.trainImages)
         violations.push(`epoch ${epoch} trained ${samples ?? "no"} samples, not ${options.trainImages}`);
     }
+    // The trainer that completed the run replays every epoch, also those earlier trainers reported.
+    if (final === "RUN_STATE_COMPLETED") {
+      const replays = await Promise.all(cluster.trainers.map((t) => replayOf(t.process!, runId)));
+      const completed = replays.find((events) =>
+        events.some((e) => e.state?.state === RunState.RUN_STATE_COMPLETED),
+      );
+      const replayed = new Set(completed?.flatMap((e) => (e.epoch ? [e.epoch.epoch] : [])));
+      if (!completed) violations.push("no live trainer replays the completed run");
+      else if (replayed.size !== options.epochs)
+        violations.push(`the completing trainer replays epochs ${[...replayed].join(", ") || "none"} only`);
+    }
     const verified = await verifyCheckpoints(store, bucket, runId);
     violations.push(...verified.failures);
     if (cluster.terminations.sigkill > 0)
@@ -412,6 +451,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
     if (options.boundary && !(difference <= 1e-5))
       violations.push(`the final encoder differs from the reference's by up to ${difference}`);
+    // What each trainer process sent and logged, to tell a failure's story in CI's output.
+    if (violations.length > 0) for (const line of watch.story()) log(line);
     const trained = watch.streams.reduce((n, events) => n + events.filter((e) => e.step).length, 0);
     return {
       seed: options.seed,
@@ -445,6 +486,23 @@ async function startOn(trainer: ServiceProcess, runId: string, config: RunConfig
   } finally {
     client.close();
   }
+}
+
+/** The events a trainer process replays of an ended run (none when it never had the run). */
+async function replayOf(trainer: ServiceProcess, runId: string): Promise<RunEvent[]> {
+  const client = trainerAt(trainer.grpcAddress);
+  const events: RunEvent[] = [];
+  const call = client.watchRun({ runId, replay: true });
+  call.on("data", (e: RunEvent) => events.push(e));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      call.on("end", resolve);
+      call.on("error", (e: grpc.ServiceError) => (e.code === grpc.status.NOT_FOUND ? resolve() : reject(e)));
+    });
+  } finally {
+    client.close();
+  }
+  return events;
 }
 
 const FINAL = ["RUN_STATE_COMPLETED", "RUN_STATE_FAILED", "RUN_STATE_STOPPED"];

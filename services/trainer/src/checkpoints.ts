@@ -9,6 +9,7 @@
 // resumed from, and retention deletes them.
 import type { SerializedCursor } from "@adco/dataplane";
 import type { CheckpointRef, ObjectRef } from "@adco/proto/common";
+import type { EpochEvent } from "@adco/proto/trainer";
 import { notFound, RpcError, status } from "@adco/service-kit";
 import {
   type Bundle,
@@ -57,6 +58,16 @@ export interface CheckpointState {
   readonly trainSeconds: number;
   /** Wall seconds trainers have spent in `epoch` so far (absent in checkpoints before 2026-12: 0). */
   readonly epochSeconds?: number;
+  /**
+   * The report of each finished epoch, so that a later trainer's WatchRun replays them too (absent
+   * in checkpoints before 2026-12-02: none).
+   */
+  readonly epochReports?: EpochReport[];
+}
+
+/** A finished epoch's EpochEvent and when its trainer sent it. */
+export interface EpochReport extends EpochEvent {
+  readonly unixMs: number;
 }
 
 /** The CheckpointRef of an opened checkpoint (size and checksum of its manifest left unset). */

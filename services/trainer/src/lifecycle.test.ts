@@ -37,6 +37,28 @@ describe("RunLifecycle", () => {
     assert.equal(observed.length, 2);
   });
 
+  it("recalls earlier trainers' epoch reports for replay and watchers, not for metrics or twice", () => {
+    const { run, observed } = lifecycle(async () => ({}));
+    const seen: RunEvent[] = [];
+    run.subscribe((e) => seen.push(e));
+    run.emit({ epoch: { epoch: 1, meanLoss: 2, samples: 5, seconds: 3 } });
+    run.recall([
+      { epoch: 0, meanLoss: 4, samples: 5, seconds: 6, unixMs: 1000 },
+      { epoch: 1, meanLoss: 9, samples: 5, seconds: 9, unixMs: 2000 },
+    ]);
+    assert.deepEqual(
+      run.events.map((e) => [e.sequence, e.epoch?.epoch, e.epoch?.meanLoss]),
+      [
+        [1, 1, 2],
+        [2, 0, 4],
+      ],
+      "epoch 1 is this process's own report; epoch 0 comes from the checkpoint",
+    );
+    assert.equal(run.events[1]!.unixMs, 1000, "as its trainer sent it");
+    assert.equal(seen.length, 2);
+    assert.equal(observed.length, 1, "metrics counted epoch 0 in the trainer that trained it");
+  });
+
   it("a run left at shutdown ends here but stays running in storage, for the next trainer", async () => {
     const stored: string[] = [];
     const { run } = lifecycle(async (_bucket, _key, value) => stored.push((value as RunStatusRecord).state));

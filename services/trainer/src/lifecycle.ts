@@ -1,11 +1,12 @@
 // A run's lifecycle as others see it: its state (STARTING -> INITIALIZING_BANK -> RUNNING ->
 // COMPLETED, or STOPPING -> STOPPED, or FAILED; a run its trainer leaves at shutdown is STOPPED here
-// but still running in storage), the events of WatchRun (kept for replay, sent to
-// subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
+// but still running in storage), the events of WatchRun (kept for replay with the epoch reports of
+// earlier trainers, sent to subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
 // a restarted trainer which runs were interrupted.
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { type Logger, status, statusOf } from "@adco/service-kit";
 import { type ObjectStore, runStatusKey } from "@adco/storage";
+import type { EpochReport } from "./checkpoints.js";
 import { FencedError } from "./ownership.js";
 import { storeRetrying } from "./retry.js";
 
@@ -65,12 +66,29 @@ export class RunLifecycle {
     return () => this.listeners.delete(listener);
   }
 
-  emit(event: RunEventBody): void {
-    const full: RunEvent = { runId: this.runId, sequence: ++this.sequence, unixMs: Date.now(), ...event };
+  /** Stamps, keeps and sends an event; the stamped event. */
+  emit(event: RunEventBody): RunEvent {
+    const full = this.keep(event, Date.now());
+    this.deps.observe?.(full);
+    return full;
+  }
+
+  /**
+   * The epoch reports of earlier trainers of the run (from the checkpoint it resumed from), as they
+   * sent them, for replay and watchers: epochs this process has reported itself are not repeated. The
+   * process's metrics do not see them again.
+   */
+  recall(reports: readonly EpochReport[]): void {
+    const own = new Set(this.events.flatMap((e) => (e.epoch ? [e.epoch.epoch] : [])));
+    for (const { unixMs, ...epoch } of reports) if (!own.has(epoch.epoch)) this.keep({ epoch }, unixMs);
+  }
+
+  private keep(event: RunEventBody, unixMs: number): RunEvent {
+    const full: RunEvent = { runId: this.runId, sequence: ++this.sequence, unixMs, ...event };
     this.events.push(full);
     if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
     for (const listener of this.listeners) listener(full);
-    this.deps.observe?.(full);
+    return full;
   }
 
   /**

@@ -35,6 +35,7 @@ describe("RunProgress", () => {
       "history",
       "trainSeconds",
       "epochSeconds",
+      "epochReports",
     ]);
   });
 
@@ -77,6 +78,29 @@ describe("RunProgress", () => {
     const resumed = RunProgress.resume(older, RECORDS);
     assert.ok(resumed.epochEvent().seconds < 5);
     assert.ok(!resumed.complete);
+  });
+
+  it("keeps the report of each finished epoch across resumes, a redone epoch's newer one only", () => {
+    const progress = RunProgress.start(RECORDS);
+    progress.record(batch([0, 0, 0, 1, 1], [0, 1, 2, 0, 1]), point(1, 3), 1);
+    progress.reported(progress.epochEvent(), 1000);
+    const resumed = RunProgress.resume(throughJson(progress.checkpointState(RUN)), RECORDS);
+    assert.deepEqual(
+      resumed.epochReports.map((r) => [r.epoch, r.samples, r.meanLoss, r.unixMs]),
+      [[0, 5, 3, 1000]],
+    );
+    resumed.record(batch([0, 0, 0, 1, 1], [0, 1, 2, 0, 1]), point(2, 1), 1);
+    resumed.reported(resumed.epochEvent(), 2000);
+    resumed.reported({ epoch: 0, meanLoss: 2, samples: 5, seconds: 1 }, 3000);
+    assert.deepEqual(
+      throughJson(resumed.checkpointState(RUN)).epochReports!.map((r) => [r.epoch, r.meanLoss, r.unixMs]),
+      [
+        [0, 2, 3000],
+        [1, 1, 2000],
+      ],
+    );
+    const { epochReports: _, ...older } = throughJson(progress.checkpointState(RUN));
+    assert.deepEqual(RunProgress.resume(older, RECORDS).epochReports, [], "a checkpoint before reports");
   });
 
   it("the feeder's cursor is a copy: samples it delivers count only once trained", () => {

@@ -1,10 +1,11 @@
 // How far a run has got, as its checkpoints record it: the epoch in progress and its cursor (which
 // samples of the epoch are trained on), the epoch's loss sum and counts (its EpochEvent), the loss
-// curve, and the seconds spent training. A resumed run carries on from these, so an epoch cut by a
-// restart still reports its whole mean loss and seconds, and trains each sample once.
+// curve, the seconds spent training and the reports of the finished epochs. A resumed run carries on
+// from these, so an epoch cut by a restart still reports its whole mean loss and seconds, trains each
+// sample once, and the epochs earlier trainers reported stay in WatchRun's replay.
 import { EpochCursor } from "@adco/dataplane";
 import type { EpochEvent } from "@adco/proto/trainer";
-import type { CheckpointState, HistoryPoint } from "./checkpoints.js";
+import type { CheckpointState, EpochReport, HistoryPoint } from "./checkpoints.js";
 
 /** The loss curve keeps at most about this many points: past it, every other old point goes. */
 export const HISTORY_POINTS = 4000;
@@ -20,6 +21,7 @@ export type ProgressState = Pick<
   | "history"
   | "trainSeconds"
   | "epochSeconds"
+  | "epochReports"
 >;
 
 /** The rest of a checkpoint's state, which the run knows. */
@@ -39,6 +41,8 @@ export class RunProgress {
   /** Seconds earlier trainers spent in the epoch, and when this one took it up. */
   private epochSecondsBefore = 0;
   private epochStarted = performance.now();
+  /** The report of each finished epoch, by epoch (a redone epoch's newer report replaces the older). */
+  private readonly reports = new Map<number, EpochReport>();
 
   private constructor(
     private readonly recordCounts: readonly number[],
@@ -64,6 +68,7 @@ export class RunProgress {
     progress.epochSteps = state.epochSteps;
     progress.epochSamples = state.epochSamples;
     progress.epochSecondsBefore = state.epochSeconds ?? 0;
+    for (const report of state.epochReports ?? []) progress.reports.set(report.epoch, report);
     if (progress.cursor.complete) progress.enter(progress.epoch + 1);
     return progress;
   }
@@ -113,6 +118,16 @@ export class RunProgress {
     };
   }
 
+  /** Keeps the report of a finished epoch, as WatchRun sent it at `unixMs`, for the checkpoints. */
+  reported(event: EpochEvent, unixMs: number): void {
+    this.reports.set(event.epoch, { ...event, unixMs });
+  }
+
+  /** The reports of the finished epochs, in epoch order. */
+  get epochReports(): EpochReport[] {
+    return [...this.reports.values()].sort((a, b) => a.epoch - b.epoch);
+  }
+
   private epochSeconds(): number {
     return this.epochSecondsBefore + (performance.now() - this.epochStarted) / 1000;
   }
@@ -134,6 +149,7 @@ export class RunProgress {
       history: [...this.history],
       trainSeconds: this.trainSeconds,
       epochSeconds: this.epochSeconds(),
+      epochReports: this.epochReports,
     };
   }
 }

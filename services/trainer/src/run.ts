@@ -280,6 +280,7 @@ export class TrainingRun {
     const bank = this.openBank();
     try {
       const { progress, message } = await this.resume(trainer, bank, recordCounts);
+      this.lifecycle.recall(progress.epochReports);
       this.trainedBefore = true;
       this.step = trainer.step;
       await this.lifecycle.enter(
@@ -441,7 +442,7 @@ export class TrainingRun {
       // A stop after the epoch's last step still reports it: its checkpoint starts the next epoch.
       if (a.progress.complete || !signal.aborted) {
         const finished = a.progress.epochEvent();
-        this.lifecycle.emit({ epoch: finished });
+        a.progress.reported(finished, this.lifecycle.emit({ epoch: finished }).unixMs);
         this.deps.log.info({ runId: this.runId, ...finished, failed }, "epoch done");
       }
       if (signal.aborted) return;

@@ -320,7 +320,11 @@ export interface GetRunRequest {
 export interface WatchRunRequest {
   /** The run. */
   runId: string;
-  /** Send the events the trainer still holds for this run (the last few thousand) before live ones. */
+  /**
+   * Send the events the trainer still holds for this run (the last few thousand, and the EpochEvent
+   * of each epoch that earlier trainers of the run finished, as its checkpoint keeps them) before
+   * live ones.
+   */
   replay: boolean;
 }
 
