@@ -185,6 +185,34 @@ describe("a trainer rolled (SIGTERM) as soon as its run has started", () => {
   });
 });
 
+describe("a rollout seen by a watcher", () => {
+  it("the watcher gets the rolled trainer's last step, its checkpoint and the leave, before the stream ends", async () => {
+    const runId = "watched";
+    const trainer = await startTrainer(runId);
+    await startRun(trainer, { runId, config: config() });
+    await watch(trainer, runId, stepAtLeast(3));
+    // Connected (its replay has come) before the SIGTERM: a shutting-down server takes no new calls.
+    let connected!: () => void;
+    const replayed = new Promise<void>((resolve) => (connected = resolve));
+    const watching = watch(trainer, runId, (e) => {
+      connected();
+      return ended(e);
+    });
+    await replayed;
+    const { code } = await trainer.stop("SIGTERM");
+    assert.equal(code, 0);
+    const events = await watching;
+    const left = /^the trainer is shutting down at step (\d+); the next trainer resumes the run$/.exec(
+      events.at(-1)?.state?.message ?? "",
+    );
+    assert.ok(left, stateMessages(events).join(" | "));
+    const step = Number(left[1]);
+    assert.equal(events.findLast((e) => e.step)?.step?.step, step, "the step the stop waited for");
+    assert.equal(events.findLast((e) => e.checkpoint)?.checkpoint?.checkpoint?.step, step);
+    assert.equal((await latest(runId)).step, step);
+  });
+});
+
 describe("the run of startRun (a ConfigMap)", () => {
   it("a restarted trainer resumes it rather than leaving it; one that finds it stopped leaves it stopped", async () => {
     const dir = mkdtempSync(join(tmpdir(), "adco-start-"));

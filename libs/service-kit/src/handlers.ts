@@ -14,6 +14,8 @@ import { AsyncQueue } from "./queue.js";
 export interface CallContext {
   /** Aborted when the client cancels, the deadline passes, or the server shuts down. */
   readonly signal: AbortSignal;
+  /** Aborted when the client cancels or the deadline passes, not at shutdown (see DrainingStream). */
+  readonly cancelled: AbortSignal;
   /** Aborted only when the server shuts down: long streams end themselves on it. */
   readonly shutdown: AbortSignal;
   readonly log: Logger;
@@ -40,6 +42,20 @@ export type Handler<M> = M extends { requestStream: false; responseStream: false
       ? (requests: AsyncIterable<Req<M>>, ctx: CallContext) => Promise<Res<M>>
       : (requests: AsyncIterable<Req<M>>, ctx: CallContext) => AsyncIterable<Res<M>>;
 
+/**
+ * A response stream that ends by itself soon after the server starts to shut down (the messages of
+ * a run that stops at its next step, say). The kit goes on writing it while calls drain, so the
+ * client gets those last messages before the UNAVAILABLE that sends it elsewhere; other streams stop
+ * at the shutdown, and shutdownGraceMs cuts this one too. Its messages should end on ctx.cancelled.
+ */
+export class DrainingStream<T> implements AsyncIterable<T> {
+  constructor(private readonly messages: AsyncIterable<T>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return this.messages[Symbol.asyncIterator]();
+  }
+}
+
 /** The handlers of one generated service definition (e.g. DataWorkerService), one per method. */
 export type ServiceHandlers<S> = { [K in keyof S]: Handler<S[K]> };
 
@@ -64,6 +80,7 @@ function contextFor(call: AnyCall, env: HandlerEnvironment, method: string): Cal
   call.on("cancelled", () => cancelled.abort(new RpcError(status.CANCELLED, "cancelled by the client")));
   return {
     signal: AbortSignal.any([cancelled.signal, env.shutdown]),
+    cancelled: cancelled.signal,
     shutdown: env.shutdown,
     log: env.log.child({ method }),
     metadata: call.metadata,
@@ -192,7 +209,9 @@ function adapt(
         const input = method.requestStream
           ? incoming(call as grpc.ServerReadableStream<unknown, unknown>, ctx.signal)
           : checked(call.request);
-        return writeAll(stream, handler(input, ctx) as AsyncIterable<unknown>, ctx.signal);
+        const messages = handler(input, ctx) as AsyncIterable<unknown>;
+        // A draining stream is written until it ends or its client goes; the others stop at shutdown.
+        return writeAll(stream, messages, messages instanceof DrainingStream ? ctx.cancelled : ctx.signal);
       })
       .then(
         () => {

@@ -6,10 +6,14 @@ import { channelOptions, checkHealth, unaryCall } from "./client.js";
 import { loadConfig } from "./config.js";
 import { failedPrecondition, status } from "./errors.js";
 import { createLogger } from "./logger.js";
+import { DrainingStream, type ServiceHandlers } from "./handlers.js";
 import { commonConfig, register, ServiceHost } from "./server.js";
 
 // A trainer definition with test handlers: each method exercises one path of the kit.
-function testHandlers(streamStarted: () => void) {
+function testHandlers(
+  streamStarted: () => void,
+  watchRun?: ServiceHandlers<typeof TrainerService>["watchRun"],
+) {
   return register(TrainerService, {
     async startRun() {
       throw failedPrecondition("precondition says no");
@@ -42,6 +46,7 @@ function testHandlers(streamStarted: () => void) {
     async checkpointNow() {
       return { runId: "r", step: 0 };
     },
+    ...(watchRun ? { watchRun } : {}),
   });
 }
 
@@ -137,5 +142,69 @@ describe("ServiceHost", () => {
     assert.ok(performance.now() - t0 < 1500, "shutdown drained within the grace period");
     assert.ok(events.length >= 2, `got ${events.length} events before shutdown`);
     assert.equal(error?.code, status.UNAVAILABLE);
+  });
+});
+
+describe("ServiceHost shutdown with a DrainingStream", () => {
+  it("writes the stream's last messages after the shutdown begins, then UNAVAILABLE", async () => {
+    const config = loadConfig(commonConfig({ grpcPort: 0, metricsPort: 0 }), {
+      env: { ADCO_GRPC_PORT: "0", ADCO_TLS_MODE: "plaintext" },
+    });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    // A run that takes three more events to stop once the server shuts down.
+    const handlers = testHandlers(
+      () => {},
+      (request, ctx) =>
+        new DrainingStream(
+          (async function* () {
+            let sequence = 0;
+            opened();
+            while (!ctx.shutdown.aborted && !ctx.cancelled.aborted) {
+              yield { runId: request.runId, sequence: ++sequence, unixMs: Date.now() } satisfies RunEvent;
+              await new Promise((r) => setTimeout(r, 20));
+            }
+            for (let i = 0; i < 3; i++) {
+              await new Promise((r) => setTimeout(r, 50));
+              yield { runId: "after-shutdown", sequence: ++sequence, unixMs: Date.now() } satisfies RunEvent;
+            }
+          })(),
+        ),
+    );
+    const host = await ServiceHost.start({
+      name: "test",
+      config: { ...config, shutdownGraceMs: 2000 },
+      log: createLogger("test", "silent"),
+      services: [handlers],
+    });
+    const client = new TrainerClient(
+      `127.0.0.1:${host.grpcPort}`,
+      grpc.credentials.createInsecure(),
+      channelOptions(),
+    );
+    try {
+      const events: RunEvent[] = [];
+      const stream = client.watchRun({ runId: "r1", replay: false });
+      stream.on("data", (e: RunEvent) => events.push(e));
+      const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+        stream.on("error", (e: grpc.ServiceError) => resolve(e));
+        stream.on("end", () => resolve(undefined));
+      });
+      await open;
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = performance.now();
+      await host.shutdown("test");
+      const error = await ended;
+      assert.ok(performance.now() - t0 < 1500, "shutdown waited for the stream, not for the grace period");
+      assert.deepEqual(
+        events.filter((e) => e.runId === "after-shutdown").map((e) => e.sequence),
+        [events.length - 2, events.length - 1, events.length],
+        "the three last messages came after the shutdown began, in order",
+      );
+      assert.equal(error?.code, status.UNAVAILABLE);
+    } finally {
+      client.close();
+      await host.shutdown("test over");
+    }
   });
 });

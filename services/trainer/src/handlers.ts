@@ -1,7 +1,14 @@
 // Trainer handlers: run control. One run trains at a time on a trainer; the runs it has seen since it
 // started, and those with a status or checkpoints in the bucket, are listed. A stored run id resumes.
 import { type Run, type RunConfig, type RunEvent, RunState, type TrainerService } from "@adco/proto/trainer";
-import { AsyncQueue, failedPrecondition, notFound, requireId, type ServiceHandlers } from "@adco/service-kit";
+import {
+  AsyncQueue,
+  DrainingStream,
+  failedPrecondition,
+  notFound,
+  requireId,
+  type ServiceHandlers,
+} from "@adco/service-kit";
 import { setTimeout as sleep } from "node:timers/promises";
 import { INTERRUPTED, type InterruptedRuns, Runs, type TrainerDeps } from "./runs.js";
 
@@ -98,22 +105,27 @@ function trainerHandlers(runs: Runs): ServiceHandlers<typeof TrainerService> {
       if (!run) throw notFound(`no run ${JSON.stringify(request.runId)} (ListRuns shows the known runs)`);
       return run;
     },
-    async *watchRun(request, ctx) {
+    watchRun(request, ctx) {
       const run = runs.of(request.runId);
       const queue = new AsyncQueue<RunEvent>();
       if (request.replay) for (const event of run.events) queue.push(event);
       const unsubscribe = run.subscribe((event) => queue.push(event));
       // Every event of the run is emitted before `done` resolves.
       void run.done.then(() => queue.end());
-      const onAbort = () => queue.end();
-      if (ctx.signal.aborted) queue.end();
-      else ctx.signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        yield* queue;
-      } finally {
-        ctx.signal.removeEventListener("abort", onAbort);
-        unsubscribe();
+      const onCancel = () => queue.end();
+      if (ctx.cancelled.aborted) queue.end();
+      else ctx.cancelled.addEventListener("abort", onCancel, { once: true });
+      async function* events() {
+        try {
+          yield* queue;
+        } finally {
+          ctx.cancelled.removeEventListener("abort", onCancel);
+          unsubscribe();
+        }
       }
+      // At SIGTERM the run trains on to its next step, checkpoints and leaves: watchers get all that
+      // (an epoch's report among it) before the stream ends, as the run does, within the grace period.
+      return new DrainingStream(events());
     },
     async checkpointNow(request) {
       const run = runs.of(request.runId);
