@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
+import { RunConfig, type RunEvent, RunState, type StepEvent } from "@adco/proto/trainer";
 import type { Logger } from "@adco/service-kit";
 import { CheckpointRequests } from "./checkpoints.js";
-import { RunLifecycle, type RunStatusRecord } from "./lifecycle.js";
+import { EVENTS_KEPT, RunLifecycle, type RunStatusRecord } from "./lifecycle.js";
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} } as unknown as Logger;
 const config = RunConfig.fromPartial({ preset: "fashion-mnist", dataset: { bucket: "d", name: "fmnist" } });
@@ -57,6 +57,23 @@ describe("RunLifecycle", () => {
     assert.equal(run.events[1]!.unixMs, 1000, "as its trainer sent it");
     assert.equal(seen.length, 2);
     assert.equal(observed.length, 1, "metrics counted epoch 0 in the trainer that trained it");
+  });
+
+  it("keeps the last EVENTS_KEPT events for replay, and every epoch's report", () => {
+    const { run } = lifecycle(async () => ({}));
+    const step = (n: number) => ({ step: { step: n } as StepEvent });
+    for (let epoch = 0; epoch < 3; epoch++) {
+      for (let i = 1; i <= EVENTS_KEPT; i++) run.emit(step(epoch * EVENTS_KEPT + i));
+      run.emit({ epoch: { epoch, meanLoss: 1, samples: 5, seconds: 1 } });
+    }
+    run.emit(step(3 * EVENTS_KEPT + 1));
+    assert.equal(run.events.length, EVENTS_KEPT + 3);
+    assert.deepEqual(
+      run.events.flatMap((e) => (e.epoch ? [e.epoch.epoch] : [])),
+      [0, 1, 2],
+    );
+    const steps = run.events.flatMap((e) => (e.step ? [e.step.step] : []));
+    assert.deepEqual([steps[0], steps.at(-1)], [2 * EVENTS_KEPT + 2, 3 * EVENTS_KEPT + 1], "the newest");
   });
 
   it("a run left at shutdown ends here but stays running in storage, for the next trainer", async () => {

@@ -10,8 +10,8 @@ import type { EpochReport } from "./checkpoints.js";
 import { FencedError } from "./ownership.js";
 import { storeRetrying } from "./retry.js";
 
-/** Events a run keeps for WatchRun's replay. */
-const EVENTS_KEPT = 5000;
+/** Events a run keeps for WatchRun's replay, besides every epoch's report. */
+export const EVENTS_KEPT = 5000;
 
 /** Status of a run as stored beside its checkpoints, so a restarted trainer knows what was interrupted. */
 export interface RunStatusRecord {
@@ -45,6 +45,7 @@ export class RunLifecycle {
   error = "";
   readonly events: RunEvent[] = [];
   private sequence = 0;
+  private epochsKept = 0;
   private readonly listeners = new Set<(event: RunEvent) => void>();
 
   constructor(
@@ -86,7 +87,12 @@ export class RunLifecycle {
   private keep(event: RunEventBody, unixMs: number): RunEvent {
     const full: RunEvent = { runId: this.runId, sequence: ++this.sequence, unixMs, ...event };
     this.events.push(full);
-    if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
+    if (event.epoch) this.epochsKept++;
+    // Past the limit the oldest other event goes: a long run's replay still shows every epoch.
+    if (this.events.length > EVENTS_KEPT + this.epochsKept) {
+      const oldest = this.events.findIndex((e) => !e.epoch);
+      this.events.splice(oldest, 1);
+    }
     for (const listener of this.listeners) listener(full);
     return full;
   }
