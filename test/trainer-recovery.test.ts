@@ -3,7 +3,8 @@
 // Kubernetes ConfigMap) across trainer restarts, and a corrupt newest checkpoint. A small data set
 // (1,024 images, batch 32, K 64) keeps each step short.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -210,6 +211,41 @@ describe("a rollout seen by a watcher", () => {
     assert.equal(events.findLast((e) => e.step)?.step?.step, step, "the step the stop waited for");
     assert.equal(events.findLast((e) => e.checkpoint)?.checkpoint?.checkpoint?.step, step);
     assert.equal((await latest(runId)).step, step);
+  });
+
+  it("adco watch follows the run to the next trainer at the same address, each epoch shown once", async () => {
+    const runId = "followed";
+    let trainer = await startTrainer(runId);
+    await startRun(trainer, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
+    const cli = spawn(
+      process.execPath,
+      ["--conditions=development", "--import", "tsx", join(ROOT, "libs/cli/src/main.ts"), "watch", runId],
+      { env: { ...process.env, ADCO_TRAINER_ADDRESS: trainer.grpcAddress } },
+    );
+    let output = "";
+    for (const stream of [cli.stdout, cli.stderr]) stream.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = once(cli, "exit");
+    // The rollout comes in epoch 1, after the first trainer has reported epoch 0.
+    await waitFor("epoch 0 in adco watch", async () => (/epoch 0 done/.test(output) ? true : undefined));
+    const port = String(trainer.grpcPort);
+    assert.equal((await trainer.stop("SIGTERM")).code, 0);
+    // A pod that takes a while to come back: adco watch says it waits, and does.
+    await waitFor("adco watch waiting", async () =>
+      /waiting for the next one/.test(output) ? true : undefined,
+    );
+    trainer = await startTrainer(runId, { ADCO_GRPC_PORT: port });
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0, output);
+    for (const said of [
+      /the trainer is shutting down at step \d+; the next trainer resumes the run/,
+      /run followed: no trainer holds it after step \d+; waiting for the next one to resume it/,
+      /resumed at step \d+/,
+      /run followed: completed/,
+    ])
+      assert.match(output, said);
+    assert.deepEqual(output.match(/epoch \d done/g), ["epoch 0 done", "epoch 1 done"], output);
+    console.log(`followed:\n${output}`);
+    await trainer.stop("SIGTERM");
   });
 });
 

@@ -49,81 +49,178 @@ export interface WatchSummary {
   readonly steps: number;
 }
 
-/** Streams a run's events as progress lines until it ends; resolves with the final run. */
+/** How long `adco watch` waits for a trainer to take a run up again after its trainer left it. */
+export const RESUME_WAIT_MS = 10 * 60_000;
+const FINAL_STATES = [RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_STOPPED];
+/** What a trainer that is restarting, shutting down or not yet holding the run answers. */
+const BETWEEN_TRAINERS = [grpc.status.UNAVAILABLE, grpc.status.NOT_FOUND];
+
+/**
+ * Streams a run's events as progress lines until it ends; resolves with the final run. A rollout
+ * does not end it: when the trainer leaves the run (its stored state still running), it waits up to
+ * `resumeWaitMs` for the trainer at the same address (a Kubernetes Service: the next pod) to take
+ * the run up, and goes on there. Epochs already shown are not shown again from that one's replay.
+ */
 export async function watchRun(
   client: TrainerClient,
   runId: string,
   out: NodeJS.WriteStream = process.stderr,
+  options: { resumeWaitMs?: number; pollMs?: number } = {},
 ): Promise<WatchSummary> {
-  let lastDraw = 0;
+  const { resumeWaitMs = RESUME_WAIT_MS, pollMs = 2000 } = options;
   const totals = { images: 0, compute: 0, bank: 0, wait: 0, steps: 0 };
+  const view = new WatchView(runId, out, totals);
   // A run that is still starting does not know its step count yet; ask again once it trains.
-  let totalSteps = (await unaryCall(client.getRun.bind(client), { runId })).totalSteps;
-  // Opened after that await, next to its listeners: a stream's error with no listener yet (NOT_FOUND
-  // for a run the trainer does not hold) would crash the process instead of being reported.
-  const call = client.watchRun({ runId, replay: true });
+  view.totalSteps = (await unaryCall(client.getRun.bind(client), { runId })).totalSteps;
   const refreshTotal = () => {
-    if (totalSteps === 0)
+    if (view.totalSteps === 0)
       void unaryCall(client.getRun.bind(client), { runId }).then(
-        (r) => (totalSteps = r.totalSteps),
+        (r) => (view.totalSteps = r.totalSteps),
         () => {},
       );
   };
-  const print = (line: string) => {
-    if (out.isTTY) out.write(`\r\x1b[K${line}\n`);
-    else out.write(`${line}\n`);
+  // Since when the trainer here has not had the run, and whether the wait has been said.
+  let waitingSince: number | undefined;
+  let said = false;
+  const sayWaiting = () => {
+    if (said) return;
+    said = true;
+    view.print(
+      `run ${runId}: no trainer holds it after step ${view.lastStep}; waiting for the next one to resume it`,
+    );
   };
-  await new Promise<void>((resolve, reject) => {
-    call.on("data", (event: RunEvent) => {
-      if (event.step) {
-        const s = event.step;
-        totals.images += s.imagesPerSecond;
-        totals.compute += s.computeMs;
-        totals.bank += s.bankCallMs;
-        totals.wait += s.dataWaitFraction;
-        totals.steps++;
-        refreshTotal();
-        const now = Date.now();
-        if (now - lastDraw < (out.isTTY ? 200 : 15_000) && s.step !== totalSteps) return;
-        lastDraw = now;
-        // The step count is known once the run has read its dataset; until then it shows as "?".
-        const bar = totalSteps
-          ? "#".repeat(Math.round((s.step / totalSteps) * 24)).padEnd(24, ".")
-          : ".".repeat(24);
-        const line =
-          `step ${s.step}/${totalSteps || "?"} [${bar}] epoch ${s.epoch} loss ${s.loss.toFixed(3)} lr ${s.lr.toFixed(4)} ` +
-          `${s.imagesPerSecond.toFixed(0)} img/s, data wait ${(100 * s.dataWaitFraction).toFixed(0)}%, ` +
-          `bank ${s.bankCallMs.toFixed(0)} ms, contrast acc ${(100 * (s.bank?.contrastAccuracy ?? 0)).toFixed(0)}%, eta ${seconds(s.etaSeconds)}`;
-        if (out.isTTY) out.write(`\r\x1b[K${line}`);
-        else out.write(`${line}\n`);
-      } else if (event.epoch) {
-        print(
-          `epoch ${event.epoch.epoch} done: ${event.epoch.samples} samples, mean loss ${event.epoch.meanLoss.toFixed(3)}, ${seconds(event.epoch.seconds)}`,
-        );
-      } else if (event.checkpoint) {
-        const c = event.checkpoint.checkpoint!;
-        if (out.isTTY) print(`checkpoint at step ${c.step}: ${c.manifest?.bucket}/${c.manifest?.key}`);
-      } else if (event.eval) {
-        const knn = event.eval.knn;
-        if (knn) print(`eval at step ${event.eval.checkpoint?.step}: ${formatAccuracy("kNN", knn)}`);
-      } else if (event.state) {
-        const state = RunState[event.state.state].replace("RUN_STATE_", "").toLowerCase();
-        print(`run ${runId}: ${state}${event.state.message ? ` (${event.state.message})` : ""}`);
-      }
+  for (;;) {
+    const { error } = await streamOnce(client, runId, (event) => {
+      waitingSince = undefined;
+      said = false;
+      if (event.step) refreshTotal();
+      view.show(event);
     });
-    call.on("error", (e: grpc.ServiceError) => (e.code === grpc.status.CANCELLED ? resolve() : reject(e)));
-    call.on("end", () => resolve());
+    if (error && !BETWEEN_TRAINERS.includes(error.code)) throw error;
+    // GetRun answers from storage while no trainer here holds the run: a left run still says running.
+    const run = await runBetweenTrainers(client, runId, pollMs, resumeWaitMs, sayWaiting);
+    if (FINAL_STATES.includes(run.state)) {
+      const n = Math.max(1, totals.steps);
+      return {
+        run,
+        steps: totals.steps,
+        imagesPerSecond: totals.images / n,
+        computeMs: totals.compute / n,
+        bankCallMs: totals.bank / n,
+        dataWaitFraction: totals.wait / n,
+      };
+    }
+    // The first time, look again at once: the next trainer may have resumed the run meanwhile.
+    if (waitingSince === undefined) {
+      waitingSince = Date.now();
+      continue;
+    }
+    sayWaiting();
+    if (Date.now() - waitingSince > resumeWaitMs) {
+      throw new Error(
+        `run ${runId}: no trainer has resumed it in ${seconds(resumeWaitMs / 1000)}; it is still running in storage (adco watch ${runId} to look again)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** One WatchRun call with replay, to its end: the error it ended with, if any. */
+function streamOnce(
+  client: TrainerClient,
+  runId: string,
+  onEvent: (event: RunEvent) => void,
+): Promise<{ error?: grpc.ServiceError }> {
+  // Opened next to its listeners: a stream's error with no listener yet (NOT_FOUND for a run the
+  // trainer does not hold) would crash the process instead of being reported.
+  const call = client.watchRun({ runId, replay: true });
+  return new Promise((resolve) => {
+    call.on("data", onEvent);
+    call.on("error", (e: grpc.ServiceError) => resolve(e.code === grpc.status.CANCELLED ? {} : { error: e }));
+    call.on("end", () => resolve({}));
   });
-  const run = await unaryCall(client.getRun.bind(client), { runId });
-  const n = Math.max(1, totals.steps);
-  return {
-    run,
-    steps: totals.steps,
-    imagesPerSecond: totals.images / n,
-    computeMs: totals.compute / n,
-    bankCallMs: totals.bank / n,
-    dataWaitFraction: totals.wait / n,
-  };
+}
+
+/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) for up to `waitMs`. */
+async function runBetweenTrainers(
+  client: TrainerClient,
+  runId: string,
+  pollMs: number,
+  waitMs: number,
+  onWait: () => void,
+): Promise<Run> {
+  const giveUp = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await unaryCall(client.getRun.bind(client), { runId });
+    } catch (e) {
+      if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || Date.now() > giveUp) throw e;
+      onWait();
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+}
+
+/** The progress line and the event lines of one watched run, over every trainer that holds it. */
+class WatchView {
+  totalSteps = 0;
+  /** The newest step shown. */
+  lastStep = 0;
+  private lastDraw = 0;
+  private readonly epochsShown = new Set<number>();
+
+  constructor(
+    private readonly runId: string,
+    private readonly out: NodeJS.WriteStream,
+    private readonly totals: { images: number; compute: number; bank: number; wait: number; steps: number },
+  ) {}
+
+  print(line: string): void {
+    if (this.out.isTTY) this.out.write(`\r\x1b[K${line}\n`);
+    else this.out.write(`${line}\n`);
+  }
+
+  show(event: RunEvent): void {
+    const { out, totals, totalSteps } = this;
+    if (event.step) {
+      const s = event.step;
+      this.lastStep = s.step;
+      totals.images += s.imagesPerSecond;
+      totals.compute += s.computeMs;
+      totals.bank += s.bankCallMs;
+      totals.wait += s.dataWaitFraction;
+      totals.steps++;
+      const now = Date.now();
+      if (now - this.lastDraw < (out.isTTY ? 200 : 15_000) && s.step !== totalSteps) return;
+      this.lastDraw = now;
+      // The step count is known once the run has read its dataset; until then it shows as "?".
+      const bar = totalSteps
+        ? "#".repeat(Math.round((s.step / totalSteps) * 24)).padEnd(24, ".")
+        : ".".repeat(24);
+      const line =
+        `step ${s.step}/${totalSteps || "?"} [${bar}] epoch ${s.epoch} loss ${s.loss.toFixed(3)} lr ${s.lr.toFixed(4)} ` +
+        `${s.imagesPerSecond.toFixed(0)} img/s, data wait ${(100 * s.dataWaitFraction).toFixed(0)}%, ` +
+        `bank ${s.bankCallMs.toFixed(0)} ms, contrast acc ${(100 * (s.bank?.contrastAccuracy ?? 0)).toFixed(0)}%, eta ${seconds(s.etaSeconds)}`;
+      if (out.isTTY) out.write(`\r\x1b[K${line}`);
+      else out.write(`${line}\n`);
+    } else if (event.epoch) {
+      // The next trainer's replay repeats the epochs the last one reported (from the checkpoint).
+      if (this.epochsShown.has(event.epoch.epoch)) return;
+      this.epochsShown.add(event.epoch.epoch);
+      this.print(
+        `epoch ${event.epoch.epoch} done: ${event.epoch.samples} samples, mean loss ${event.epoch.meanLoss.toFixed(3)}, ${seconds(event.epoch.seconds)}`,
+      );
+    } else if (event.checkpoint) {
+      const c = event.checkpoint.checkpoint!;
+      if (out.isTTY) this.print(`checkpoint at step ${c.step}: ${c.manifest?.bucket}/${c.manifest?.key}`);
+    } else if (event.eval) {
+      const knn = event.eval.knn;
+      if (knn) this.print(`eval at step ${event.eval.checkpoint?.step}: ${formatAccuracy("kNN", knn)}`);
+    } else if (event.state) {
+      const state = RunState[event.state.state].replace("RUN_STATE_", "").toLowerCase();
+      this.print(`run ${this.runId}: ${state}${event.state.message ? ` (${event.state.message})` : ""}`);
+    }
+  }
 }
 
 /** Runs one evaluation, reporting progress phases; resolves with its result. */
