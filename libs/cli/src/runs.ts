@@ -50,7 +50,9 @@ export interface WatchSummary {
 }
 
 /** How long `adco watch` waits for a trainer to take a run up again after its trainer left it. */
-export const RESUME_WAIT_MS = 10 * 60_000;
+const RESUME_WAIT_MS = 10 * 60_000;
+/** How often it looks meanwhile. */
+const RESUME_POLL_MS = 2000;
 const FINAL_STATES = [RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_STOPPED];
 /** What a trainer that is restarting, shutting down or not yet holding the run answers. */
 const BETWEEN_TRAINERS = [grpc.status.UNAVAILABLE, grpc.status.NOT_FOUND];
@@ -58,16 +60,14 @@ const BETWEEN_TRAINERS = [grpc.status.UNAVAILABLE, grpc.status.NOT_FOUND];
 /**
  * Streams a run's events as progress lines until it ends; resolves with the final run. A rollout
  * does not end it: when the trainer leaves the run (its stored state still running), it waits up to
- * `resumeWaitMs` for the trainer at the same address (a Kubernetes Service: the next pod) to take
+ * 10 minutes for the trainer at the same address (a Kubernetes Service: the next pod) to take
  * the run up, and goes on there. Epochs already shown are not shown again from that one's replay.
  */
 export async function watchRun(
   client: TrainerClient,
   runId: string,
   out: NodeJS.WriteStream = process.stderr,
-  options: { resumeWaitMs?: number; pollMs?: number } = {},
 ): Promise<WatchSummary> {
-  const { resumeWaitMs = RESUME_WAIT_MS, pollMs = 2000 } = options;
   const totals = { images: 0, compute: 0, bank: 0, wait: 0, steps: 0 };
   const view = new WatchView(runId, out, totals);
   // A run that is still starting does not know its step count yet; ask again once it trains.
@@ -98,7 +98,7 @@ export async function watchRun(
     });
     if (error && !BETWEEN_TRAINERS.includes(error.code)) throw error;
     // GetRun answers from storage while no trainer here holds the run: a left run still says running.
-    const run = await runBetweenTrainers(client, runId, pollMs, resumeWaitMs, sayWaiting);
+    const run = await runBetweenTrainers(client, runId, sayWaiting);
     if (FINAL_STATES.includes(run.state)) {
       const n = Math.max(1, totals.steps);
       return {
@@ -116,12 +116,12 @@ export async function watchRun(
       continue;
     }
     sayWaiting();
-    if (Date.now() - waitingSince > resumeWaitMs) {
+    if (Date.now() - waitingSince > RESUME_WAIT_MS) {
       throw new Error(
-        `run ${runId}: no trainer has resumed it in ${seconds(resumeWaitMs / 1000)}; it is still running in storage (adco watch ${runId} to look again)`,
+        `run ${runId}: no trainer has resumed it in ${seconds(RESUME_WAIT_MS / 1000)}; it is still running in storage (adco watch ${runId} to look again)`,
       );
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    await new Promise((r) => setTimeout(r, RESUME_POLL_MS));
   }
 }
 
@@ -141,22 +141,16 @@ function streamOnce(
   });
 }
 
-/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) for up to `waitMs`. */
-async function runBetweenTrainers(
-  client: TrainerClient,
-  runId: string,
-  pollMs: number,
-  waitMs: number,
-  onWait: () => void,
-): Promise<Run> {
-  const giveUp = Date.now() + waitMs;
+/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) for up to RESUME_WAIT_MS. */
+async function runBetweenTrainers(client: TrainerClient, runId: string, onWait: () => void): Promise<Run> {
+  const giveUp = Date.now() + RESUME_WAIT_MS;
   for (;;) {
     try {
       return await unaryCall(client.getRun.bind(client), { runId });
     } catch (e) {
       if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || Date.now() > giveUp) throw e;
       onWait();
-      await new Promise((r) => setTimeout(r, pollMs));
+      await new Promise((r) => setTimeout(r, RESUME_POLL_MS));
     }
   }
 }

@@ -1,8 +1,8 @@
 // A run's lifecycle as others see it: its state (STARTING -> INITIALIZING_BANK -> RUNNING ->
 // COMPLETED, or STOPPING -> STOPPED, or FAILED; a run its trainer leaves at shutdown is STOPPED here
 // but still running in storage), the events of WatchRun (kept for replay with the epoch reports of
-// earlier trainers, sent to subscribers and to the process's metrics), and the status record beside its checkpoints, which tells
-// a restarted trainer which runs were interrupted.
+// earlier trainers, sent to subscribers and to the process's metrics), and the status record beside
+// its checkpoints, which tells a restarted trainer which runs were interrupted.
 import { RunConfig, type RunEvent, RunState } from "@adco/proto/trainer";
 import { type Logger, status, statusOf } from "@adco/service-kit";
 import { type ObjectStore, runStatusKey } from "@adco/storage";
