@@ -59,6 +59,9 @@ const CHARTS = [
 const COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df"];
 
 let selected = null; // run id
+// The run the page's link names (#run=ID), until the run list shows it: a run just started may not
+// be in the first list the page gets.
+let linked = new URLSearchParams(location.hash.slice(1)).get("run");
 let runs = [];
 let runEvents = null; // EventSource of the selected run
 let charts = [];
@@ -173,7 +176,10 @@ function renderRuns() {
         cell.textContent = text;
         row.appendChild(cell);
       }
-      row.addEventListener("click", () => select(run.runId));
+      row.addEventListener("click", () => {
+        linked = null;
+        select(run.runId);
+      });
       return row;
     }),
   );
@@ -212,8 +218,10 @@ function watchRunList() {
   source.addEventListener("runs", (e) => {
     $("connection").textContent = "live";
     runs = JSON.parse(e.data).runs ?? [];
-    const wanted = new URLSearchParams(location.hash.slice(1)).get("run");
-    if (!selected && runs.length) select(runs.some((r) => r.runId === wanted) ? wanted : runs[0].runId);
+    if (linked && runs.some((r) => r.runId === linked)) {
+      select(linked);
+      linked = null;
+    } else if (!selected && runs.length) select(runs[0].runId);
     renderRuns();
   });
 }
@@ -416,6 +424,7 @@ $("new-run").addEventListener("submit", async (e) => {
     const run = await api("POST", "/api/runs", Object.fromEntries(form.entries()));
     message(`started ${run.runId}`);
     selected = null;
+    linked = null;
     history.replaceState(null, "", `#run=${encodeURIComponent(run.runId)}`);
     select(run.runId);
   } catch (error) {
