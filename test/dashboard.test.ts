@@ -30,6 +30,7 @@ const skip = haveChromium ? false : `no Chromium at ${CHROMIUM} (apt-get install
 
 let s3: S3ServerProcess;
 let trainer: ServiceProcess;
+let trainerEnv: Record<string, string>;
 let worker: ServiceProcess;
 let trainerClient: TrainerClient;
 let evaluatorClient: EvaluatorClient;
@@ -62,12 +63,13 @@ describe("the dashboard in Chromium", { skip }, () => {
       ServiceProcess,
       ServiceProcess,
     ];
-    trainer = await start("trainer", {
+    trainerEnv = {
       ADCO_BANK_ADDRESS: bank.grpcAddress,
       ADCO_DATA_WORKERS: worker.grpcAddress,
       // kNN of each epoch's checkpoint, with its results and plots stored, as under `adco up`.
       ADCO_EVALUATOR_ADDRESS: evaluator.grpcAddress,
-    });
+    };
+    trainer = await start("trainer", trainerEnv);
     trainerClient = trainerAt(trainer.grpcAddress);
     evaluatorClient = evaluatorAt(evaluator.grpcAddress);
     dashboard = await startDashboard({
@@ -168,6 +170,51 @@ describe("the dashboard in Chromium", { skip }, () => {
     const screenshot = join(ARTIFACTS, "dashboard.png");
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`# dashboard screenshot: ${screenshot}`);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it("follows a run through a rollout to the next trainer at the same address", async () => {
+    const runId = "dashboard-rollout";
+    await startRun(trainer, {
+      runId,
+      config: RunConfig.fromPartial({
+        preset: "fashion-mnist",
+        dataset: { bucket: "adco-datasets", name: "tiny" },
+        epochs: 4,
+        batchSize: 32,
+        bankSize: 64,
+        checkpointEverySteps: 4,
+      }),
+    });
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${dashboard.url}#run=${runId}`);
+    await page.locator("#run-title", { hasText: runId }).waitFor({ timeout: 20_000 });
+    const events = page.locator("#events li");
+    await events.filter({ hasText: "epoch 0 done" }).waitFor({ timeout: 60_000 });
+
+    const port = String(trainer.grpcPort);
+    assert.equal((await trainer.stop("SIGTERM")).code, 0);
+    await events
+      .filter({ hasText: "waiting for the next one" })
+      .waitFor({ timeout: 30_000 })
+      .catch(async (e: Error) => {
+        throw new Error(`${e.message}; the page's events: ${(await events.allTextContents()).join(" | ")}`);
+      });
+    trainer = await start("trainer", { ...trainerEnv, ADCO_GRPC_PORT: port });
+    await page.locator("#run-state", { hasText: "completed" }).waitFor({ timeout: 120_000 });
+    const texts = await events.allTextContents();
+    for (const said of [/the trainer is shutting down at step \d+/, /resumed at step \d+/, /completed/])
+      assert.ok(
+        texts.some((t) => said.test(t)),
+        `${said} in the page's events: ${texts.join(" | ")}`,
+      );
+    assert.deepEqual(
+      texts.flatMap((t) => /epoch (\d) done/.exec(t)?.[1] ?? []).sort(),
+      ["0", "1", "2", "3"],
+      "each epoch listed once",
+    );
     assert.deepEqual(pageErrors, []);
   });
 });

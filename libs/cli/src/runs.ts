@@ -12,6 +12,7 @@ import {
 } from "@adco/proto/evaluator";
 import { type Run, type RunEvent, RunState, TrainerClient } from "@adco/proto/trainer";
 import { channelOptions, unaryCall } from "@adco/service-kit";
+import { followRun } from "./follow.js";
 import {
   checkpointManifestKey,
   type ObjectStore,
@@ -49,19 +50,9 @@ export interface WatchSummary {
   readonly steps: number;
 }
 
-/** How long `adco watch` waits for a trainer to take a run up again after its trainer left it. */
-const RESUME_WAIT_MS = 10 * 60_000;
-/** How often it looks meanwhile. */
-const RESUME_POLL_MS = 2000;
-const FINAL_STATES = [RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_STOPPED];
-/** What a trainer that is restarting, shutting down or not yet holding the run answers. */
-const BETWEEN_TRAINERS = [grpc.status.UNAVAILABLE, grpc.status.NOT_FOUND];
-
 /**
  * Streams a run's events as progress lines until it ends; resolves with the final run. A rollout
- * does not end it: when the trainer leaves the run (its stored state still running), it waits up to
- * 10 minutes for the trainer at the same address (a Kubernetes Service: the next pod) to take
- * the run up, and goes on there. Epochs already shown are not shown again from that one's replay.
+ * does not end it: it follows the run to the next trainer at the same address (follow.ts).
  */
 export async function watchRun(
   client: TrainerClient,
@@ -79,80 +70,25 @@ export async function watchRun(
         () => {},
       );
   };
-  // Since when the trainer here has not had the run, and whether the wait has been said.
-  let waitingSince: number | undefined;
-  let said = false;
-  const sayWaiting = () => {
-    if (said) return;
-    said = true;
-    view.print(
-      `run ${runId}: no trainer holds it after step ${view.lastStep}; waiting for the next one to resume it`,
-    );
-  };
-  for (;;) {
-    const { error } = await streamOnce(client, runId, (event) => {
-      waitingSince = undefined;
-      said = false;
+  const run = await followRun(client, runId, {
+    event: (event) => {
       if (event.step) refreshTotal();
       view.show(event);
-    });
-    if (error && !BETWEEN_TRAINERS.includes(error.code)) throw error;
-    // GetRun answers from storage while no trainer here holds the run: a left run still says running.
-    const run = await runBetweenTrainers(client, runId, sayWaiting);
-    if (FINAL_STATES.includes(run.state)) {
-      const n = Math.max(1, totals.steps);
-      return {
-        run,
-        steps: totals.steps,
-        imagesPerSecond: totals.images / n,
-        computeMs: totals.compute / n,
-        bankCallMs: totals.bank / n,
-        dataWaitFraction: totals.wait / n,
-      };
-    }
-    // The first time, look again at once: the next trainer may have resumed the run meanwhile.
-    if (waitingSince === undefined) {
-      waitingSince = Date.now();
-      continue;
-    }
-    sayWaiting();
-    if (Date.now() - waitingSince > RESUME_WAIT_MS) {
-      throw new Error(
-        `run ${runId}: no trainer has resumed it in ${seconds(RESUME_WAIT_MS / 1000)}; it is still running in storage (adco watch ${runId} to look again)`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, RESUME_POLL_MS));
-  }
-}
-
-/** One WatchRun call with replay, to its end: the error it ended with, if any. */
-function streamOnce(
-  client: TrainerClient,
-  runId: string,
-  onEvent: (event: RunEvent) => void,
-): Promise<{ error?: grpc.ServiceError }> {
-  // Opened next to its listeners: a stream's error with no listener yet (NOT_FOUND for a run the
-  // trainer does not hold) would crash the process instead of being reported.
-  const call = client.watchRun({ runId, replay: true });
-  return new Promise((resolve) => {
-    call.on("data", onEvent);
-    call.on("error", (e: grpc.ServiceError) => resolve(e.code === grpc.status.CANCELLED ? {} : { error: e }));
-    call.on("end", () => resolve({}));
+    },
+    waiting: () =>
+      view.print(
+        `run ${runId}: no trainer holds it after step ${view.lastStep}; waiting for the next one to resume it`,
+      ),
   });
-}
-
-/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) for up to RESUME_WAIT_MS. */
-async function runBetweenTrainers(client: TrainerClient, runId: string, onWait: () => void): Promise<Run> {
-  const giveUp = Date.now() + RESUME_WAIT_MS;
-  for (;;) {
-    try {
-      return await unaryCall(client.getRun.bind(client), { runId });
-    } catch (e) {
-      if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || Date.now() > giveUp) throw e;
-      onWait();
-      await new Promise((r) => setTimeout(r, RESUME_POLL_MS));
-    }
-  }
+  const n = Math.max(1, totals.steps);
+  return {
+    run,
+    steps: totals.steps,
+    imagesPerSecond: totals.images / n,
+    computeMs: totals.compute / n,
+    bankCallMs: totals.bank / n,
+    dataWaitFraction: totals.wait / n,
+  };
 }
 
 /** The progress line and the event lines of one watched run, over every trainer that holds it. */
@@ -161,7 +97,6 @@ class WatchView {
   /** The newest step shown. */
   lastStep = 0;
   private lastDraw = 0;
-  private readonly epochsShown = new Set<number>();
 
   constructor(
     private readonly runId: string,
@@ -198,9 +133,6 @@ class WatchView {
       if (out.isTTY) out.write(`\r\x1b[K${line}`);
       else out.write(`${line}\n`);
     } else if (event.epoch) {
-      // The next trainer's replay repeats the epochs the last one reported (from the checkpoint).
-      if (this.epochsShown.has(event.epoch.epoch)) return;
-      this.epochsShown.add(event.epoch.epoch);
       this.print(
         `epoch ${event.epoch.epoch} done: ${event.epoch.samples} samples, mean loss ${event.epoch.meanLoss.toFixed(3)}, ${seconds(event.epoch.seconds)}`,
       );

@@ -2,11 +2,11 @@
 // same calls the CLI makes, answered as proto JSON. Live views are server-sent event streams fed by
 // WatchRun (a run's events) and by ListRuns (the run list, sent when it changes).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import * as grpc from "@grpc/grpc-js";
 import { EvaluationResult, type EvaluatorClient } from "@adco/proto/evaluator";
 import { CheckpointRef } from "@adco/proto/common";
 import { ListRunsResponse, Run, RunConfig, RunEvent, type TrainerClient } from "@adco/proto/trainer";
 import { unaryCall } from "@adco/service-kit";
+import { followRun } from "../follow.js";
 import { evaluate } from "../runs.js";
 import {
   checkpointEvaluation,
@@ -53,23 +53,35 @@ async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknow
   }
 }
 
-/** A run's events, replayed from its start, then live until it ends or the browser leaves. */
+/**
+ * A run's events, replayed from its start, then live until it ends or the browser leaves; across a
+ * rollout to the next trainer (follow.ts), saying "watch-wait" while no trainer holds the run.
+ */
 function streamRunEvents(clients: DashboardClients, runId: string, res: ServerResponse): void {
   const stream = openEventStream(res);
-  const call = clients.trainer.watchRun({ runId, replay: true });
-  stream.onClose(() => call.cancel());
-  call.on("data", (event: RunEvent) => stream.send("run-event", RunEvent.toJSON(event)));
-  call.on("error", (e: grpc.ServiceError) => {
-    if (e.code === grpc.status.CANCELLED) return;
-    const error = apiErrorOf(e);
-    stream.send("watch-error", { code: error.code, message: error.message });
-    stream.close();
-  });
-  // The run ended: the browser keeps what it has; EventSource would reconnect and replay, so say so.
-  call.on("end", () => {
-    stream.send("watch-end", { runId });
-    stream.close();
-  });
+  const left = new AbortController();
+  stream.onClose(() => left.abort());
+  followRun(
+    clients.trainer,
+    runId,
+    {
+      event: (event) => stream.send("run-event", RunEvent.toJSON(event)),
+      waiting: () => stream.send("watch-wait", { runId }),
+    },
+    left.signal,
+  ).then(
+    // The run ended: the browser keeps what it has; EventSource would reconnect and replay, so say so.
+    () => {
+      stream.send("watch-end", { runId });
+      stream.close();
+    },
+    (e: unknown) => {
+      if (left.signal.aborted) return;
+      const error = apiErrorOf(e);
+      stream.send("watch-error", { code: error.code, message: error.message });
+      stream.close();
+    },
+  );
 }
 
 const optionalCount = (body: Record<string, unknown>, name: string): number | undefined => {

@@ -322,6 +322,10 @@ function openRunEvents() {
   source.addEventListener("run-event", (e) => onRunEvent(JSON.parse(e.data)));
   // The run ended (or the trainer refused): stop EventSource from reconnecting and replaying.
   source.addEventListener("watch-end", () => source.close());
+  // A rollout: the server follows the run to the next trainer and says so meanwhile.
+  source.addEventListener("watch-wait", () =>
+    listItem($("events"), `${time(Date.now())} no trainer holds the run; waiting for the next one`, true),
+  );
   source.addEventListener("watch-error", (e) => {
     const error = JSON.parse(e.data);
     message(`watching ${runId}: ${error.code}: ${error.message}`, true);
