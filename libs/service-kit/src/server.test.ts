@@ -50,6 +50,18 @@ function testHandlers(
   });
 }
 
+/** A watchRun stream's messages as they come, and the error it ends with (none for a clean end). */
+function watchToEnd(client: InstanceType<typeof TrainerClient>) {
+  const events: RunEvent[] = [];
+  const stream = client.watchRun({ runId: "r1", replay: false });
+  stream.on("data", (e: RunEvent) => events.push(e));
+  const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+    stream.on("error", (e: grpc.ServiceError) => resolve(e));
+    stream.on("end", () => resolve(undefined));
+  });
+  return { events, ended };
+}
+
 describe("ServiceHost", () => {
   let host: ServiceHost;
   let address: string;
@@ -127,13 +139,7 @@ describe("ServiceHost", () => {
   });
 
   it("ends open streams on shutdown with UNAVAILABLE and drains", async () => {
-    const events: RunEvent[] = [];
-    const stream = client.watchRun({ runId: "r1", replay: false });
-    stream.on("data", (e: RunEvent) => events.push(e));
-    const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
-      stream.on("error", (e: grpc.ServiceError) => resolve(e));
-      stream.on("end", () => resolve(undefined));
-    });
+    const { events, ended } = watchToEnd(client);
     await started;
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
@@ -183,13 +189,7 @@ describe("ServiceHost shutdown with a DrainingStream", () => {
       channelOptions(),
     );
     try {
-      const events: RunEvent[] = [];
-      const stream = client.watchRun({ runId: "r1", replay: false });
-      stream.on("data", (e: RunEvent) => events.push(e));
-      const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
-        stream.on("error", (e: grpc.ServiceError) => resolve(e));
-        stream.on("end", () => resolve(undefined));
-      });
+      const { events, ended } = watchToEnd(client);
       await open;
       await new Promise((r) => setTimeout(r, 100));
       const t0 = performance.now();
