@@ -10,7 +10,7 @@ import { type Run, type RunEvent, RunState, type TrainerClient } from "@adco/pro
 import { unaryCall } from "@adco/service-kit";
 
 /** How long a run is waited for after its trainer left it. */
-export const RESUME_WAIT_MS = 10 * 60_000;
+const RESUME_WAIT_MS = 10 * 60_000;
 /** How often the address is asked meanwhile. */
 const RESUME_POLL_MS = 2000;
 const FINAL_STATES = [RunState.RUN_STATE_COMPLETED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_STOPPED];
@@ -36,8 +36,10 @@ export async function followRun(
   signal?: AbortSignal,
 ): Promise<Run> {
   const epochs = new Set<number>();
-  // Since when no trainer here has had the run, and whether the wait has been said.
-  let waitingSince: number | undefined;
+  // When the wait for a trainer here ends (one deadline for GetRun and WatchRun alike), whether the
+  // address has been asked again at once, and whether the wait has been said; an event ends the wait.
+  let giveUp: number | undefined;
+  let askedAgain = false;
   let said = false;
   const wait = () => {
     if (said) return;
@@ -46,8 +48,8 @@ export async function followRun(
   };
   for (;;) {
     const { error } = await streamOnce(client, runId, signal, (event) => {
-      waitingSince = undefined;
-      said = false;
+      giveUp = undefined;
+      askedAgain = said = false;
       if (event.epoch) {
         if (epochs.has(event.epoch.epoch)) return;
         epochs.add(event.epoch.epoch);
@@ -56,16 +58,17 @@ export async function followRun(
     });
     signal?.throwIfAborted();
     if (error && !BETWEEN_TRAINERS.includes(error.code)) throw error;
+    giveUp ??= Date.now() + RESUME_WAIT_MS;
     // GetRun answers from storage while no trainer here holds the run: a left run still says running.
-    const run = await runBetweenTrainers(client, runId, wait, signal);
+    const run = await runBetweenTrainers(client, runId, giveUp, wait, signal);
     if (FINAL_STATES.includes(run.state)) return run;
     // The first time, look again at once: the next trainer may have resumed the run meanwhile.
-    if (waitingSince === undefined) {
-      waitingSince = Date.now();
+    if (!askedAgain) {
+      askedAgain = true;
       continue;
     }
     wait();
-    if (Date.now() - waitingSince > RESUME_WAIT_MS) {
+    if (Date.now() > giveUp) {
       throw new Error(
         `run ${runId}: no trainer has resumed it in ${RESUME_WAIT_MS / 60_000} minutes; it is still running in storage (watch it again to look)`,
       );
@@ -93,14 +96,14 @@ function streamOnce(
   }).finally(() => signal?.removeEventListener("abort", cancel));
 }
 
-/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) for up to RESUME_WAIT_MS. */
+/** GetRun, waiting out a trainer that is restarting (UNAVAILABLE) until `giveUp`. */
 async function runBetweenTrainers(
   client: TrainerClient,
   runId: string,
+  giveUp: number,
   onWait: () => void,
   signal: AbortSignal | undefined,
 ): Promise<Run> {
-  const giveUp = Date.now() + RESUME_WAIT_MS;
   for (;;) {
     try {
       return await unaryCall(client.getRun.bind(client), { runId });
