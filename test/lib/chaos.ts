@@ -30,6 +30,7 @@ import { startS3Server, type S3ServerProcess } from "@adco/storage/testing";
 import { CheckpointStore } from "@adco/trainer";
 import { importTinyDataset } from "./tiny-dataset.js";
 import { s3Env, type ServiceProcess } from "./service-process.js";
+import { watch } from "./trainer-run.js";
 
 /** The parts a disruption can hit. */
 export const TARGETS = ["trainer", "bank", "shard", "worker", "store"] as const;
@@ -489,21 +490,11 @@ async function startOn(trainer: ServiceProcess, runId: string, config: RunConfig
 }
 
 /** The events a trainer process replays of an ended run (none when it never had the run). */
-async function replayOf(trainer: ServiceProcess, runId: string): Promise<RunEvent[]> {
-  const client = trainerAt(trainer.grpcAddress);
-  const events: RunEvent[] = [];
-  const call = client.watchRun({ runId, replay: true });
-  call.on("data", (e: RunEvent) => events.push(e));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      call.on("end", resolve);
-      call.on("error", (e: grpc.ServiceError) => (e.code === grpc.status.NOT_FOUND ? resolve() : reject(e)));
-    });
-  } finally {
-    client.close();
-  }
-  return events;
-}
+const replayOf = (trainer: ServiceProcess, runId: string): Promise<RunEvent[]> =>
+  watch(trainer, runId, () => false).catch((e: grpc.ServiceError) => {
+    if (e.code === grpc.status.NOT_FOUND) return [];
+    throw e;
+  });
 
 const FINAL = ["RUN_STATE_COMPLETED", "RUN_STATE_FAILED", "RUN_STATE_STOPPED"];
 
