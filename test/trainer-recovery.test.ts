@@ -92,16 +92,21 @@ async function stopAndWait(trainer: ServiceProcess, runId: string): Promise<RunE
   return watch(trainer, runId, ended);
 }
 
+/** The node arguments of the `adco` CLI from its source, then `args`. */
+const adcoArgs = (args: string[]) => [
+  "--conditions=development",
+  "--import",
+  "tsx",
+  join(ROOT, "libs/cli/src/main.ts"),
+  ...args,
+];
+
 /** The `adco` CLI as a person runs it, against this trainer and store. */
 function adco(trainer: ServiceProcess, args: string[]) {
-  return spawnSync(
-    process.execPath,
-    ["--conditions=development", "--import", "tsx", join(ROOT, "libs/cli/src/main.ts"), ...args],
-    {
-      encoding: "utf8",
-      env: { ...process.env, ...s3Env(s3.settings), ADCO_TRAINER_ADDRESS: trainer.grpcAddress },
-    },
-  );
+  return spawnSync(process.execPath, adcoArgs(args), {
+    encoding: "utf8",
+    env: { ...process.env, ...s3Env(s3.settings), ADCO_TRAINER_ADDRESS: trainer.grpcAddress },
+  });
 }
 
 async function bankStep(runId: string): Promise<number> {
@@ -217,11 +222,9 @@ describe("a rollout seen by a watcher", () => {
     const runId = "followed";
     let trainer = await startTrainer(runId);
     await startRun(trainer, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
-    const cli = spawn(
-      process.execPath,
-      ["--conditions=development", "--import", "tsx", join(ROOT, "libs/cli/src/main.ts"), "watch", runId],
-      { env: { ...process.env, ADCO_TRAINER_ADDRESS: trainer.grpcAddress } },
-    );
+    const cli = spawn(process.execPath, adcoArgs(["watch", runId]), {
+      env: { ...process.env, ADCO_TRAINER_ADDRESS: trainer.grpcAddress },
+    });
     let output = "";
     for (const stream of [cli.stdout, cli.stderr]) stream.on("data", (d: Buffer) => (output += d.toString()));
     const exited = once(cli, "exit");
