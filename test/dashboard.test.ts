@@ -38,6 +38,16 @@ let dashboard: Dashboard;
 let browser: Browser;
 const processes: ServiceProcess[] = [];
 
+/** A run of the 512 tiny images: 16 steps an epoch at batch 32. */
+const tinyRun = (patch: Partial<RunConfig>) =>
+  RunConfig.fromPartial({
+    preset: "fashion-mnist",
+    dataset: { bucket: "adco-datasets", name: "tiny" },
+    batchSize: 32,
+    bankSize: 64,
+    ...patch,
+  });
+
 async function start(name: ServiceName, env: Record<string, string> = {}): Promise<ServiceProcess> {
   const p = await startService(name, { ...s3Env(s3.settings), ...env });
   processes.push(p);
@@ -96,14 +106,7 @@ describe("the dashboard in Chromium", { skip }, () => {
     const runId = "dashboard-run";
     await startRun(trainer, {
       runId,
-      config: RunConfig.fromPartial({
-        preset: "fashion-mnist",
-        dataset: { bucket: "adco-datasets", name: "tiny" },
-        epochs: 40,
-        batchSize: 32,
-        bankSize: 64,
-        checkpointEverySteps: 16,
-      }),
+      config: tinyRun({ epochs: 40, checkpointEverySteps: 16 }),
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const pageErrors: string[] = [];
@@ -177,14 +180,7 @@ describe("the dashboard in Chromium", { skip }, () => {
     const runId = "dashboard-rollout";
     await startRun(trainer, {
       runId,
-      config: RunConfig.fromPartial({
-        preset: "fashion-mnist",
-        dataset: { bucket: "adco-datasets", name: "tiny" },
-        epochs: 4,
-        batchSize: 32,
-        bankSize: 64,
-        checkpointEverySteps: 4,
-      }),
+      config: tinyRun({ epochs: 4, checkpointEverySteps: 4 }),
     });
     const page = await browser.newPage();
     const pageErrors: string[] = [];
