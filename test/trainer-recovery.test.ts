@@ -465,9 +465,11 @@ describe("two trainers and one run", () => {
     const old = await startTrainer(runId, env);
     await startRun(old, { runId, config: config({ epochs: 2, checkpointEverySteps: 8 }) });
     await watch(old, runId, stepAtLeast(10));
+    // Watched from before the takeover: once the old trainer has left the run, it no longer serves it.
+    const watched = watch(old, runId, ended);
     const fresh = await startTrainer(runId, env);
 
-    const oldEvents = await watch(old, runId, ended);
+    const oldEvents = await watched;
     const last = oldEvents.findLast((e) => e.state)!.state!;
     assert.equal(last.state, RunState.RUN_STATE_STOPPED);
     assert.match(last.message, /^another trainer has taken the run over at step \d+: .*token 2 of "shared"/);
@@ -495,6 +497,15 @@ describe("two trainers and one run", () => {
     );
     await waitFor("COMPLETED in the store", async () =>
       (await storedState(runId)) === "RUN_STATE_COMPLETED" ? true : undefined,
+    );
+    // The old trainer answers for the run from storage, not with its own STOPPED, and no longer
+    // streams it: `adco watch` at its address must not end with a STOPPED the run never had.
+    assert.equal((await getRun(old, runId)).state, RunState.RUN_STATE_COMPLETED);
+    await assert.rejects(
+      watch(old, runId, ended),
+      (e: grpc.ServiceError) =>
+        e.code === grpc.status.NOT_FOUND &&
+        /no longer on this trainer: another trainer has taken/.test(e.details),
     );
     // The old trainer stays up, free for another run.
     await startRun(old, { runId: "after-takeover", config: config({ epochs: 1 }) });

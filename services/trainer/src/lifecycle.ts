@@ -43,6 +43,11 @@ export class RunLifecycle {
   state = RunState.RUN_STATE_STARTING;
   /** Why the run failed; empty otherwise. */
   error = "";
+  /**
+   * Why this process no longer holds the run (left at shutdown, or taken over), when it does not:
+   * then the stored status, not this STOPPED, is the run's state.
+   */
+  left: string | undefined;
   readonly events: RunEvent[] = [];
   private sequence = 0;
   private epochsKept = 0;
@@ -159,6 +164,7 @@ export class RunLifecycle {
    * and resumes. For the trainer's own shutdown, after its last checkpoint.
    */
   leave(message: string): void {
+    this.left = message;
     this.state = RunState.RUN_STATE_STOPPED;
     this.emit({ state: { state: this.state, message } });
     this.deps.log.info({ runId: this.runId, message }, "run left to the next trainer");
@@ -169,6 +175,7 @@ export class RunLifecycle {
    * the new owner writes its status from now on.
    */
   takenOver(message: string): void {
+    this.left = message;
     this.state = RunState.RUN_STATE_STOPPED;
     this.emit({ state: { state: this.state, message } });
     this.deps.log.warn({ runId: this.runId, message }, "run taken over by another trainer");

@@ -169,6 +169,11 @@ export class TrainingRun {
     return this.lifecycle.active;
   }
 
+  /** Why this process no longer holds the run (left at shutdown, taken over); undefined while it does. */
+  get left(): string | undefined {
+    return this.lifecycle.left;
+  }
+
   info(): Run {
     return {
       runId: this.runId,

@@ -59,28 +59,45 @@ export class Runs {
     return [...this.runs.values()].find((r) => r.active);
   }
 
+  /** A run of this process that it has not left. */
+  private held(runId: string): TrainingRun | undefined {
+    const run = this.runs.get(runId);
+    return run?.left === undefined ? run : undefined;
+  }
+
   /** Runs still writing (the active one, or one that has just ended and writes its status or release). */
   unsettled(): TrainingRun[] {
     return [...this.runs.values()].filter((r) => !r.settled);
   }
 
-  /** A run of this process; NOT_FOUND otherwise. */
+  /** A run this process holds (or has ended); NOT_FOUND otherwise, saying why for one it has left. */
   of(runId: string): TrainingRun {
     requireId(runId, "run_id");
     const run = this.runs.get(runId);
     if (!run)
       throw notFound(`no run ${JSON.stringify(runId)} on this trainer (ListRuns shows the known runs)`);
+    if (run.left !== undefined)
+      throw notFound(
+        `run ${JSON.stringify(runId)} is no longer on this trainer: ${run.left} (GetRun shows its state)`,
+      );
     return run;
   }
 
-  /** A run of this process or of storage. */
+  /**
+   * A run of this process or of storage. One this process has left (at shutdown, or to a trainer
+   * that took it over) is answered from storage: its STOPPED here is not the run's state.
+   */
   async info(runId: string): Promise<Run | undefined> {
-    return this.runs.get(runId)?.info() ?? (await withStorageStatus(() => this.stored(runId)));
+    return this.held(runId)?.info() ?? (await withStorageStatus(() => this.stored(runId)));
   }
 
   /** Every known run, newest first. */
   async list(): Promise<Run[]> {
-    const known = new Map<string, Run>([...this.runs].map(([id, r]) => [id, r.info()]));
+    const known = new Map<string, Run>();
+    for (const id of this.runs.keys()) {
+      const run = this.held(id);
+      if (run) known.set(id, run.info());
+    }
     const ids = await withStorageStatus(() => this.checkpoints.runIds());
     for (const id of ids) {
       if (known.has(id)) continue;

@@ -2655,8 +2655,8 @@ export const TrainerService = {
     responseDeserialize: (value: Buffer): Run => Run.decode(value),
   },
   /**
-   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for an unknown
-   * run. Returns at once; watch the run to see it stop.
+   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for a run that
+   * is not on this trainer (unknown, or one it has left). Returns at once; watch the run to see it stop.
    */
   stopRun: {
     path: "/adco.v1.Trainer/StopRun" as const,
@@ -2667,7 +2667,10 @@ export const TrainerService = {
     responseSerialize: (value: Run): Buffer => Buffer.from(Run.encode(value).finish()),
     responseDeserialize: (value: Buffer): Run => Run.decode(value),
   },
-  /** The runs this trainer knows (running and finished since it started, and any with checkpoints). */
+  /**
+   * The runs this trainer knows (running and finished since it started, and any with checkpoints).
+   * A run it has left (at shutdown, or to a trainer that took it over) is as storage has it.
+   */
   listRuns: {
     path: "/adco.v1.Trainer/ListRuns" as const,
     requestStream: false as const,
@@ -2677,7 +2680,7 @@ export const TrainerService = {
     responseSerialize: (value: ListRunsResponse): Buffer => Buffer.from(ListRunsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListRunsResponse => ListRunsResponse.decode(value),
   },
-  /** One run. NOT_FOUND for an unknown run. */
+  /** One run, as ListRuns has it. NOT_FOUND for an unknown run. */
   getRun: {
     path: "/adco.v1.Trainer/GetRun" as const,
     requestStream: false as const,
@@ -2687,7 +2690,10 @@ export const TrainerService = {
     responseSerialize: (value: Run): Buffer => Buffer.from(Run.encode(value).finish()),
     responseDeserialize: (value: Buffer): Run => Run.decode(value),
   },
-  /** A stream of the run's events until it ends (or the client cancels). NOT_FOUND for an unknown run. */
+  /**
+   * A stream of the run's events until it ends (or the client cancels). NOT_FOUND for a run that is
+   * not on this trainer (unknown, or one it has left: GetRun says where it stands).
+   */
   watchRun: {
     path: "/adco.v1.Trainer/WatchRun" as const,
     requestStream: false as const,
@@ -2720,15 +2726,21 @@ export interface TrainerServer extends UntypedServiceImplementation {
    */
   startRun: handleUnaryCall<StartRunRequest, Run>;
   /**
-   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for an unknown
-   * run. Returns at once; watch the run to see it stop.
+   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for a run that
+   * is not on this trainer (unknown, or one it has left). Returns at once; watch the run to see it stop.
    */
   stopRun: handleUnaryCall<StopRunRequest, Run>;
-  /** The runs this trainer knows (running and finished since it started, and any with checkpoints). */
+  /**
+   * The runs this trainer knows (running and finished since it started, and any with checkpoints).
+   * A run it has left (at shutdown, or to a trainer that took it over) is as storage has it.
+   */
   listRuns: handleUnaryCall<ListRunsRequest, ListRunsResponse>;
-  /** One run. NOT_FOUND for an unknown run. */
+  /** One run, as ListRuns has it. NOT_FOUND for an unknown run. */
   getRun: handleUnaryCall<GetRunRequest, Run>;
-  /** A stream of the run's events until it ends (or the client cancels). NOT_FOUND for an unknown run. */
+  /**
+   * A stream of the run's events until it ends (or the client cancels). NOT_FOUND for a run that is
+   * not on this trainer (unknown, or one it has left: GetRun says where it stands).
+   */
   watchRun: handleServerStreamingCall<WatchRunRequest, RunEvent>;
   /**
    * Writes a checkpoint at the next step boundary and returns it. FAILED_PRECONDITION when the run is
@@ -2756,8 +2768,8 @@ export interface TrainerClient extends Client {
     callback: (error: ServiceError | null, response: Run) => void,
   ): ClientUnaryCall;
   /**
-   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for an unknown
-   * run. Returns at once; watch the run to see it stop.
+   * Asks a run to stop after its current step, writing a checkpoint first. NOT_FOUND for a run that
+   * is not on this trainer (unknown, or one it has left). Returns at once; watch the run to see it stop.
    */
   stopRun(request: StopRunRequest, callback: (error: ServiceError | null, response: Run) => void): ClientUnaryCall;
   stopRun(
@@ -2771,7 +2783,10 @@ export interface TrainerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Run) => void,
   ): ClientUnaryCall;
-  /** The runs this trainer knows (running and finished since it started, and any with checkpoints). */
+  /**
+   * The runs this trainer knows (running and finished since it started, and any with checkpoints).
+   * A run it has left (at shutdown, or to a trainer that took it over) is as storage has it.
+   */
   listRuns(
     request: ListRunsRequest,
     callback: (error: ServiceError | null, response: ListRunsResponse) => void,
@@ -2787,7 +2802,7 @@ export interface TrainerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListRunsResponse) => void,
   ): ClientUnaryCall;
-  /** One run. NOT_FOUND for an unknown run. */
+  /** One run, as ListRuns has it. NOT_FOUND for an unknown run. */
   getRun(request: GetRunRequest, callback: (error: ServiceError | null, response: Run) => void): ClientUnaryCall;
   getRun(
     request: GetRunRequest,
@@ -2800,7 +2815,10 @@ export interface TrainerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Run) => void,
   ): ClientUnaryCall;
-  /** A stream of the run's events until it ends (or the client cancels). NOT_FOUND for an unknown run. */
+  /**
+   * A stream of the run's events until it ends (or the client cancels). NOT_FOUND for a run that is
+   * not on this trainer (unknown, or one it has left: GetRun says where it stands).
+   */
   watchRun(request: WatchRunRequest, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
   watchRun(
     request: WatchRunRequest,
