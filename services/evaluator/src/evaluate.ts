@@ -45,7 +45,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { checkInputShape, type InputShape, openSplit, type StoredSplit } from "./data.js";
 import type { FeatureFile } from "./feature-file.js";
 import { splitFeatures } from "./features.js";
-import { umap2 } from "./embedding.js";
+import { pca2, umap2 } from "./embedding.js";
 import { embeddingChart, lineChart, type Series, svgToPng } from "./plots.js";
 import { RawPixelsCache, rawPixelsKey } from "./raw-pixels.js";
 
@@ -98,28 +98,6 @@ async function loadEncoder(
     throw failedPrecondition(`${manifest.key}: not a trainer checkpoint (no query/model.json)`);
   const artifacts = await artifactsFromFiles((p) => bundle.read(`query/${p}`));
   return { encoder: await encoderFromArtifacts(artifacts), meta: bundle.meta };
-}
-
-/** The first two principal components of the rows of x (power iteration with deflation). */
-async function pca2(x: tf.Tensor2D): Promise<Float32Array> {
-  const points = tf.tidy(() => {
-    const centred = tf.sub(x, tf.mean(x, 0));
-    let cov = tf.div(tf.matMul(centred, centred, true, false), x.shape[0]) as tf.Tensor2D;
-    const components: tf.Tensor2D[] = [];
-    for (let c = 0; c < 2; c++) {
-      let v = tf.randomNormal([x.shape[1], 1], 0, 1, "float32", 7 + c) as tf.Tensor2D;
-      for (let i = 0; i < 100; i++) v = tf.div(tf.matMul(cov, v), tf.norm(tf.matMul(cov, v))) as tf.Tensor2D;
-      components.push(v);
-      const lambda = tf.sum(tf.mul(v, tf.matMul(cov, v)));
-      cov = tf.sub(cov, tf.mul(lambda, tf.matMul(v, v, false, true))) as tf.Tensor2D;
-    }
-    return tf.matMul(centred, tf.concat(components, 1));
-  });
-  try {
-    return (await points.data()) as Float32Array;
-  } finally {
-    points.dispose();
-  }
 }
 
 /** An Accuracy message alone (results.json keeps more). */
