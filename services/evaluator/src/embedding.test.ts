@@ -33,6 +33,20 @@ function separation(points: Float32Array, labels: Int32Array): number {
   return between / within;
 }
 
+/** How many turns the event loop took while `work` ran (0 for work done in one piece). */
+async function turnsDuring(work: () => Promise<unknown>): Promise<number> {
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await work();
+  ticking = false;
+  return turns;
+}
+
 before(() => initBackend("auto"));
 
 describe("umap2", () => {
@@ -90,15 +104,7 @@ describe("nearestRows", () => {
   });
 
   it("lets the event loop run between blocks (a long search must not stall the gRPC server)", async () => {
-    let turns = 0;
-    let ticking = true;
-    const tick = () => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    await nearestRows(features, rows, dim, 5);
-    ticking = false;
+    const turns = await turnsDuring(() => nearestRows(features, rows, dim, 5));
     // One turn at least per block: a search in one piece gives none until it has ended.
     assert.ok(turns >= 3, `${turns} turns of the event loop`);
   });
@@ -141,15 +147,7 @@ describe("pca2", () => {
       Float32Array.from({ length: 200 * 16 }, () => random.normal()),
       [200, 16],
     );
-    let turns = 0;
-    let ticking = true;
-    const tick = () => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    await pca2(x).finally(() => x.dispose());
-    ticking = false;
+    const turns = await turnsDuring(() => pca2(x).finally(() => x.dispose()));
     // Two components of 100 iterations, a turn every 10: one piece would give none.
     assert.ok(turns >= 20, `${turns} turns of the event loop`);
   });
