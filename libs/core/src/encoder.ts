@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreInputError } from "./checks.js";
 import { SeededRandom } from "./random.js";
+import { BATCH_NORM_CHANNEL_MULTIPLE, GROUP_BATCH_NORM, GROUP_BATCH_NORM_GRAD } from "./wasm-batchnorm.js";
 
 export const ENCODER_ARCHS = ["resnet-mini", "resnet-mini-wide", "resnet18-cifar", "resnet50"] as const;
 export type EncoderArch = (typeof ENCODER_ARCHS)[number];
@@ -463,17 +464,57 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
 
 /**
  * Training-mode BatchNorm over groups: x is G x M x C (M = samples x pixels of a group), each group
- * normalised with its own mean and variance. Written as a custom op because tfjs's autodiff of the
- * plain formula reduces over the middle axis with Sum, which on wasm is a transpose and a slow loop
- * (measured: 2.0 s of an 8 s resnet-mini step); here every reduction is a ones-vector product
- * (G x 1 x M . G x M x C), a fast A.B, and the backward is the closed form
+ * normalised with its own mean and variance, with the closed-form backward
  *   dx = gamma rstd / M (M dy - sum dy - xhat sum(dy xhat)),  dgamma = sum dy xhat,  dbeta = sum dy.
+ * A custom op, because tfjs's autodiff of the plain formula reduces over the middle axis with Sum,
+ * which on wasm is a transpose and a slow loop (measured: 2.0 s of an 8 s resnet-mini step). On wasm,
+ * with C a multiple of 4, it is two SIMD kernels on the heap (wasm-batchnorm.ts); elsewhere tfjs ops.
  */
-export function groupBatchNorm(
-  x: tf.Tensor3D,
-  gamma: tf.Tensor,
-  beta: tf.Tensor,
-): { y: tf.Tensor3D; mean: tf.Tensor2D; variance: tf.Tensor2D } {
+export function groupBatchNorm(x: tf.Tensor3D, gamma: tf.Tensor, beta: tf.Tensor): GroupBatchNorm {
+  const kernels = tf.getKernel(GROUP_BATCH_NORM, tf.getBackend()) !== undefined;
+  return kernels && x.shape[2] % BATCH_NORM_CHANNEL_MULTIPLE === 0
+    ? groupBatchNormKernels(x, gamma, beta)
+    : groupBatchNormOps(x, gamma, beta);
+}
+
+export interface GroupBatchNorm {
+  y: tf.Tensor3D;
+  mean: tf.Tensor2D;
+  variance: tf.Tensor2D;
+}
+
+/** The same op on a backend with the two kernels of wasm-batchnorm.ts: one pass pair each way. */
+export function groupBatchNormKernels(x: tf.Tensor3D, gamma: tf.Tensor, beta: tf.Tensor): GroupBatchNorm {
+  let mean: tf.Tensor2D | undefined;
+  let variance: tf.Tensor2D | undefined;
+  const op = tf.customGrad((...args: unknown[]) => {
+    const [input, g, b] = args as [tf.Tensor3D, tf.Tensor1D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    const [y, xhat, mu, v, rstd] = tf
+      .engine()
+      .runKernel(GROUP_BATCH_NORM, { x: input, gamma: g, beta: b }, { epsilon: BN_EPSILON }) as tf.Tensor[];
+    mean = tf.keep(mu as tf.Tensor2D);
+    variance = tf.keep(v as tf.Tensor2D);
+    save([xhat!, rstd!, g]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, r, gm] = saved;
+        return tf
+          .engine()
+          .runKernel(GROUP_BATCH_NORM_GRAD, { dy, xhat: xh!, rstd: r!, gamma: gm! }, {}) as tf.Tensor[];
+      },
+    };
+  });
+  const y = op(x, gamma, beta) as tf.Tensor3D;
+  return { y, mean: mean!, variance: variance! };
+}
+
+/**
+ * The op from tfjs ops, for the backends without the kernels (webgpu, tensorflow, cpu): every
+ * reduction a ones-vector product (G x 1 x M . G x M x C), a fast A.B.
+ */
+export function groupBatchNormOps(x: tf.Tensor3D, gamma: tf.Tensor, beta: tf.Tensor): GroupBatchNorm {
   const [groups, m, c] = x.shape;
   let mean: tf.Tensor2D | undefined;
   let variance: tf.Tensor2D | undefined;
