@@ -1,5 +1,6 @@
 // Benchmarks the core on the active backend (ADCO_BACKEND, default auto): per-op GFLOP/s of the ops of
-// a training step, images/s of a full AdCo step (resnet-mini, 28x28x1, batch 256), peak RSS, and the
+// a training step, split-batch BatchNorm by tfjs ops and by the backend's own kernels (wasm), images/s
+// of a full AdCo step (resnet-mini, 28x28x1, batch 256) with either BatchNorm, peak RSS, and the
 // same step on the pure-JS cpu backend (in a child process) for the speed-up. Measures, never asserts.
 // --torch adds the same step side by side with PyTorch (tools/reference/adco_step.py) at 1 and 2
 // threads, ours in child processes with ADCO_THREADS 1 and 2; without PyTorch it says so and goes on.
@@ -10,7 +11,16 @@ import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import { npmCommand, roundTo, writeResults, type ResultsValue } from "@adco/cli";
-import { backendFromEnv, encoderSpec, initBackend, PRESETS, Pretrainer } from "@adco/core";
+import {
+  backendFromEnv,
+  encoderSpec,
+  GROUP_BATCH_NORM,
+  GROUP_BATCH_NORM_GRAD,
+  groupBatchNorm,
+  initBackend,
+  PRESETS,
+  Pretrainer,
+} from "@adco/core";
 import {
   blasWarning,
   COMPARED_THREADS,
@@ -75,6 +85,36 @@ function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: n
   tf.dispose(views);
   const steady = seconds.slice(1).sort((a, b) => a - b);
   return { imagesPerSecond: batch / steady[Math.floor(steady.length / 2)]!, seconds };
+}
+
+/**
+ * Step times with split-batch BatchNorm by tfjs ops and by the kernels, in one trainer, the two
+ * alternating round by round (a first step after each switch not counted), so the machine's load
+ * falls on both alike.
+ */
+function stepWithEitherBatchNorm(
+  rounds: number,
+  batch: number,
+): { opsSeconds: number; kernelsSeconds: number } {
+  const trainer = new Pretrainer({ ...PRESETS["fashion-mnist"], batchSize: batch });
+  const views = [0, 1].map((i) => tf.randomUniform([batch, 28, 28, 1], -1, 2, "float32", i) as tf.Tensor4D);
+  const timed = () => {
+    const t0 = performance.now();
+    trainer.trainStep(views, 0.03);
+    return (performance.now() - t0) / 1000;
+  };
+  const samples = { ops: [] as number[], kernels: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of ["ops", "kernels"] as const) {
+      useBnKernels(mode === "kernels");
+      timed();
+      samples[mode].push(timed(), timed());
+    }
+  }
+  trainer.dispose();
+  tf.dispose(views);
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  return { opsSeconds: median(samples.ops), kernelsSeconds: median(samples.kernels) };
 }
 
 if (values["step-only"]) {
@@ -187,6 +227,75 @@ for (const k of BANK_SIZES) {
   tf.dispose([q, bank, bankT, probs, qT]);
 }
 
+// Split-batch BatchNorm (the preset's 8 groups) at resnet-mini's three widths, forward and backward:
+// tfjs ops against the backend's own two kernels, switched by unregistering them.
+const bnKernels = [GROUP_BATCH_NORM, GROUP_BATCH_NORM_GRAD].map((name) => tf.getKernel(name, backend.name));
+const useBnKernels = (on: boolean) => {
+  for (const kernel of bnKernels) {
+    if (tf.getKernel(kernel!.kernelName, backend.name)) tf.unregisterKernel(kernel!.kernelName, backend.name);
+    if (on) tf.registerKernel(kernel!);
+  }
+};
+const bnGroups = PRESETS["fashion-mnist"].bnGroups;
+const batchNorm: ResultsValue[] = [];
+let batchNormStep: ResultsValue = null;
+if (bnKernels.every((k) => k !== undefined)) {
+  console.log(
+    `\n| split-batch BatchNorm, forward + backward (batch ${OPS_BATCH}) | tfjs ops, ms | kernels, ms | ops / kernels |`,
+  );
+  console.log("| --- | --- | --- | --- |");
+  for (const [h, c] of [
+    [28, 16],
+    [14, 32],
+    [7, 64],
+  ] as const) {
+    const m = Math.max(1, OPS_BATCH / bnGroups) * h * h;
+    const groups = Math.min(bnGroups, OPS_BATCH);
+    const x = tf.randomNormal([groups, m, c]) as tf.Tensor3D;
+    const dy = tf.randomNormal(x.shape);
+    const [gamma, beta] = [tf.randomNormal([c], 1, 0.2), tf.randomNormal([c], 0, 0.2)];
+    // dy passed as the output's gradient, so nothing but BatchNorm runs.
+    const both = () =>
+      tf.tidy(() =>
+        tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { y, mean, variance } = groupBatchNorm(a as tf.Tensor3D, g, b);
+          tf.dispose([mean, variance]);
+          return y;
+        })([x, gamma, beta], dy),
+      );
+    useBnKernels(false);
+    const opsSeconds = time(both);
+    useBnKernels(true);
+    const kernelSeconds = time(both);
+    const shape = `${groups} x ${m} x ${c} (${h}x${h}x${c})`;
+    batchNorm.push({
+      shape,
+      opsMs: roundTo(opsSeconds * 1000, 2),
+      kernelsMs: roundTo(kernelSeconds * 1000, 2),
+      speedup: roundTo(opsSeconds / kernelSeconds, 2),
+    });
+    console.log(
+      `| ${shape} | ${(opsSeconds * 1000).toFixed(1)} | ${(kernelSeconds * 1000).toFixed(1)} | ${(opsSeconds / kernelSeconds).toFixed(2)} |`,
+    );
+    tf.dispose([x, dy, gamma, beta]);
+  }
+  const either = stepWithEitherBatchNorm(smoke ? 1 : 4, STEP_BATCH);
+  const speedup = either.opsSeconds / either.kernelsSeconds;
+  batchNormStep = {
+    batch: STEP_BATCH,
+    opsImagesPerSecond: roundTo(STEP_BATCH / either.opsSeconds, 1),
+    kernelsImagesPerSecond: roundTo(STEP_BATCH / either.kernelsSeconds, 1),
+    speedup: roundTo(speedup, 2),
+  };
+  console.log(
+    `full AdCo step, batch ${STEP_BATCH}, alternating: BatchNorm by ops ${(STEP_BATCH / either.opsSeconds).toFixed(1)} images/s, by kernels ${(STEP_BATCH / either.kernelsSeconds).toFixed(1)} -> ${speedup.toFixed(2)}x`,
+  );
+} else {
+  console.log(
+    `\nsplit-batch BatchNorm: the ${backend.name} backend has no kernels of its own, only tfjs ops`,
+  );
+}
+
 const stepCount = smoke ? 2 : Number(values.steps);
 const negatives = PRESETS["fashion-mnist"].negatives;
 const step = stepImagesPerSecond(stepCount, STEP_BATCH);
@@ -200,6 +309,7 @@ const results: Record<string, ResultsValue> = {
   // The ops table and the step below ran on this many backend threads (ADCO_THREADS, else every core).
   threads: backend.threads,
   ops,
+  batchNorm: { shapes: batchNorm, step: batchNormStep },
   step: {
     arch: "resnet-mini",
     input: "28x28x1",

@@ -34,6 +34,7 @@ export {
   type EncoderArch,
   type EncoderSpec,
   encoderSpec,
+  groupBatchNorm,
   l2Normalize,
   nodesFor,
 } from "./encoder.js";
@@ -61,6 +62,7 @@ export {
   initBackend,
   threadsFromEnv,
 } from "./backend.js";
+export { GROUP_BATCH_NORM, GROUP_BATCH_NORM_GRAD } from "./wasm-batchnorm.js";
 export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
 export { activeWebGpuAdapter, type WebGpuAdapter } from "./webgpu.js";
 export { pretrainerFiles, restorePretrainer } from "./checkpoint.js";
