@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Assembles the SIMD kernels <lib>/wasm/<name>.wat with wat2wasm (Debian's wabt) into
 // <lib>/src/<name>-wasm.ts: the module's bytes as base64 and the sha256 of the source they came
-// from, which each lib's wasm.test.ts checks, so an edited .wat without a rebuild fails the tests
+// from, which the libs' tests check, so an edited .wat without a rebuild fails the tests
 // on machines without wabt too. A module that imports a shared memory (libs/core's kernels run on
 // tfjs-backend-wasm's heap, shared in its threaded build) is built a second time with that import
 // unshared, for the single-threaded build: <NAME>_UNSHARED_WASM.
