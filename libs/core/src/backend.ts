@@ -13,6 +13,7 @@ import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmBatchNorm } from "./wasm-batchnorm.js";
+import { registerWasmIdentity } from "./wasm-identity.js";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
 import { defaultThreads, MAX_WASM_THREADS, setWasmBackend } from "./wasm-threads.js";
 import { setWebGpuBackend } from "./webgpu.js";
@@ -119,6 +120,7 @@ export async function initBackend(
     if (threads > 0) {
       registerWasmConvGradients();
       registerWasmBatchNorm();
+      registerWasmIdentity();
       const detail = `@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? "" : "s"})`;
       active = { name: "wasm", detail, skipped, threads };
       return active;
