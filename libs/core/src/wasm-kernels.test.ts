@@ -21,6 +21,9 @@ const CASES: [string, Shape4, Shape4, number, Pad][] = [
   ["5x5 stride 2 same, even size", [2, 12, 12, 2], [5, 5, 2, 3], 2, "same"],
   ["1x1 stride 3 valid (taps skip two phases)", [2, 10, 10, 4], [1, 1, 4, 4], 3, "valid"],
   ["3x3 stride 2 explicit padding 2", [2, 9, 9, 3], [3, 3, 3, 4], 2, 2],
+  ["1x1 stride 1 (a plain product)", [2, 5, 5, 3], [1, 1, 3, 4], 1, "valid"],
+  ["1x1 stride 2, odd size (the grid padded)", [2, 7, 7, 3], [1, 1, 3, 4], 2, "same"],
+  ["1x1 stride 2 explicit padding 1", [2, 9, 9, 3], [1, 1, 3, 4], 2, 1],
 ];
 
 /** dL/dx and dL/dW of L = sum(conv(x, W) * dy) on the current backend. */
@@ -57,7 +60,10 @@ describe("wasm convolution gradients", () => {
     registerWasmConvGradients();
     convGrads([2, 8, 8, 3], [3, 3, 3, 4], 2, "same");
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 5; i++) convGrads([2, 8, 8, 3], [3, 3, 3, 4], 2, "same");
+    for (let i = 0; i < 5; i++) {
+      convGrads([2, 8, 8, 3], [3, 3, 3, 4], 2, "same");
+      convGrads([2, 8, 8, 3], [1, 1, 3, 4], 2, "same");
+    }
     assert.equal(tf.memory().numTensors, before);
   });
 });

@@ -3,7 +3,7 @@
 // tfjs-backend-wasm 4.22 ships no Conv2DBackpropFilter, so a training step fails there, and its
 // Conv2DBackpropInput is a plain loop (~0.7 GMAC/s against ~10 for the forward conv). Both
 // gradients are convolutions themselves, so we register them as forward convs over rearranged
-// tensors. Dilations are always 1 here: tfjs refuses conv gradients with dilation > 1 before it
+// tensors; a 1x1 filter's dW is a matrix product instead. Dilations are always 1 here: tfjs refuses conv gradients with dilation > 1 before it
 // reaches a kernel.
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -49,6 +49,7 @@ export function conv2dBackpropFilter(
   );
   const [fh, fw] = [filterShape[0], filterShape[1]];
   const { top, left } = info.padInfo;
+  if (fh === 1 && fw === 1) return pointwiseFilterGrad(x, dy, info);
   return tf.tidy(() => {
     // Only rows/cols that some output reads: (out-1)*stride + filter, from -pad.
     const needH = (info.outHeight - 1) * strides[0] + fh;
@@ -86,6 +87,7 @@ export function conv2dBackpropInput(
   );
   const [fh, fw, ci, co] = filter.shape;
   const [batch, height, width] = inputShape;
+  if (fh === 1 && fw === 1) return pointwiseInputGrad(dy, filter, info);
   const rows = phaseRange(height, info.padInfo.top, strides[0]);
   const cols = phaseRange(width, info.padInfo.left, strides[1]);
   return tf.tidy(() => {
@@ -122,6 +124,69 @@ export function conv2dBackpropInput(
     if (top === 0 && left === 0 && full.shape[1] === height && full.shape[2] === width) return full;
     return tf.slice(full, [0, top, left, 0], [batch, height, width, ci]);
   });
+}
+
+/**
+ * A 1x1 conv is a matrix product of the pixels it reads (x subsampled by the stride) with the
+ * filter, so dW = xs^T dy, one product over the batch's pixels. The plain product: tfjs-backend-wasm's
+ * BatchMatMul with a transposed operand, and its StridedSlice, are slow loops (measured 20 and 156 ms
+ * against 5 for a transpose and a product, 28x28x16 -> 32 at batch 256).
+ */
+function pointwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const [ci, co] = [info.inChannels, info.outChannels];
+  return tf.tidy(() => {
+    const pixels = info.batchSize * info.outHeight * info.outWidth;
+    const xs = tf.reshape(subsample(x, info), [pixels, ci]);
+    const dw = tf.matMul(tf.transpose(xs), tf.reshape(dy, [pixels, co])); // ci x co
+    return tf.reshape(dw, [1, 1, ci, co]);
+  });
+}
+
+/**
+ * dx of a 1x1 conv: dy times the filter's transpose (itself a 1x1 conv, XNNPACK's) at the pixels the
+ * stride read, zeros between them; the zeros come from one pad of a 6-d view, not from phases.
+ */
+function pointwiseInputGrad(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  info: tf.backend_util.Conv2DInfo,
+): tf.Tensor4D {
+  const [ci, co] = [info.inChannels, info.outChannels];
+  const { batchSize: b, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  return tf.tidy(() => {
+    const back = tf.reshape(tf.transpose(tf.reshape(filter, [ci, co])), [1, 1, co, ci]) as tf.Tensor4D;
+    const read = tf.conv2d(dy, back, 1, "valid"); // b x oh x ow x ci
+    // Row y of `read` lands on row y*sh of the grid, which is dx's row y*sh - top.
+    const grid =
+      sh === 1 && sw === 1
+        ? read
+        : (tf.reshape(
+            tf.pad(tf.reshape(read, [b, oh, 1, ow, 1, ci]), [
+              [0, 0],
+              [0, 0],
+              [0, sh - 1],
+              [0, 0],
+              [0, sw - 1],
+              [0, 0],
+            ]),
+            [b, oh * sh, ow * sw, ci],
+          ) as tf.Tensor4D);
+    return padOrCrop(grid, -info.padInfo.top, -info.padInfo.left, info.inHeight, info.inWidth);
+  });
+}
+
+/**
+ * The pixels a 1x1 filter reads at this stride and padding, b x oh x ow x c: x cut or padded to the
+ * grid oh*sh x ow*sw that starts at -pad, then the first of every sh rows and sw cols by a reshape
+ * and a plain slice.
+ */
+function subsample(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const { batchSize: b, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  const c = info.inChannels;
+  const grid = padOrCrop(x, info.padInfo.top, info.padInfo.left, oh * sh, ow * sw);
+  if (sh === 1 && sw === 1) return grid;
+  const rows = tf.reshape(grid, [b * oh, sh, ow, sw * c]);
+  return tf.reshape(tf.slice(rows, [0, 0, 0, 0], [b * oh, 1, ow, c]), [b, oh, ow, c]);
 }
 
 /** How many taps of a filter of size f phase p of stride s meets: p, p+s, ... below f. */
