@@ -9,23 +9,13 @@
 // measured no faster than the ops; the SIMD module is what makes the two passes cheap.
 import * as tf from "@tensorflow/tfjs-core";
 import { BATCH_NORM_UNSHARED_WASM, BATCH_NORM_WASM } from "./batch-norm-wasm.js";
+import { onHeap, type HeapModule, type WasmBackend } from "./wasm-heap.js";
 
 export const GROUP_BATCH_NORM = "AdcoGroupBatchNorm";
 export const GROUP_BATCH_NORM_GRAD = "AdcoGroupBatchNormGrad";
 
 /** The module's channels go 4 at a time. */
 export const BATCH_NORM_CHANNEL_MULTIPLE = 4;
-
-interface WasmMemory {
-  readonly buffer: ArrayBuffer | SharedArrayBuffer;
-}
-
-/** The little of the WebAssembly API used here (this package's TypeScript libs do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { readonly exports: unknown };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 /** ../wasm/batch-norm.wat's exports; pointers are byte offsets into the heap. */
 interface BatchNormModule {
@@ -53,31 +43,11 @@ interface BatchNormModule {
   ): void;
 }
 
-/** The part of tfjs-backend-wasm's BackendWasm the kernels use. */
-interface WasmBackend {
-  // The emscripten module: its memory is wasmMemory in the threaded build, asm.memory otherwise.
-  wasm: { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-}
-
-/** One instance per heap: a backend initialised again has a new one. */
-const instances = new WeakMap<WasmMemory, BatchNormModule>();
-
-function moduleFor(backend: WasmBackend): { memory: WasmMemory; kernel: BatchNormModule } {
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  if (!memory) throw new Error(`${GROUP_BATCH_NORM}: the wasm backend's memory was not found`);
-  let kernel = instances.get(memory);
-  if (!kernel) {
-    const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = Buffer.from(shared ? BATCH_NORM_WASM : BATCH_NORM_UNSHARED_WASM, "base64");
-    const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
-    kernel = instance.exports as BatchNormModule;
-    instances.set(memory, kernel);
-  }
-  return { memory, kernel };
-}
+const MODULE: HeapModule = {
+  name: GROUP_BATCH_NORM,
+  shared: BATCH_NORM_WASM,
+  unshared: BATCH_NORM_UNSHARED_WASM,
+};
 
 function check(kernel: string, inputs: Record<string, tf.TensorInfo>, shape: readonly number[]): void {
   for (const [name, info] of Object.entries(inputs)) {
@@ -111,7 +81,7 @@ const forwardKernel: tf.KernelFunc = ({ inputs, backend: raw, attrs }) => {
   const [groups, m, c] = x.shape as [number, number, number];
   const epsilon = (attrs as { epsilon: number }).epsilon;
   const backend = raw as unknown as WasmBackend;
-  const { memory, kernel } = moduleFor(backend);
+  const { memory, exports: kernel } = onHeap<BatchNormModule>(backend, MODULE);
   const outputs = [x.shape, x.shape, [groups, c], [groups, c], [groups, c]].map((s) =>
     backend.makeOutput([...s], "float32"),
   );
@@ -167,7 +137,7 @@ const gradKernel: tf.KernelFunc = ({ inputs, backend: raw }) => {
   check(GROUP_BATCH_NORM_GRAD, { dy, xhat, rstd, gamma }, xhat.shape);
   const [groups, m, c] = xhat.shape as [number, number, number];
   const backend = raw as unknown as WasmBackend;
-  const { memory, kernel } = moduleFor(backend);
+  const { memory, exports: kernel } = onHeap<BatchNormModule>(backend, MODULE);
   const outputs = [xhat.shape, [c], [c]].map((s) => backend.makeOutput([...s], "float32"));
   const work = scratch(backend, c, 3);
   const at = (info: tf.TensorInfo) => backend.getMemoryOffset(info.dataId);
