@@ -15,6 +15,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmBatchNorm } from "./wasm-batchnorm.js";
 import { registerWasmIdentity } from "./wasm-identity.js";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
+import { registerWasmMatMul } from "./wasm-matmul.js";
 import { registerWasmTranspose } from "./wasm-transpose.js";
 import { defaultThreads, MAX_WASM_THREADS, setWasmBackend } from "./wasm-threads.js";
 import { setWebGpuBackend } from "./webgpu.js";
@@ -123,6 +124,7 @@ export async function initBackend(
       registerWasmBatchNorm();
       registerWasmIdentity();
       registerWasmTranspose();
+      registerWasmMatMul();
       const detail = `@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? "" : "s"})`;
       active = { name: "wasm", detail, skipped, threads };
       return active;
