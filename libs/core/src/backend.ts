@@ -13,6 +13,7 @@ import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmBatchNorm } from "./wasm-batchnorm.js";
+import { registerWasmGather } from "./wasm-gather.js";
 import { registerWasmIdentity } from "./wasm-identity.js";
 import { registerWasmConvGradients } from "./wasm-kernels.js";
 import { registerWasmMatMul } from "./wasm-matmul.js";
@@ -125,6 +126,7 @@ export async function initBackend(
       registerWasmIdentity();
       registerWasmTranspose();
       registerWasmMatMul();
+      registerWasmGather();
       const detail = `@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? "" : "s"})`;
       active = { name: "wasm", detail, skipped, threads };
       return active;

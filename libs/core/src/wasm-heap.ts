@@ -30,6 +30,13 @@ export interface HeapModule {
   unshared: string;
 }
 
+/** The backend's heap; `user` names the kernel in the error when it is not found. */
+export function heapOf(backend: WasmBackend, user: string): WasmMemory {
+  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  if (!memory) throw new Error(`${user}: the wasm backend's memory was not found`);
+  return memory;
+}
+
 const instances = new WeakMap<WasmMemory, Map<string, unknown>>();
 
 /**
@@ -37,8 +44,7 @@ const instances = new WeakMap<WasmMemory, Map<string, unknown>>();
  * new one). T is the module's exports.
  */
 export function onHeap<T>(backend: WasmBackend, module: HeapModule): { memory: WasmMemory; exports: T } {
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  if (!memory) throw new Error(`${module.name}: the wasm backend's memory was not found`);
+  const memory = heapOf(backend, module.name);
   let modules = instances.get(memory);
   if (!modules) {
     modules = new Map();
