@@ -54,10 +54,9 @@ export function conv2dBackpropFilter(
     // Only rows/cols that some output reads: (out-1)*stride + filter, from -pad.
     const needH = (info.outHeight - 1) * strides[0] + fh;
     const needW = (info.outWidth - 1) * strides[1] + fw;
-    const padded = padOrCrop(x, top, left, needH, needW);
-    const input = tf.transpose(padded, [3, 1, 2, 0]); // ci, H, W, b
+    const input = tf.transpose(x, [3, 1, 2, 0]); // ci, H, W, b
     const filter = tf.transpose(dy, [1, 2, 0, 3]); // y, x, b, co
-    const out = tf.conv2d(input, filter, 1, "valid", "NHWC", strides); // ci, fh, fw, co
+    const out = paddedConv(input, filter, top, left, needH, needW, strides); // ci, fh, fw, co
     return tf.transpose(out, [1, 2, 0, 3]);
   });
 }
@@ -105,14 +104,16 @@ export function conv2dBackpropInput(
         const sub = tf.stridedSlice(filter, [ph, pw, 0, 0], [fh, fw, ci, co], [strides[0], strides[1], 1, 1]);
         const flipped = tf.transpose(tf.reverse(sub, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
         // D[j] = dy[j + first - (t - 1)]: a valid conv of D gives the phase's rows first..first+count-1.
-        const input = padOrCrop(
-          dy,
-          th - 1 - rows.first,
-          tw - 1 - cols.first,
-          rows.count + th - 1,
-          cols.count + tw - 1,
+        phaseCols.push(
+          paddedConv(
+            dy,
+            flipped,
+            th - 1 - rows.first,
+            tw - 1 - cols.first,
+            rows.count + th - 1,
+            cols.count + tw - 1,
+          ),
         );
-        phaseCols.push(tf.conv2d(input, flipped, 1, "valid"));
       }
       // b x q x qx x ci for each pw -> b x q x (qx s + pw) x ci.
       phaseRows.push(interleave(phaseCols, 3, [batch, rows.count, cols.count * strides[1], ci]));
@@ -212,6 +213,34 @@ function interleave(
 ): tf.Tensor4D {
   if (parts.length === 1) return parts[0]!;
   return tf.reshape(tf.stack(parts, axis), shape);
+}
+
+/**
+ * The valid conv of padOrCrop(t, top, left, height, width) with the filter: when that only pads,
+ * the padding goes to the conv (XNNPACK reads zeros for it, no padded copy of t); a crop is done
+ * first.
+ */
+function paddedConv(
+  t: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  top: number,
+  left: number,
+  height: number,
+  width: number,
+  dilations: [number, number] = [1, 1],
+): tf.Tensor4D {
+  const [, h, w] = t.shape;
+  const [bottom, right] = [height - top - h, width - left - w];
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+    return tf.conv2d(padOrCrop(t, top, left, height, width), filter, 1, "valid", "NHWC", dilations);
+  }
+  const pad: tf.backend_util.ExplicitPadding = [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+  return tf.conv2d(t, filter, 1, pad, "NHWC", dilations);
 }
 
 /** Shifts t down/right by (top, left) (negative crops) and pads or crops to height x width. */
