@@ -1,6 +1,7 @@
 // Benchmarks the core on the active backend (ADCO_BACKEND, default auto): per-op GFLOP/s of the ops of
 // a training step, split-batch BatchNorm by tfjs ops and by the backend's own kernels (wasm), images/s
-// of a full AdCo step (resnet-mini, 28x28x1, batch 256) with either BatchNorm, peak RSS, and the
+// of a full AdCo step (resnet-mini, 28x28x1, batch 256) with either BatchNorm and with each of
+// tfjs-backend-wasm's kernels that ours replace (WASM_REPLACED_KERNELS), peak RSS, and the
 // same step on the pure-JS cpu backend (in a child process) for the speed-up. Measures, never asserts.
 // --torch adds the same step side by side with PyTorch (tools/reference/adco_step.py) at 1 and 2
 // threads, ours in child processes with ADCO_THREADS 1 and 2; without PyTorch it says so and goes on.
@@ -20,6 +21,7 @@ import {
   initBackend,
   PRESETS,
   Pretrainer,
+  WASM_REPLACED_KERNELS,
 } from "@adco/core";
 import {
   blasWarning,
@@ -50,6 +52,9 @@ const OPS_BATCH = smoke ? 8 : 256;
 const BANK_SIZES = smoke ? [512] : [4096, 65536];
 const STEP_BATCH = smoke ? 16 : 256;
 const CPU_BATCH = smoke ? 16 : 32;
+// tfjs-backend-wasm's own kernels, kept before initBackend replaces them: the step is timed with
+// each of them against ours.
+const tfjsKernels = WASM_REPLACED_KERNELS.map((name) => tf.getKernel(name, "wasm"));
 const backend = await initBackend(backendFromEnv());
 
 /** Median seconds of fn over repeats runs, after one warm-up. */
@@ -71,16 +76,21 @@ function time(fn: () => tf.Tensor | tf.Tensor[]): number {
   return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
 }
 
-function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: number; seconds: number[] } {
-  const config = { ...PRESETS["fashion-mnist"], batchSize: batch };
-  const trainer = new Pretrainer(config);
+/** A trainer on the fashion-mnist preset at this batch, and two random views to step it on. */
+function stepSetup(batch: number): { trainer: Pretrainer; views: tf.Tensor4D[]; seconds: () => number } {
+  const trainer = new Pretrainer({ ...PRESETS["fashion-mnist"], batchSize: batch });
   const views = [0, 1].map((i) => tf.randomUniform([batch, 28, 28, 1], -1, 2, "float32", i) as tf.Tensor4D);
-  const seconds: number[] = [];
-  for (let i = 0; i < steps; i++) {
+  const seconds = () => {
     const t0 = performance.now();
     trainer.trainStep(views, 0.03);
-    seconds.push((performance.now() - t0) / 1000);
-  }
+    return (performance.now() - t0) / 1000;
+  };
+  return { trainer, views, seconds };
+}
+
+function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: number; seconds: number[] } {
+  const { trainer, views, seconds: timed } = stepSetup(batch);
+  const seconds = Array.from({ length: steps }, timed);
   trainer.dispose();
   tf.dispose(views);
   const steady = seconds.slice(1).sort((a, b) => a - b);
@@ -88,33 +98,29 @@ function stepImagesPerSecond(steps: number, batch: number): { imagesPerSecond: n
 }
 
 /**
- * Step times with split-batch BatchNorm by tfjs ops and by the kernels, in one trainer, the two
- * alternating round by round (a first step after each switch not counted), so the machine's load
- * falls on both alike.
+ * Median step seconds under each mode (a function that sets the kernels up), in one trainer, the
+ * modes alternating round by round (a first step after each switch not counted), so the machine's
+ * load falls on all alike. The last mode is left set.
  */
-function stepWithEitherBatchNorm(
+function stepAlternating<M extends string>(
   rounds: number,
   batch: number,
-): { opsSeconds: number; kernelsSeconds: number } {
-  const trainer = new Pretrainer({ ...PRESETS["fashion-mnist"], batchSize: batch });
-  const views = [0, 1].map((i) => tf.randomUniform([batch, 28, 28, 1], -1, 2, "float32", i) as tf.Tensor4D);
-  const timed = () => {
-    const t0 = performance.now();
-    trainer.trainStep(views, 0.03);
-    return (performance.now() - t0) / 1000;
-  };
-  const samples = { ops: [] as number[], kernels: [] as number[] };
+  modes: Record<M, () => void>,
+): Record<M, number> {
+  const { trainer, views, seconds } = stepSetup(batch);
+  const names = Object.keys(modes) as M[];
+  const samples = new Map<M, number[]>(names.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const mode of ["ops", "kernels"] as const) {
-      useBnKernels(mode === "kernels");
-      timed();
-      samples[mode].push(timed(), timed());
+    for (const mode of names) {
+      modes[mode]();
+      seconds();
+      samples.get(mode)!.push(seconds(), seconds());
     }
   }
   trainer.dispose();
   tf.dispose(views);
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-  return { opsSeconds: median(samples.ops), kernelsSeconds: median(samples.kernels) };
+  return Object.fromEntries(names.map((m) => [m, median(samples.get(m)!)])) as Record<M, number>;
 }
 
 if (values["step-only"]) {
@@ -279,21 +285,57 @@ if (bnKernels.every((k) => k !== undefined)) {
     );
     tf.dispose([x, dy, gamma, beta]);
   }
-  const either = stepWithEitherBatchNorm(smoke ? 1 : 4, STEP_BATCH);
-  const speedup = either.opsSeconds / either.kernelsSeconds;
+  const either = stepAlternating(smoke ? 1 : 4, STEP_BATCH, {
+    ops: () => useBnKernels(false),
+    kernels: () => useBnKernels(true),
+  });
+  const speedup = either.ops / either.kernels;
   batchNormStep = {
     batch: STEP_BATCH,
-    opsImagesPerSecond: roundTo(STEP_BATCH / either.opsSeconds, 1),
-    kernelsImagesPerSecond: roundTo(STEP_BATCH / either.kernelsSeconds, 1),
+    opsImagesPerSecond: roundTo(STEP_BATCH / either.ops, 1),
+    kernelsImagesPerSecond: roundTo(STEP_BATCH / either.kernels, 1),
     speedup: roundTo(speedup, 2),
   };
   console.log(
-    `full AdCo step, batch ${STEP_BATCH}, alternating: BatchNorm by ops ${(STEP_BATCH / either.opsSeconds).toFixed(1)} images/s, by kernels ${(STEP_BATCH / either.kernelsSeconds).toFixed(1)} -> ${speedup.toFixed(2)}x`,
+    `full AdCo step, batch ${STEP_BATCH}, alternating: BatchNorm by ops ${(STEP_BATCH / either.ops).toFixed(1)} images/s, by kernels ${(STEP_BATCH / either.kernels).toFixed(1)} -> ${speedup.toFixed(2)}x`,
   );
 } else {
   console.log(
     `\nsplit-batch BatchNorm: the ${backend.name} backend has no kernels of its own, only tfjs ops`,
   );
+}
+
+// The wasm kernels that replace tfjs-backend-wasm's, each alone and all at once: the whole step with
+// tfjs's kernel against ours, alternating in one trainer.
+const replacedKernels: ResultsValue[] = [];
+if (backend.name === "wasm") {
+  const oursKernels = WASM_REPLACED_KERNELS.map((name) => tf.getKernel(name, "wasm")!);
+  const use = (config: tf.KernelConfig) => {
+    tf.unregisterKernel(config.kernelName, "wasm");
+    tf.registerKernel(config);
+  };
+  console.log(
+    `\n| full AdCo step, batch ${STEP_BATCH}: kernel | tfjs's, images/s | ours, images/s | ours / tfjs's |`,
+  );
+  console.log("| --- | --- | --- | --- |");
+  const rows: [string, number[]][] = [
+    ...WASM_REPLACED_KERNELS.map((name, i): [string, number[]] => [name, [i]]),
+    ["all four", WASM_REPLACED_KERNELS.map((_, i) => i)],
+  ];
+  for (const [kernel, which] of rows) {
+    const seconds = stepAlternating(smoke ? 1 : 4, STEP_BATCH, {
+      tfjs: () => which.forEach((i) => use(tfjsKernels[i]!)),
+      ours: () => which.forEach((i) => use(oursKernels[i]!)),
+    });
+    const [tfjs, ours] = [STEP_BATCH / seconds.tfjs, STEP_BATCH / seconds.ours];
+    replacedKernels.push({
+      kernel,
+      tfjsImagesPerSecond: roundTo(tfjs, 1),
+      oursImagesPerSecond: roundTo(ours, 1),
+      speedup: roundTo(ours / tfjs, 2),
+    });
+    console.log(`| ${kernel} | ${tfjs.toFixed(1)} | ${ours.toFixed(1)} | ${(ours / tfjs).toFixed(2)} |`);
+  }
 }
 
 const stepCount = smoke ? 2 : Number(values.steps);
@@ -310,6 +352,7 @@ const results: Record<string, ResultsValue> = {
   threads: backend.threads,
   ops,
   batchNorm: { shapes: batchNorm, step: batchNormStep },
+  replacedKernels,
   step: {
     arch: "resnet-mini",
     input: "28x28x1",

@@ -61,6 +61,7 @@ export {
   backendFromEnv,
   initBackend,
   threadsFromEnv,
+  WASM_REPLACED_KERNELS,
 } from "./backend.js";
 export { GROUP_BATCH_NORM, GROUP_BATCH_NORM_GRAD } from "./wasm-batchnorm.js";
 export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
