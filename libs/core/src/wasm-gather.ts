@@ -6,6 +6,7 @@
 // copyWithin on the heap, native memmove. Small slices and batch dims go to tfjs's kernel.
 import * as tf from "@tensorflow/tfjs-core";
 import { heapOf, type WasmBackend } from "./wasm-heap.js";
+import { replaceWasmKernel } from "./wasm-replace.js";
 
 /** Below this many elements a slice is not worth a call of its own. */
 const MIN_SLICE = 16;
@@ -15,58 +16,45 @@ interface GatherAttrs {
   batchDims: number;
 }
 
-let registered = false;
-
 /** Replaces the wasm backend's GatherV2 (once per process; later calls do nothing). */
 export function registerWasmGather(): void {
-  if (registered) return;
-  registered = true;
-  const original = tf.getKernel("GatherV2", "wasm");
-  if (!original) throw new Error("GatherV2: the wasm backend registers no kernel to fall back on");
-  tf.unregisterKernel("GatherV2", "wasm");
-  tf.registerKernel({
-    kernelName: "GatherV2",
-    backendName: "wasm",
-    // tfjs's kernel keeps its wasm function from its setup; a backend set up again sets it up again.
-    setupFunc: original.setupFunc,
-    kernelFunc: (args) => {
-      const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
-      const { axis: rawAxis, batchDims } = args.attrs as unknown as GatherAttrs;
-      const axis = tf.util.parseAxisParam(rawAxis, x.shape)[0]!;
-      const slice = tf.util.sizeFromShape(x.shape.slice(axis + 1));
-      const plain = x.dtype === "float32" || x.dtype === "int32";
-      if (batchDims !== 0 || !plain || indices.dtype !== "int32" || slice < MIN_SLICE) {
-        return original.kernelFunc(args);
+  replaceWasmKernel("GatherV2", (tfjs) => (args) => {
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis: rawAxis, batchDims } = args.attrs as unknown as GatherAttrs;
+    const axis = tf.util.parseAxisParam(rawAxis, x.shape)[0]!;
+    const slice = tf.util.sizeFromShape(x.shape.slice(axis + 1));
+    const plain = x.dtype === "float32" || x.dtype === "int32";
+    if (batchDims !== 0 || !plain || indices.dtype !== "int32" || slice < MIN_SLICE) {
+      return tfjs.kernelFunc(args);
+    }
+    const backend = args.backend as unknown as WasmBackend & {
+      readSync(dataId: tf.DataId): Int32Array;
+    };
+    const picks = backend.readSync(indices.dataId);
+    const dim = x.shape[axis]!;
+    for (const index of picks) {
+      if (!(index >= 0 && index < dim)) {
+        throw new Error(`GatherV2: the index value ${index} is not in [0, ${dim - 1}]`);
       }
-      const backend = args.backend as unknown as WasmBackend & {
-        readSync(dataId: tf.DataId): Int32Array;
-      };
-      const picks = backend.readSync(indices.dataId);
-      const dim = x.shape[axis]!;
-      for (const index of picks) {
-        if (!(index >= 0 && index < dim)) {
-          throw new Error(`GatherV2: the index value ${index} is not in [0, ${dim - 1}]`);
-        }
-      }
-      const out = backend.makeOutput(
-        [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)],
-        x.dtype,
-      );
-      if (picks.length === 0 || tf.util.sizeFromShape(x.shape) === 0) return out;
-      // Float32 and int32 are both 4 bytes: one view of the heap copies either.
-      const heap = new Int32Array(heapOf(backend, "GatherV2").buffer);
-      const from = backend.getMemoryOffset(x.dataId) / 4;
-      const to = backend.getMemoryOffset(out.dataId) / 4;
-      const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
-      for (let o = 0; o < outer; o++) {
-        const source = from + o * dim * slice;
-        const target = to + o * picks.length * slice;
-        picks.forEach((index, i) => {
-          const start = source + index * slice;
-          heap.copyWithin(target + i * slice, start, start + slice);
-        });
-      }
-      return out;
-    },
+    }
+    const out = backend.makeOutput(
+      [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)],
+      x.dtype,
+    );
+    if (picks.length === 0 || tf.util.sizeFromShape(x.shape) === 0) return out;
+    // Float32 and int32 are both 4 bytes: one view of the heap copies either.
+    const heap = new Int32Array(heapOf(backend, "GatherV2").buffer);
+    const from = backend.getMemoryOffset(x.dataId) / 4;
+    const to = backend.getMemoryOffset(out.dataId) / 4;
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
+    for (let o = 0; o < outer; o++) {
+      const source = from + o * dim * slice;
+      const target = to + o * picks.length * slice;
+      picks.forEach((index, i) => {
+        const start = source + index * slice;
+        heap.copyWithin(target + i * slice, start, start + slice);
+      });
+    }
+    return out;
   });
 }

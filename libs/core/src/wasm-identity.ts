@@ -5,7 +5,8 @@
 // reference, as the wasm backend's own Reshape does. tfjs tensors are never written in place
 // (Variable.assign swaps the data id), so a shared id is safe. Measured: 12 copies of 12.8 MB
 // (256 x 28x28x16) and ~60 ms of a ~1.1 s resnet-mini step at batch 256 (bench:core's step).
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
+import { replaceWasmKernel } from "./wasm-replace.js";
 
 interface RefCountingBackend {
   incRef(dataId: tf.DataId): void;
@@ -18,12 +19,7 @@ const identity: tf.KernelFunc = ({ inputs, backend }) => {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 };
 
-let registered = false;
-
 /** Replaces the wasm backend's Identity (once per process; later calls do nothing). */
 export function registerWasmIdentity(): void {
-  if (registered) return;
-  registered = true;
-  if (tf.getKernel("Identity", "wasm")) tf.unregisterKernel("Identity", "wasm");
-  tf.registerKernel({ kernelName: "Identity", backendName: "wasm", kernelFunc: identity });
+  replaceWasmKernel("Identity", () => identity);
 }

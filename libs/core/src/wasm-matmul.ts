@@ -5,6 +5,7 @@
 // transpose (wasm-transpose.ts) and the plain product. tfjs's own gradient of a product asks for
 // the transposed forms too (the projection head's, each step).
 import * as tf from "@tensorflow/tfjs-core";
+import { replaceWasmKernel } from "./wasm-replace.js";
 
 interface MatMulAttrs {
   transposeA: boolean;
@@ -18,26 +19,13 @@ function swapLast(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
-let registered = false;
-
 /** Replaces the wasm backend's BatchMatMul (once per process; later calls do nothing). */
 export function registerWasmMatMul(): void {
-  if (registered) return;
-  registered = true;
-  const original = tf.getKernel("BatchMatMul", "wasm");
-  if (!original) throw new Error("BatchMatMul: the wasm backend registers no kernel to fall back on");
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.registerKernel({
-    kernelName: "BatchMatMul",
-    backendName: "wasm",
-    // tfjs's kernel keeps its wasm function from its setup; a backend set up again sets it up again.
-    setupFunc: original.setupFunc,
-    kernelFunc: (args) => {
-      const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
-      if (!transposeA && !transposeB) return original.kernelFunc(args);
-      const { a, b } = args.inputs as { a: tf.Tensor; b: tf.Tensor };
-      // Kernels inside a kernel are not taped: the gradient stays BatchMatMul's own.
-      return tf.tidy(() => tf.matMul(transposeA ? swapLast(a) : a, transposeB ? swapLast(b) : b));
-    },
+  replaceWasmKernel("BatchMatMul", (tfjs) => (args) => {
+    const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
+    if (!transposeA && !transposeB) return tfjs.kernelFunc(args);
+    const { a, b } = args.inputs as { a: tf.Tensor; b: tf.Tensor };
+    // Kernels inside a kernel are not taped: the gradient stays BatchMatMul's own.
+    return tf.tidy(() => tf.matMul(transposeA ? swapLast(a) : a, transposeB ? swapLast(b) : b));
   });
 }

@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { TRANSPOSE_UNSHARED_WASM, TRANSPOSE_WASM } from "./transpose-wasm.js";
 import { onHeap, type HeapModule, type WasmBackend } from "./wasm-heap.js";
+import { replaceWasmKernel } from "./wasm-replace.js";
 
 /** ../wasm/transpose.wat's export; pointers are byte offsets into the heap. */
 interface TransposeModule {
@@ -49,34 +50,21 @@ export function outerInnerSwap(
   return null;
 }
 
-let registered = false;
-
 /** Replaces the wasm backend's Transpose (once per process; later calls do nothing). */
 export function registerWasmTranspose(): void {
-  if (registered) return;
-  registered = true;
-  const original = tf.getKernel("Transpose", "wasm");
-  if (!original) throw new Error("Transpose: the wasm backend registers no kernel to fall back on");
-  tf.unregisterKernel("Transpose", "wasm");
-  tf.registerKernel({
-    kernelName: "Transpose",
-    backendName: "wasm",
-    // tfjs's kernel keeps its wasm function from its setup; a backend set up again sets it up again.
-    setupFunc: original.setupFunc,
-    kernelFunc: (args) => {
-      const { x } = args.inputs as { x: tf.TensorInfo };
-      const perm = (args.attrs as unknown as { perm: number[] }).perm;
-      const swap = x.dtype === "float32" ? outerInnerSwap(x.shape, perm) : null;
-      if (!swap || swap.outer % BLOCK !== 0 || swap.inner % BLOCK !== 0) return original.kernelFunc(args);
-      const backend = args.backend as unknown as WasmBackend;
-      const { exports } = onHeap<TransposeModule>(backend, MODULE);
-      const out = backend.makeOutput(
-        perm.map((axis) => x.shape[axis]!),
-        "float32",
-      );
-      const at = (info: tf.TensorInfo) => backend.getMemoryOffset(info.dataId);
-      exports.transpose(at(x), swap.outer, swap.middle, swap.inner, at(out));
-      return out;
-    },
+  replaceWasmKernel("Transpose", (tfjs) => (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const perm = (args.attrs as unknown as { perm: number[] }).perm;
+    const swap = x.dtype === "float32" ? outerInnerSwap(x.shape, perm) : null;
+    if (!swap || swap.outer % BLOCK !== 0 || swap.inner % BLOCK !== 0) return tfjs.kernelFunc(args);
+    const backend = args.backend as unknown as WasmBackend;
+    const { exports } = onHeap<TransposeModule>(backend, MODULE);
+    const out = backend.makeOutput(
+      perm.map((axis) => x.shape[axis]!),
+      "float32",
+    );
+    const at = (info: tf.TensorInfo) => backend.getMemoryOffset(info.dataId);
+    exports.transpose(at(x), swap.outer, swap.middle, swap.inner, at(out));
+    return out;
   });
 }
