@@ -171,7 +171,11 @@ class RunWatch {
   lastStep = 0;
   /** The trainer process that reported the last step: the run's owner. */
   lastFrom: ServiceProcess | undefined;
+  /** A trainer process has sent the run's COMPLETED state. */
+  completed = false;
   private closed = false;
+  /** Who waits for the next step or state event (untilStep). */
+  private waiting: Array<() => void> = [];
 
   follow(trainer: ServiceProcess, runId: string): void {
     const events: RunEvent[] = [];
@@ -189,6 +193,21 @@ class RunWatch {
 
   close(): void {
     this.closed = true;
+  }
+
+  /**
+   * Waits for a step event of `step` or later (true) or the run's end (false), woken by each event
+   * rather than by polling, so that a hit is not late: the trainer trains a step in ~0.25 s. The
+   * stored status is read once a second in case no followed stream sends the end.
+   */
+  async untilStep(step: number, completedInStore: () => Promise<boolean>): Promise<boolean> {
+    for (;;) {
+      if (this.completed) return false;
+      if (this.lastStep >= step) return true;
+      const event = new Promise<boolean>((resolve) => this.waiting.push(() => resolve(true)));
+      if (!(await Promise.race([event, sleep(1000).then(() => false)])) && (await completedInStore()))
+        return false;
+    }
   }
 
   /** Each trainer process's stream in short (s: step, E: epoch report, c: checkpoint), then its log. */
@@ -227,6 +246,8 @@ class RunWatch {
           this.lastStep = e.step.step;
           this.lastFrom = trainer;
         }
+        if (e.state?.state === RunState.RUN_STATE_COMPLETED) this.completed = true;
+        if (e.step || e.state) for (const wake of this.waiting.splice(0)) wake();
       });
       call.on("error", (e: grpc.ServiceError) => {
         client.close();
@@ -352,6 +373,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   };
   const everything = () => [shard, bank, ...workers, trainer, standby];
   const watch = new RunWatch();
+  // The hits' restarts under way in the background (awaited before the end).
+  const background: Promise<void>[] = [];
   try {
     await shard.start();
     await bank.start();
@@ -387,37 +410,63 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const chaosStart = performance.now();
     watch.follow(trainer.process!, runId);
     await startOn(trainer.process!, runId, config);
+    // A part hit is started again in the background, so that the next hit is on time; the same part
+    // is hit again only once its restart is done (`restarts`: those under way).
+    const restarts = new Map<Part | "store", Promise<void>>();
+    const inBackground = (key: Part | "store", task: Promise<void>) => {
+      const settled: Promise<void> = task
+        .catch(() => undefined)
+        .finally(() => {
+          if (restarts.get(key) === settled) restarts.delete(key);
+        });
+      restarts.set(key, settled);
+      background.push(task);
+    };
+    const completedInStore = async () => (await storedState(store, bucket, runId)) === "RUN_STATE_COMPLETED";
+    const late: Disruption[] = [];
     let survived = 0;
     let standbyStarted = false;
     for (const d of schedule) {
-      while (watch.lastStep < d.step) {
-        if ((await storedState(store, bucket, runId)) === "RUN_STATE_COMPLETED") break;
-        await sleep(d.note.startsWith("object store") ? 5 : 50);
+      if (!(await watch.untilStep(d.step, completedInStore))) {
+        late.push(d);
+        log(`the run completed before step ${d.step}: ${d.signal} ${d.target} (${d.note}) not sent`);
+        continue;
       }
       if (!standbyStarted && d.step > steps / 3) {
         standbyStarted = true;
-        watch.follow(await standby.start(), runId);
-        log(`step ${watch.lastStep}: a second trainer (${STANDBY_ID}) started beside the first`);
+        log(`step ${watch.lastStep}: a second trainer (${STANDBY_ID}) starts beside the first`);
+        inBackground(
+          standby,
+          standby.start().then((p) => watch.follow(p, runId)),
+        );
       }
+      const part = await targetOf(cluster, d, watch, restarts);
       log(
         `step ${watch.lastStep} (due ${d.step}): ${d.signal} ${d.target} (${d.note}), back in ${d.restartMs} ms`,
       );
-      await disrupt(
-        cluster,
-        d,
-        () => server,
-        (s) => (server = s),
-        watch,
-        runId,
+      inBackground(
+        part,
+        disrupt(
+          cluster,
+          part,
+          d,
+          () => server,
+          (s) => (server = s),
+          watch,
+          runId,
+        ),
       );
       survived++;
     }
     const final = await untilEnded(store, bucket, runId, 900_000);
     const chaosSeconds = (performance.now() - chaosStart) / 1000;
+    await Promise.all(background);
     watch.close();
 
     const violations: string[] = [];
     if (final !== "RUN_STATE_COMPLETED") violations.push(`the run ended ${final}, not COMPLETED`);
+    for (const d of late)
+      violations.push(`the run completed before the hit due at step ${d.step} (${d.signal} ${d.target})`);
     // The last report of each epoch, over every trainer process, counts every sample once.
     const epochs = new Map<number, { at: number; epoch: EpochEvent }>();
     for (const events of watch.streams)
@@ -474,6 +523,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
   } finally {
     watch.close();
+    await Promise.allSettled(background);
     await Promise.all(everything().map((p) => p.process?.stop("SIGKILL")));
     await server.stop();
     rmSync(directory, { recursive: true, force: true });
@@ -514,30 +564,48 @@ async function untilEnded(
   }
 }
 
-/** One hit and the restart of what it hit (a SIGTERMed trainer leaves its run; the next one resumes it). */
+/** The part `d` hits, once its restart from an earlier hit is done (for the trainer: the run's owner then). */
+async function targetOf(
+  cluster: Cluster,
+  d: Disruption,
+  watch: RunWatch,
+  restarts: ReadonlyMap<Part | "store", Promise<void>>,
+): Promise<Part | "store"> {
+  const pick = (): Part | "store" =>
+    d.target === "store"
+      ? "store"
+      : d.target === "worker"
+        ? cluster.workers[d.step % cluster.workers.length]!
+        : d.target === "trainer"
+          ? (cluster.trainers.find((t) => t.process && t.process === watch.lastFrom) ?? cluster.trainers[0]!)
+          : cluster.parts[d.target];
+  for (;;) {
+    const part = pick();
+    const restart = restarts.get(part);
+    if (!restart) return part;
+    await restart;
+  }
+}
+
+/** Hits `part` and starts it again after `d.restartMs` (a SIGTERMed trainer leaves its run; the next one resumes it). */
 async function disrupt(
   cluster: Cluster,
+  part: Part | "store",
   d: Disruption,
   server: () => S3ServerProcess,
   replace: (s: S3ServerProcess) => void,
   watch: RunWatch,
   runId: string,
 ): Promise<void> {
-  if (d.target === "store") {
+  if (part === "store") {
     const s = server();
+    const exited = new Promise((r) => s.process.once("exit", r));
     s.process.kill(d.signal);
-    await new Promise((r) => s.process.once("exit", r));
+    await exited;
     await sleep(d.restartMs);
     replace(await startS3Server({ directory: cluster.s3.directory, port: cluster.s3.port }));
     return;
   }
-  // The trainer hit is the run's owner now (the second trainer, once it has taken the run over).
-  const part =
-    d.target === "worker"
-      ? cluster.workers[d.step % cluster.workers.length]!
-      : d.target === "trainer"
-        ? (cluster.trainers.find((t) => t.process && t.process === watch.lastFrom) ?? cluster.trainers[0]!)
-        : cluster.parts[d.target];
   await hit(cluster, part.process!, d.signal);
   await sleep(d.restartMs);
   const started = await part.start();
