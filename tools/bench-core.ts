@@ -1,7 +1,7 @@
 // Benchmarks the core on the active backend (ADCO_BACKEND, default auto): per-op GFLOP/s of the ops of
 // a training step, split-batch BatchNorm by tfjs ops and by the backend's own kernels (wasm), images/s
 // of a full AdCo step (resnet-mini, 28x28x1, batch 256) with either BatchNorm and with each of
-// tfjs-backend-wasm's kernels that ours replace (WASM_REPLACED_KERNELS), peak RSS, and the
+// tfjs-backend-wasm's kernels that ours replace (replacedWasmKernels), peak RSS, and the
 // same step on the pure-JS cpu backend (in a child process) for the speed-up. Measures, never asserts.
 // --torch adds the same step side by side with PyTorch (tools/reference/adco_step.py) at 1 and 2
 // threads, ours in child processes with ADCO_THREADS 1 and 2; without PyTorch it says so and goes on.
@@ -21,7 +21,7 @@ import {
   initBackend,
   PRESETS,
   Pretrainer,
-  WASM_REPLACED_KERNELS,
+  replacedWasmKernels,
 } from "@adco/core";
 import {
   blasWarning,
@@ -52,9 +52,6 @@ const OPS_BATCH = smoke ? 8 : 256;
 const BANK_SIZES = smoke ? [512] : [4096, 65536];
 const STEP_BATCH = smoke ? 16 : 256;
 const CPU_BATCH = smoke ? 16 : 32;
-// tfjs-backend-wasm's own kernels, kept before initBackend replaces them: the step is timed with
-// each of them against ours.
-const tfjsKernels = WASM_REPLACED_KERNELS.map((name) => tf.getKernel(name, "wasm"));
 const backend = await initBackend(backendFromEnv());
 
 /** Median seconds of fn over repeats runs, after one warm-up. */
@@ -309,7 +306,8 @@ if (bnKernels.every((k) => k !== undefined)) {
 // tfjs's kernel against ours, alternating in one trainer.
 const replacedKernels: ResultsValue[] = [];
 if (backend.name === "wasm") {
-  const oursKernels = WASM_REPLACED_KERNELS.map((name) => tf.getKernel(name, "wasm")!);
+  const tfjsKernels = [...replacedWasmKernels().values()];
+  const oursKernels = tfjsKernels.map(({ kernelName }) => tf.getKernel(kernelName, "wasm")!);
   const use = (config: tf.KernelConfig) => {
     tf.unregisterKernel(config.kernelName, "wasm");
     tf.registerKernel(config);
@@ -319,8 +317,8 @@ if (backend.name === "wasm") {
   );
   console.log("| --- | --- | --- | --- |");
   const rows: [string, number[]][] = [
-    ...WASM_REPLACED_KERNELS.map((name, i): [string, number[]] => [name, [i]]),
-    ["all four", WASM_REPLACED_KERNELS.map((_, i) => i)],
+    ...tfjsKernels.map(({ kernelName }, i): [string, number[]] => [kernelName, [i]]),
+    [`all ${tfjsKernels.length}`, tfjsKernels.map((_, i) => i)],
   ];
   for (const [kernel, which] of rows) {
     const seconds = stepAlternating(smoke ? 1 : 4, STEP_BATCH, {

@@ -22,14 +22,12 @@ import { defaultThreads, MAX_WASM_THREADS, setWasmBackend } from "./wasm-threads
 import { setWebGpuBackend } from "./webgpu.js";
 
 /**
- * tfjs-backend-wasm kernels that ours replace, each faster on the step (bench:core times each
- * against tfjs's): Identity without the copy, Transpose and GatherV2 as block copies, BatchMatMul
- * with its transposes done first. The conv gradients (wasm-kernels.ts) are ours alone: tfjs has no
- * Conv2DBackpropFilter on wasm, and its Conv2DBackpropInput is a plain loop.
+ * Our kernels for the wasm backend, once it is set up. Four replace tfjs-backend-wasm's, each faster
+ * on the step (bench:core times each against tfjs's, replacedWasmKernels): Identity without the
+ * copy, Transpose and GatherV2 as block copies, BatchMatMul with its transposes done first. The conv
+ * gradients (wasm-kernels.ts) are ours alone: tfjs has no Conv2DBackpropFilter on wasm, and its
+ * Conv2DBackpropInput is a plain loop.
  */
-export const WASM_REPLACED_KERNELS = ["Identity", "Transpose", "BatchMatMul", "GatherV2"] as const;
-
-/** Our kernels for the wasm backend, once it is set up. */
 function registerWasmKernels(): void {
   registerWasmConvGradients();
   registerWasmBatchNorm();

@@ -61,8 +61,8 @@ export {
   backendFromEnv,
   initBackend,
   threadsFromEnv,
-  WASM_REPLACED_KERNELS,
 } from "./backend.js";
+export { replacedWasmKernels } from "./wasm-replace.js";
 export { GROUP_BATCH_NORM, GROUP_BATCH_NORM_GRAD } from "./wasm-batchnorm.js";
 export { defaultThreads, MAX_WASM_THREADS } from "./wasm-threads.js";
 export { activeWebGpuAdapter, type WebGpuAdapter } from "./webgpu.js";

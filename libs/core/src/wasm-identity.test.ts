@@ -4,6 +4,7 @@ import "@tensorflow/tfjs";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmIdentity } from "./wasm-identity.js";
+import { replacedWasmKernels } from "./wasm-replace.js";
 
 before(async () => {
   await tf.setBackend("wasm");
@@ -34,5 +35,19 @@ describe("wasm Identity", () => {
     const expected = [0.5, -1, 2].map((v) => Math.exp(v) * (1 + v));
     for (const [i, v] of Array.from(dx.dataSync()).entries()) assert.ok(Math.abs(v - expected[i]!) < 1e-5);
     tf.dispose([x, dx]);
+  });
+
+  it("is registered once in tfjs's place, with tfjs's kernel kept for bench:core", () => {
+    const tfjs = replacedWasmKernels().get("Identity");
+    assert.ok(tfjs, "tfjs's Identity is kept");
+    const ours = tf.getKernel("Identity", "wasm")!;
+    assert.notEqual(ours.kernelFunc, tfjs.kernelFunc);
+    assert.equal(ours.setupFunc, tfjs.setupFunc, "tfjs's setup stays");
+    registerWasmIdentity();
+    assert.equal(
+      tf.getKernel("Identity", "wasm")!.kernelFunc,
+      ours.kernelFunc,
+      "a second call changes nothing",
+    );
   });
 });
