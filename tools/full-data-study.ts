@@ -601,11 +601,14 @@ if (raw)
   });
 const plot = join(dirname(file), `${resultsName}.png`);
 const svg = await lineChart(
-  `kNN top-1 over epochs, Fashion-MNIST${arch ? `, ${arch}` : ""} (every 5th test image: ${monitorTest.count.toLocaleString("en-US")})`,
+  `kNN top-1 over epochs, Fashion-MNIST${arch ? `, ${arch}` : ""}`,
   "epoch",
   "kNN top-1 (%)",
   curves,
-  { pointLabels: true },
+  {
+    pointLabels: true,
+    subtitle: `every 5th test image: ${monitorTest.count.toLocaleString("en-US")}`,
+  },
 );
 writeFileSync(plot, await svgToPng(svg));
 console.log(`results: ${file}\nplot: ${plot}`);

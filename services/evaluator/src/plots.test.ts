@@ -105,6 +105,29 @@ describe("lineChart", () => {
     assert.ok(texts(empty).includes("no data yet"));
   });
 
+  it("starts a long title and its subtitle at the figure's left edge, not cut off by it", async () => {
+    const svg = await lineChart(
+      "kNN top-1 over epochs, Fashion-MNIST, resnet-mini-wide, seeds 0 1 2, AdCo and MoCo v2",
+      "epoch",
+      "kNN top-1 (%)",
+      [{ name: "AdCo, 3 seeds", points: [1, 2, 3].map((x) => ({ x, y: 80 + x })) }],
+      { pointLabels: true, subtitle: "every 5th test image: 2,000" },
+    );
+    assert.ok(texts(svg).includes("every 5th test image: 2,000"));
+    const { data, info } = await sharp(Buffer.from(await svgToPng(svg)))
+      .greyscale()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    // Columns holding ink (darker than the light grid lines) in the title's rows, above the plot.
+    const inked: number[] = [];
+    for (let y = 0; y < 36; y++)
+      for (let x = 0; x < info.width; x++) if (data[y * info.width + x]! < 128) inked.push(x);
+    assert.ok(inked.length > 0, "the title is drawn");
+    // A centred title wider than the plot ran off the left: ink from column 0. Now it starts at the
+    // padding (12 px).
+    assert.ok(Math.min(...inked) >= 8, `title ink from column ${Math.min(...inked)}`);
+  });
+
   it("renders to a PNG of the chart's size", async () => {
     const svg = await lineChart("r", "step", "loss", [{ name: "loss", points: [{ x: 1, y: 2 }] }]);
     const png = await sharp(Buffer.from(await svgToPng(svg))).metadata();

@@ -51,6 +51,8 @@ export interface LineChartOptions {
   readonly pointLabels?: boolean;
   /** Decimals of the point labels (default 1). */
   readonly labelDecimals?: number;
+  /** A second, smaller title line: what the data is (a long title would run off the figure). */
+  readonly subtitle?: string;
 }
 
 /** Lines over steps, one per series, with a legend naming them. */
@@ -132,12 +134,19 @@ export async function lineChart(
       text: { field: "y", type: "quantitative", format: `.${options.labelDecimals ?? 1}f` },
     },
   } as const;
+  const subtitle = values.length ? options.subtitle : "no data yet";
   return render({
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     ...LINE_CHART_SIZE,
     autosize: { type: "fit", contains: "padding" },
     padding: 12,
-    title: values.length ? { text: title } : { text: title, subtitle: "no data yet" },
+    // Anchored at the figure's left edge: a centred title wider than the plot ran off both sides.
+    title: {
+      text: title,
+      anchor: "start",
+      frame: "bounds",
+      ...(subtitle === undefined ? {} : { subtitle }),
+    },
     data: { values },
     layer: options.pointLabels ? [line, points("reference"), points("measured"), labels] : [line],
     config: CONFIG,
