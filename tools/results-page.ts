@@ -165,8 +165,12 @@ function fullDataSection(name: string): string[] {
       num(run, "trainSeconds", 0),
     ]),
   );
+  // The methods the file holds: a study of AdCo alone is not titled as a comparison.
+  const compared = Object.keys(methods)
+    .map((method) => names[method] ?? method)
+    .join(" against ");
   return [
-    `## Full data: AdCo against MoCo v2, ${num(r, "epochs", 0)} epochs${encoderOf(name)}`,
+    `## Full data: ${compared}, ${num(r, "epochs", 0)} epochs${encoderOf(name)}`,
     "",
     `All of Fashion-MNIST (${count(r, "trainImages")} train / ${count(r, "testImages")} test images), ${num(r, "epochs", 0)} epochs of ${num(r, "stepsPerEpoch", 0)} steps (AdCo fills its bank in ${num(r, "adcoInitSteps", 0)} more). The kNN after each epoch scores ${count(r, "monitorTestImages")} test images (every 5th); the end scores all of them, and the linear probe. Means over the finished seeds, with the spread:`,
     "",
