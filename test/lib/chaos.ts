@@ -205,8 +205,12 @@ class RunWatch {
       if (this.completed) return false;
       if (this.lastStep >= step) return true;
       const event = new Promise<boolean>((resolve) => this.waiting.push(() => resolve(true)));
-      if (!(await Promise.race([event, sleep(1000).then(() => false)])) && (await completedInStore()))
-        return false;
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 1000)));
+      const woke = await Promise.race([event, tick]);
+      // Cleared, so that each step woken by its event leaves no timer running on.
+      clearTimeout(timer);
+      if (!woke && (await completedInStore())) return false;
     }
   }
 
